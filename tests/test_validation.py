@@ -1,0 +1,191 @@
+"""Malformed extraction sheets give errors naming the file, sheet, row, column and what was expected.
+
+Each case breaks one cell (or the header) of the valid fixture, as CSV and as an Excel workbook, and asserts the
+exact location and expectation of the reported problem.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from openpyxl import Workbook
+
+from conftest import read_fixture
+from msct_review import sheets as sheets_mod
+from msct_review import validation
+from msct_review.validation import ValidationError
+
+
+def _as_excel_value(text: str):
+    """Numbers as numbers, as an author typing into Excel would leave them."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text if text != "" else None
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def write(frames: dict, tmp_path, fmt: str):
+    """Write the three tables as CSV files or one workbook; return read_sheets kwargs."""
+    if fmt == "csv":
+        for name, frame in frames.items():
+            frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        return {"raw_dir": tmp_path}
+    book = Workbook()
+    book.remove(book.active)
+    for name, frame in frames.items():
+        ws = book.create_sheet(name)
+        ws.append(list(frame.columns))
+        for values in frame.itertuples(index=False):
+            ws.append([_as_excel_value(v) for v in values])
+    path = tmp_path / "extraction.xlsx"
+    book.save(path)
+    return {"workbook": path}
+
+
+def fixture_frames():
+    return {name: read_fixture(name) for name in sheets_mod.SHEETS}
+
+
+def set_cell(sheet, row, column, value):
+    """Mutation: data row `row` (0-based) of `sheet` gets `value` in `column`."""
+    def mutate(frames):
+        frames[sheet].loc[row, column] = value
+    return mutate
+
+
+def drop_column(sheet, column):
+    def mutate(frames):
+        frames[sheet] = frames[sheet].drop(columns=[column])
+    return mutate
+
+
+def add_column(sheet, column):
+    def mutate(frames):
+        frames[sheet][column] = ""
+    return mutate
+
+
+def copy_row(sheet, row, **changes):
+    def mutate(frames):
+        frame = frames[sheet]
+        new = frame.iloc[[row]].copy()
+        for k, v in changes.items():
+            new[k] = v
+        frames[sheet] = pd.concat([frame, new], ignore_index=True)
+    return mutate
+
+
+# (id, mutation, sheet, spreadsheet row (0 = header), column, text expected in the message)
+CASES = [
+    ("sd_negative", set_cell("outcomes", 0, "sd", "-1300"), "outcomes", 2, "sd", "a number > 0"),
+    ("sd_zero", set_cell("outcomes", 1, "sd", "0"), "outcomes", 3, "sd", "a number > 0"),
+    ("n_zero", set_cell("outcomes", 0, "n", "0"), "outcomes", 2, "n", "a whole number >= 1"),
+    ("n_fraction", set_cell("outcomes", 1, "n", "2.5"), "outcomes", 3, "n", "a whole number"),
+    ("mean_text", set_cell("outcomes", 1, "mean", "about 900"), "outcomes", 3, "mean", "a number"),
+    ("events_over_total", set_cell("outcomes", 4, "events", "25"), "outcomes", 6, "events", "events <= total"),
+    ("q1_above_median", set_cell("outcomes", 2, "q1", "15"), "outcomes", 4, "median", "min <= q1 <= median"),
+    ("min_above_median", set_cell("outcomes", 3, "min", "7"), "outcomes", 5, "median", "a value >= min"),
+    ("time_negative", set_cell("outcomes", 1, "time_value", "-3"), "outcomes", 3, "time_value", ">= 0"),
+    ("time_unit_unknown", set_cell("outcomes", 1, "time_unit", "years"), "outcomes", 3, "time_unit",
+     "one of months, weeks, days"),
+    ("study_unknown", set_cell("outcomes", 0, "study_id", "gamma2022"), "outcomes", 2, "study_id",
+     "listed in the studies sheet"),
+    ("outcome_unknown", set_cell("outcomes", 0, "outcome", "proteinuria"), "outcomes", 2, "outcome",
+     "outcome dictionary"),
+    ("unit_not_allowed", set_cell("outcomes", 0, "unit", "g/L"), "outcomes", 2, "unit", "mg/24 h"),
+    ("statistic_unknown", set_cell("outcomes", 0, "statistic", "mean_sem"), "outcomes", 2, "statistic",
+     "one of mean_sd"),
+    ("statistic_missing_value", set_cell("outcomes", 0, "sd", ""), "outcomes", 2, "sd",
+     "statistic 'mean_sd' needs mean, sd"),
+    ("statistic_extra_value", set_cell("outcomes", 0, "median", "2400"), "outcomes", 2, "median",
+     "does not use 'median'"),
+    ("row_id_duplicate", set_cell("outcomes", 1, "row_id", "alpha2020-001"), "outcomes", 3, "row_id", "unique"),
+    ("usable_duplicate", copy_row("outcomes", 0, row_id="alpha2020-099"), "outcomes", 10, "row_id",
+     "duplicate of row 2"),
+    ("missing_column", drop_column("outcomes", "cohort"), "outcomes", 0, "cohort", "this column in the header"),
+    ("unknown_column", add_column("outcomes", "comment"), "outcomes", 0, "comment", "only the columns"),
+    ("reason_missing", set_cell("outcomes", 7, "not_usable_reason", ""), "outcomes", 9, "not_usable_reason",
+     "a reason"),
+    ("arm_unknown", set_cell("outcomes", 6, "arm", "placebo"), "outcomes", 8, "arm", "one of MSCT, control"),
+    ("percent_over_100", set_cell("outcomes", 4, "percent", "145"), "outcomes", 6, "percent", "<= 100"),
+    ("percent_inconsistent", set_cell("outcomes", 4, "percent", "55"), "outcomes", 6, "percent", "about 45.0"),
+    ("ci_reversed", set_cell("outcomes", 5, "ci_upper", "-4"), "outcomes", 7, "ci_upper", ">= ci_lower"),
+    ("implausible_unit", set_cell("outcomes", 0, "unit", "g/24 h"), "outcomes", 2, "mean", "is the unit right?"),
+    ("source_not_url", set_cell("outcomes", 2, "source_url", "see paper"), "outcomes", 4, "source_url",
+     "matching ^https?://"),
+    ("required_empty", set_cell("outcomes", 3, "locator", ""), "outcomes", 5, "locator", "this column is required"),
+    ("design_unknown", set_cell("studies", 1, "design", "RCT"), "studies", 3, "design", "one of single_arm"),
+    ("n_msct_missing", set_cell("studies", 0, "n_msct", ""), "studies", 2, "n_msct", "required"),
+    ("study_id_duplicate", set_cell("studies", 1, "study_id", "alpha2020"), "studies", 3, "study_id", "unique"),
+    ("judgement_unknown", set_cell("appraisal", 0, "judgement", "probably"), "appraisal", 2, "judgement",
+     "one of yes, no, unclear, not_reported"),
+    ("appraisal_unknown_study", set_cell("appraisal", 1, "study_id", "delta2019"), "appraisal", 3, "study_id",
+     "listed in the studies sheet"),
+    ("change_at_baseline", set_cell("outcomes", 5, "time_value", "0"), "outcomes", 7, "time_value",
+     "follow-up time > 0"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_malformed_sheet_names_location(case, fmt, tmp_path, fixture_dictionary):
+    _, mutate, sheet, row, column, expected = case
+    frames = fixture_frames()
+    mutate(frames)
+    location = write(frames, tmp_path, fmt)
+    with pytest.raises(ValidationError) as info:
+        validation.validate(sheets_mod.read_sheets(**location), fixture_dictionary)
+    matching = [p for p in info.value.problems
+                if p.row == row and p.column == column and (sheet in p.where)]
+    assert matching, f"no problem at row {row}, column {column}:\n{info.value}"
+    problem = matching[0]
+    assert expected in problem.expected
+    text = str(info.value)
+    if fmt == "csv":
+        assert f"{sheet}.csv" in problem.where
+    else:
+        assert problem.where.endswith(f"extraction.xlsx, sheet '{sheet}'")
+    where = "header" if row == 0 else f"row {row}"
+    assert f"{problem.where}, {where}, column '{column}'" in text
+
+
+def test_valid_fixture_passes_as_csv_and_xlsx(tmp_path, fixture_dictionary):
+    csv_tables = validation.validate(sheets_mod.read_sheets(**write(fixture_frames(), tmp_path, "csv")),
+                                     fixture_dictionary)
+    xlsx_dir = tmp_path / "x"
+    xlsx_dir.mkdir()
+    xlsx_tables = validation.validate(sheets_mod.read_sheets(**write(fixture_frames(), xlsx_dir, "xlsx")),
+                                      fixture_dictionary)
+    for name in sheets_mod.SHEETS:
+        assert csv_tables[name].equals(xlsx_tables[name]), name
+    assert csv_tables["outcomes"]["sd"].iloc[0] == 1300.0
+
+
+def test_all_problems_reported_together(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    for mutate in (set_cell("outcomes", 0, "sd", "-1"), set_cell("outcomes", 4, "events", "30"),
+                   set_cell("studies", 1, "design", "trial"), set_cell("appraisal", 0, "judgement", "maybe")):
+        mutate(frames)
+    with pytest.raises(ValidationError) as info:
+        validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), fixture_dictionary)
+    located = {(p.row, p.column) for p in info.value.problems}
+    assert {(2, "sd"), (6, "events"), (3, "design"), (2, "judgement")} <= located
+    assert str(info.value).startswith(f"{len(info.value.problems)} problem(s)")
+
+
+def test_missing_sheet_in_workbook_is_named(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    del frames["appraisal"]
+    location = write(frames, tmp_path, "xlsx")
+    with pytest.raises(sheets_mod.SheetReadError, match="no sheet named 'appraisal'"):
+        sheets_mod.read_sheets(**location)
+
+
+def test_blank_rows_keep_spreadsheet_numbering(tmp_path, fixture_dictionary):
+    path = tmp_path / "outcomes.csv"
+    lines = (read_fixture("outcomes").to_csv(index=False)).splitlines()
+    lines.insert(2, "")  # a blank line after the first data row
+    path.write_text("\n".join(lines) + "\n")
+    sheet = sheets_mod.read_csv_sheet(path, "outcomes")
+    assert list(sheet.data[sheets_mod.ROW][:3]) == [2, 4, 5]
