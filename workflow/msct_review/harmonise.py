@@ -29,6 +29,10 @@ def _num(value) -> float | None:
     return float(value)
 
 
+def _text(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def time_in_months(value, unit) -> float | None:
     """Visit time in months; weeks x 12/52 and days x 12/365.25, as the sources convert."""
     value = _num(value)
@@ -75,7 +79,7 @@ def harmonise_row(row: pd.Series, spec: Outcome | None, outcomes: pd.DataFrame, 
         "unit": spec.canonical_unit if spec else row["unit"],
         "analysis_scale": spec.analysis_scale if spec else None,
         "direction_of_benefit": spec.direction_of_benefit if spec else None,
-        "method": "", "assumption": row.get("assumption") or "", "skewness_flag": False,
+        "method": "", "assumption": _text(row.get("assumption")), "skewness_flag": False,
         "poolable": False, "not_poolable_reason": "", "raw_row_ids": row["row_id"], "source": _source([row]),
     }
     notes = [out["assumption"]] if out["assumption"] else []

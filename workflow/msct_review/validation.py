@@ -226,7 +226,7 @@ def check_columns(sheet: Sheet) -> tuple[pd.DataFrame, list[Problem]]:
             continue
         text = raw[name].astype(str)
         if col.kind == "text":
-            parsed[name] = text.where(text != "", None).astype(object)
+            parsed[name] = pd.Series([t if t != "" else None for t in text], index=raw.index, dtype=object)
             continue
         values = [_parse_number(t, col.kind) for t in text]
         for idx, (t, v) in enumerate(zip(text, values)):

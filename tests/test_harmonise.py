@@ -1,0 +1,122 @@
+"""Harmonisation: canonical units, statistics to mean/SD, missing-n rule, change scores, provenance."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from conftest import read_fixture
+from msct_review import harmonise, sheets as sheets_mod, validation
+
+
+@pytest.fixture
+def table(fixture_dictionary, sheet_dir):
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
+    return harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
+
+
+def row(table, raw_id, origin="reported"):
+    hit = table[(table["raw_row_ids"] == raw_id) & (table["origin"] == origin)]
+    assert len(hit) == 1, hit
+    return hit.iloc[0]
+
+
+def test_units_are_converted_to_canonical(table):
+    base = row(table, "alpha2020-001")
+    assert base["unit"] == "g/24 h"
+    assert base["mean"] == pytest.approx(2.5) and base["sd"] == pytest.approx(1.3)
+    assert "mg/24 h x 0.001" in base["method"]
+
+
+def test_weeks_become_months(table):
+    assert row(table, "alpha2020-004")["time_months"] == pytest.approx(6.0)  # 26 weeks x 12/52
+
+
+def test_ci_and_se_become_sd(table):
+    ci = row(table, "beta2021-001")
+    # Cochrane Handbook 6.5.2.2: SD = sqrt(n) (upper - lower) / (2 t_{0.975, n-1}); t_{0.975,11} = 2.200985
+    assert ci["sd"] == pytest.approx(math.sqrt(12) * 2.2 / (2 * 2.200985), rel=1e-6)
+    assert ci["method"] == "sd_from_ci_t"
+    se = row(table, "beta2021-002")
+    assert se["sd"] == pytest.approx(0.45 * math.sqrt(6)) and se["method"] == "sd_from_se"
+
+
+def test_median_iqr_uses_luo_and_wan(table):
+    r = row(table, "alpha2020-003")
+    # symmetric IQR: Luo's mean is the median; Wan's SD = IQR / eta(20); qnorm(14.875/20.25) = 0.6266874 (R)
+    assert r["mean"] == pytest.approx(14.0)
+    assert r["sd"] == pytest.approx(8 / (2 * 0.6266874), rel=1e-6)
+    assert r["method"].startswith("luo2018_mean+wan2014_sd")
+
+
+def test_median_only_is_listed_not_pooled(table):
+    r = row(table, "beta2021-003")
+    assert not r["poolable"]
+    assert r["median"] == 6
+    assert "median reported without any spread" in r["not_poolable_reason"]
+    assert "raw row marked not usable" in r["not_poolable_reason"]
+
+
+def test_binary_counts_are_kept(table):
+    r = row(table, "alpha2020-005")
+    assert (r["events"], r["total"], bool(r["poolable"])) == (9, 20, True)
+
+
+def test_change_score_from_baseline_and_followup(table):
+    change = row(table, "alpha2020-001;alpha2020-002", origin="derived")
+    assert change["measure"] == "change_from_baseline"
+    assert change["mean"] == pytest.approx(0.9 - 2.5)
+    # sqrt(1.3^2 + 0.8^2 - 2 * 0.5 * 1.3 * 0.8)
+    assert change["sd"] == pytest.approx(math.sqrt(1.69 + 0.64 - 1.04))
+    assert change["n"] == 18  # patients seen at both visits: at most the smaller n
+    assert "r = 0.5" in change["assumption"]
+
+
+def test_correlation_changes_only_the_change_sd(fixture_dictionary, sheet_dir):
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
+    low = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.2)
+    high = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.8)
+    derived = low["origin"] == "derived"
+    assert (low.loc[derived, "sd"] > high.loc[derived, "sd"]).all()
+    pd.testing.assert_frame_equal(low[~derived], high[~derived])
+
+
+def test_missing_n_uses_cohort_baseline_then_arm_size(fixture_dictionary, sheet_dir):
+    frame = read_fixture("outcomes")
+    frame.loc[1, "n"] = ""  # follow-up n missing; the cohort baseline reports 20
+    frame.loc[0, "n"] = ""  # and the baseline too: falls back to the arm's enrolled n (studies sheet: 20)
+    frame.to_csv(sheet_dir / "outcomes.csv", index=False)
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
+    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
+    follow = row(table, "alpha2020-002")
+    assert follow["n"] == 20 and "enrolled in the arm" in follow["assumption"]
+    frame.loc[0, "n"] = "17"
+    frame.to_csv(sheet_dir / "outcomes.csv", index=False)
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
+    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
+    follow = row(table, "alpha2020-002")
+    assert follow["n"] == 17 and "same cohort's baseline (row alpha2020-001)" in follow["assumption"]
+
+
+def test_unit_not_reported_is_not_poolable(fixture_dictionary, sheet_dir):
+    frame = read_fixture("outcomes")
+    frame.loc[1, "unit"] = "not reported"
+    frame.to_csv(sheet_dir / "outcomes.csv", index=False)
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
+    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
+    r = row(table, "alpha2020-002")
+    assert not r["poolable"] and "unit not reported" in r["not_poolable_reason"]
+    assert "alpha2020-001;alpha2020-002" not in set(table["raw_row_ids"])  # no change score from it
+
+
+def test_every_row_keeps_its_source(table):
+    assert table["source"].str.contains("https://example.org/").all()
+    assert table["analysis_id"].is_unique
+
+
+def test_coverage_counts_poolable_studies_and_visits(table):
+    sets = {"review_2023": ["alpha2020"], "all_candidates": ["alpha2020", "beta2021"]}
+    cover = harmonise.coverage(table, sets, ["review_2023", "all_candidates"])
+    prot = cover[(cover["outcome"] == "proteinuria_24h")].set_index("study_set")
+    assert prot.loc["review_2023", "studies"] == 1 and prot.loc["all_candidates", "studies"] == 2
+    assert prot.loc["all_candidates", "visit_months"] == "6;12"
