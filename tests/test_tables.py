@@ -1,0 +1,207 @@
+"""Tables: characteristics, appraisal matrix, summary of findings, observed changes, Markdown rendering."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from msct_review import tables
+
+ROOT = Path(__file__).resolve().parents[1]
+MINUS = "\u2212"
+
+DICTIONARY = {
+    "proteinuria_24h": {"label": "24-h urine protein", "canonical_unit": "g/24 h", "direction_of_benefit": "decrease",
+                        "kind": "continuous"},
+    "gfr": {"label": "Glomerular filtration rate", "canonical_unit": "mL/min", "direction_of_benefit": "increase",
+            "kind": "continuous"},
+    "sledai": {"label": "SLEDAI score", "canonical_unit": "score", "direction_of_benefit": "decrease",
+               "kind": "continuous"},
+    "death": {"label": "Death", "canonical_unit": "%", "direction_of_benefit": "decrease", "kind": "binary"},
+}
+
+STUDIES = pd.DataFrame({
+    "study_id": ["gu2014", "deng2017", "li2016", "grp"],
+    "first_author": ["Gu F", "Deng D", "Li JX", "(Nanjing group)"],
+    "year": [2014.0, 2017.0, 2016.0, np.nan],
+    "design": ["single_arm", "rct", "single_arm", "single_arm"],
+    "design_detail": ["open-label", "randomised double-blind", "", ""],
+    "population": ["refractory LN", "class III/IV LN", "", "severe SLE"],
+    "n_msct": [81.0, 12.0, 20.0, 12.0],
+    "n_control": [0.0, 6.0, 0.0, np.nan],
+    "msc_source": ["bone marrow or cord", "umbilical cord", "umbilical cord", ""],
+    "msc_dose": ["1e6 cells/kg", "2e8 cells", "", ""],
+    "route": ["IV", "IV", "IV", "IV"],
+    "follow_up_months": [12.0, 12.0, np.nan, 3.0],
+    "review_inclusion": ["likely_included", "possibly_included", "candidate", "candidate"],
+    "review_inclusion_confidence": ["high", "moderate", "", ""],
+    "study_sets": ["review_2023;all_candidates", "review_2023;all_candidates", "all_candidates", "all_candidates"],
+})
+
+
+def _analysis_row(**kw):
+    base = {"analysis_id": "h", "study_id": "", "arm": "MSCT", "outcome": "", "kind": "continuous",
+            "measure": "absolute", "origin": "reported", "cohort": "all", "time_months": 0.0, "n": np.nan,
+            "mean": np.nan, "sd": np.nan, "median": np.nan, "unit": "", "method": "reported", "assumption": "",
+            "poolable": True}
+    base.update(kw)
+    return base
+
+
+ANALYSIS = pd.DataFrame([
+    _analysis_row(analysis_id="h1", study_id="deng2017", outcome="proteinuria_24h", measure="change_from_baseline",
+                  time_months=6.0, n=12, mean=-2.1, sd=1.8, unit="g/24 h"),
+    _analysis_row(analysis_id="h2", study_id="deng2017", outcome="death", kind="binary", time_months=6.0),
+    _analysis_row(analysis_id="h3", study_id="gu2014", outcome="gfr", measure="change_from_baseline",
+                  origin="derived", time_months=12.0, n=81, mean=10.96, sd=24.74, unit="mL/min",
+                  assumption="within-person correlation r = 0.5 (assumed); n not reported; n not reported"),
+    _analysis_row(analysis_id="h4", study_id="gu2014", outcome="sledai", method="median_only", median=16.0,
+                  poolable=False, time_months=0.0),
+    _analysis_row(analysis_id="h5", study_id="gu2014", outcome="sledai", method="median_only", median=6.0,
+                  poolable=False, time_months=6.0),
+    _analysis_row(analysis_id="h6", study_id="deng2017", arm="control", outcome="proteinuria_24h",
+                  measure="change_from_baseline", time_months=6.0, n=6, mean=-1.4, sd=1.1, unit="g/24 h"),
+    _analysis_row(analysis_id="h7", study_id="deng2017", outcome="age", kind="characteristic", time_months=0.0),
+])
+
+
+# ---------------------------------------------------------------------------------------------- labels
+
+def test_study_labels_author_year_and_group_without_year():
+    labels = tables.study_labels(STUDIES)
+    assert labels == {"gu2014": "Gu 2014", "deng2017": "Deng 2017", "li2016": "Li 2016",
+                      "grp": "Nanjing group (n.d.)"}
+    dup = pd.DataFrame({"study_id": ["w1", "w2"], "first_author": ["Wang D", "Wang D"], "year": [2014, 2014]})
+    assert tables.study_labels(dup) == {"w1": "Wang 2014a", "w2": "Wang 2014b"}
+
+
+# ---------------------------------------------------------------------------------------------- Table 1
+
+def test_characteristics_table_one_row_per_study_in_the_set():
+    t = tables.characteristics_table(STUDIES, ANALYSIS, "review_2023", DICTIONARY)
+    assert list(t["Study"]) == ["Gu 2014", "Deng 2017"]
+    assert list(t.columns) == tables.CHARACTERISTICS_COLUMNS
+    deng = t.set_index("Study").loc["Deng 2017"]
+    assert deng["n (MSCT/control)"] == "12 / 6"
+    assert deng["Design"] == "RCT (randomised double-blind)"
+    assert deng["Outcomes reported"] == "24-h urine protein; Death"  # dictionary order; characteristics left out
+    gu = t.set_index("Study").loc["Gu 2014"]
+    assert gu["n (MSCT/control)"] == "81 / \u2014"
+    assert gu["Outcomes reported"] == "Glomerular filtration rate; SLEDAI score (not poolable)"
+    assert gu["Review inclusion"] == "likely included (high confidence)"
+    assert gu["Study sets"] == "review_2023; all_candidates"
+
+    everything = tables.characteristics_table(STUDIES, ANALYSIS, "all_candidates", DICTIONARY)
+    assert len(everything) == 4
+    li = everything.set_index("Study").loc["Li 2016"]
+    assert li["Follow-up (months)"] == "not reported" and li["Dose"] == "not reported"
+    assert li["Outcomes reported"] == "none extracted"
+
+
+def test_characteristics_table_of_the_real_sheet_has_the_review_four():
+    studies = pd.read_csv(ROOT / "data" / "raw" / "studies.csv", dtype=str, keep_default_na=False)
+    t = tables.characteristics_table(studies, None, "review_2023")
+    in_set = studies["study_sets"].str.split(";").map(lambda s: "review_2023" in s)
+    assert len(t) == in_set.sum() == 4
+    assert t["Study"].is_unique
+
+
+# ---------------------------------------------------------------------------------------------- observed changes
+
+def test_observed_changes_t_interval_and_basis():
+    ch = tables.observed_changes(ANALYSIS, labels=tables.study_labels(STUDIES))
+    assert list(ch["analysis_ids"]) == ["h3", "h1"]  # MSCT arm only; sorted by outcome
+    deng = ch[ch["study_id"] == "deng2017"].iloc[0]
+    half = stats.t.ppf(0.975, 11) * 1.8 / math.sqrt(12)
+    assert (deng["lower"], deng["upper"]) == pytest.approx((-2.1 - half, -2.1 + half))
+    assert deng["label"] == "Deng 2017" and deng["basis"] == "change score as reported"
+    gu = ch[ch["study_id"] == "gu2014"].iloc[0]
+    assert gu["basis"].startswith("derived") and gu["basis"].count("n not reported") == 1
+    with_medians = tables.observed_changes(ANALYSIS, include_median_only=True)
+    med = with_medians[with_medians["outcome"] == "sledai"].iloc[0]
+    assert med["estimate"] == -10.0 and np.isnan(med["lower"]) and "medians only" in med["basis"]
+
+
+# ---------------------------------------------------------------------------------------------- appraisal
+
+def test_appraisal_table_matrix_in_words():
+    a = pd.DataFrame({
+        "study_id": ["s1", "s1", "s2", "s2", "r1"],
+        "checklist": ["cs", "cs", "cs", "cs", "rct"],
+        "item_id": ["a", "b", "a", "b", "r"],
+        "item": ["Defined sample?", "Consecutive?", "Defined sample?", "Consecutive?", "Randomised?"],
+        "judgement": ["yes", "not_reported", "unclear", "not_applicable", "no"],
+    })
+    with pytest.raises(ValueError, match="mixes checklists"):
+        tables.appraisal_table(a)
+    t = tables.appraisal_table(a, {"s1": "One", "s2": "Two"}, checklist="cs")
+    assert list(t.columns) == ["Study", "Q1 Defined sample?", "Q2 Consecutive?"]
+    assert t.values.tolist() == [["One", "Yes", "Not reported"], ["Two", "Unclear", "Not applicable"]]
+
+
+# ---------------------------------------------------------------------------------------------- summary of findings
+
+def test_summary_of_findings_single_study_makes_no_pooled_claim():
+    f = pd.DataFrame([{"outcome": "proteinuria_24h", "time_months": 6, "n_studies": 1, "n_patients": 12,
+                       "estimate": -2.1, "lower": -3.24, "upper": -0.96, "p_improvement": 0.99, "tau": 0.3}])
+    row = tables.summary_of_findings(f, DICTIONARY).iloc[0]
+    assert "single study, no pooled claim" in row["Statement"]
+    assert "fell" not in row["Statement"]
+    assert row["Change (95% CrI)"].startswith("not pooled (single study")
+    assert "(single study)" in row["P(improvement)"] and "(single study)" in row["Heterogeneity \u03c4"]
+    assert row["Studies"] == 1 and row["Patients"] == 12
+
+
+def test_summary_of_findings_wording_follows_the_numbers():
+    f = pd.DataFrame([
+        {"outcome": "proteinuria_24h", "time_months": 6, "n_studies": 3, "n_patients": 41, "estimate": -1.9,
+         "lower": -2.8, "upper": -1.0, "pi_lower": -3.5, "pi_upper": 0.2, "p_improvement": 0.999, "tau": 0.4},
+        {"outcome": "gfr", "time_months": 12, "n_studies": 2, "n_patients": 90, "estimate": 4.0, "lower": -1.0,
+         "upper": 9.0, "pi_lower": 1.0, "pi_upper": 8.0, "p_improvement": 0.93, "tau": 2.0},
+        {"outcome": "sledai", "time_months": 3, "n_studies": 2, "n_patients": 30, "estimate": 0.1, "lower": -2.0,
+         "upper": 2.1, "pi_lower": -5, "pi_upper": 5, "p_improvement": 0.5, "tau": 1.0},
+        {"outcome": "sledai", "time_months": 1, "n_studies": 4, "n_patients": 60, "estimate": 3.0, "lower": 1.0,
+         "upper": 5.0, "pi_lower": -1, "pi_upper": 7, "p_improvement": 0.01, "tau": 1.0},
+        {"outcome": "proteinuria_24h", "time_months": 1, "n_studies": 0, "n_patients": None},
+    ])
+    t = tables.summary_of_findings(f, DICTIONARY)
+    s = list(t["Statement"])
+    assert s[0].startswith("24-h urine protein fell at 6 months after MSCT")
+    assert "including no improvement" in s[0] and "3 studies, 41 patients" in s[0]
+    assert s[1].startswith("Glomerular filtration rate probably rose at 12 months")
+    assert "a new study would likely see a change of 1.00 to 8.00 mL/min" in s[1]
+    assert s[2].startswith("No clear change in SLEDAI score at 3 months")
+    assert s[3].startswith("SLEDAI score rose (worsened) at 1 month")
+    assert s[4] == "No study reports 24-h urine protein at 1 month."
+    assert t.loc[0, "Change (95% CrI)"] == f"{MINUS}1.90 [{MINUS}2.80, {MINUS}1.00] g/24 h"
+    assert t.loc[0, "P(improvement)"] == ">0.99"
+    assert t.loc[1, "Heterogeneity \u03c4"].endswith("(2 studies: mostly prior)")
+    assert t.loc[4, "Studies"] == 0 and pd.isna(t.loc[4, "Patients"])
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+def test_markdown_table_and_write_table(tmp_path):
+    frame = pd.DataFrame({"Study": ["A | B", "C"], "n": [12, 3], "Note": ["line\nbreak", None]})
+    md = tables.markdown_table(frame)
+    lines = md.splitlines()
+    assert lines[0] == "| Study | n | Note |"
+    assert lines[1] == "|:---|---:|:---|"
+    assert lines[2] == "| A \\| B | 12 | line break |"
+    assert lines[3] == "| C | 3 |  |"
+    paths = tables.write_table(frame, tmp_path / "t1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t1.csv", "t1.md"]
+    assert (tmp_path / "t1.md").read_text() == md
+    back = pd.read_csv(paths[0])
+    assert list(back["n"]) == [12, 3]
+
+
+def test_number_formatting():
+    assert tables.fmt_interval(-2.1, -3.243, -0.956) == f"{MINUS}2.10 [{MINUS}3.24, {MINUS}0.96]"
+    assert tables.fmt_interval(-152, -420.9, 116.9) == f"{MINUS}152 [{MINUS}421, 117]"
+    assert tables.fmt_interval(1.0, np.nan, np.nan) == "1.00 [no interval]"
+    assert tables.fmt_number(-0.001, 2) == "0.00"
+    assert tables.months_text(1) == "1 month" and tables.months_text(0.923) == "0.9 months"
