@@ -11,6 +11,8 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
@@ -18,4 +20,6 @@ rule all:
         "results/validated/report.md",
         "results/harmonised/analysis_table.csv",
         "results/harmonised/coverage.csv",
+        expand("results/models/{study_set}/{outcome}/diagnostics.csv", study_set=STUDY_SETS, outcome=OUTCOMES),
+        figure_targets(),
     default_target: True

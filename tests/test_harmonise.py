@@ -106,6 +106,7 @@ def test_unit_not_reported_is_not_poolable(fixture_dictionary, sheet_dir):
     table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
     r = row(table, "alpha2020-002")
     assert not r["poolable"] and "unit not reported" in r["not_poolable_reason"]
+    assert r["unit"] == "not reported"
     assert "alpha2020-001;alpha2020-002" not in set(table["raw_row_ids"])  # no change score from it
 
 

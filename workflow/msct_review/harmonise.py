@@ -90,6 +90,7 @@ def harmonise_row(row: pd.Series, spec: Outcome | None, outcomes: pd.DataFrame, 
     if spec is not None and spec.kind == "continuous" and statistic in MEAN_STATISTICS | {"median_only", "mean_only"}:
         factor = spec.factor(row["unit"]) if row["unit"] != UNIT_NOT_REPORTED else None
         if factor is None:
+            out["unit"] = row["unit"]  # the value stays in the unit (not) reported
             reasons.append("unit not reported, so it cannot be put on the canonical scale")
         n = out["n"]
         if n is None and statistic in MEAN_STATISTICS:

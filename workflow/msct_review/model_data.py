@@ -459,8 +459,8 @@ def _prepare_arm_rows(df: pd.DataFrame, scale: str, unit: str, exclude) -> pd.Da
 def _build_continuous(df, outcome, study_set, spec, settings, exclude, listed, kind, label, unit, scale,
                       direction) -> ModelData:
     notes: list[str] = []
-    msct = df[df["arm"].str.upper() == "MSCT"]
-    control = df[df["arm"].str.upper() != "MSCT"]
+    msct = df[df["arm"].astype(str).str.upper() == "MSCT"]
+    control = df[df["arm"].astype(str).str.upper() != "MSCT"]
     rows = _prepare_arm_rows(msct, scale, unit, exclude)
     control_rows = _prepare_arm_rows(control, scale, unit, lambda row, reason: exclude(
         row, f"control arm (between-arm difference only): {reason}"))
@@ -694,3 +694,4 @@ def _binary_between_arm(msct: pd.DataFrame, control: pd.DataFrame) -> pd.DataFra
                         "control_n": b["total"], "method": "risk difference (Wald)",
                         "msct_analysis_ids": str(a["analysis_id"]), "control_analysis_ids": str(b["analysis_id"])})
     return pd.DataFrame(res, columns=out.columns) if res else out
+

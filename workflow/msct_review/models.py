@@ -1,39 +1,53 @@
 """Bayesian hierarchical time-course models (PyMC, sampled with nutpie) for one outcome and study set.
 
-Continuous outcomes (analysis scale from the outcome dictionary; see ``model_data``), study i, visit grid
+Continuous outcomes (analysis scale from the outcome dictionary; see ``model_data``). Study i, visit grid
 t_0 = 0 < t_1 < ... < t_K, likelihood rows j (arm-level means of the MSCT arm):
 
-    absolute rows   ybar_j = beta_{i,c(j)} + delta_{i,t(j)} + e_j
-    change rows     d_j    =                 delta_{i,t(j)} + e_j          (delta_{i,0} = 0)
-    e ~ MvNormal(0, Sigma(rho_w)),  Sigma_jk = corr_w(t_j, t_k) s_j s_k min(n_j, n_k)/(n_j n_k) within a
-                                               study's absolute block or its change block, 0 otherwise
-    corr_w = rho_w (CS, different visits) or rho_w ** (|t - t'| / lag_months) (AR(1)); rho_w ~ Beta(a, b)
-    delta_{i,.} = Delta(.) + u_i,   u_i = tau * chol(R(rho_b)) z_i,  z_i ~ N(0, I_K)     (non-centred)
-    R(rho_b): AR(1) rho_b ** (|t - t'| / lag_months) or CS; rho_b ~ Beta(a, b); tau ~ heterogeneity prior
-    beta_{i,c} = ybar_{i,c,0} + se_{i,c,0} * z^beta_{i,c},  z^beta ~ N(0, baseline_sd / se_{i,c,0})
-             (i.e. beta ~ N(observed baseline mean, baseline_sd^2): a weak prior on a nuisance level)
+    absolute rows   ybar_j = beta_{i,c(j)} + delta_{i,t(j)} + e_j        (c(j): the row's cohort)
+    change rows     d_j    =                 delta_{i,t(j)} + e_j        (delta_{i,0} = 0)
+    e ~ MvNormal(0, Sigma(rho_w)),  Sigma_jk = corr_w(t_j, t_k) s_j s_k min(n_j, n_k) / (n_j n_k) within a
+        study's absolute block or its change block, 0 otherwise (model_data: nested-subset rule);
+        corr_w = rho_w for different visits (CS) or rho_w ** (|t_j - t_k| / lag_months) (AR(1)), 1 at the
+        same visit; rho_w ~ Beta(a_w, b_w)
+    delta_{i,k} = Delta(t_k) + u_{i,k},  u_i ~ MvNormal(0, tau^2 R(rho_b)),
+        R = AR(1) rho_b ** (|t - t'| / lag_months) or CS; rho_b ~ Beta(a_b, b_b); tau ~ heterogeneity prior
+        (half_normal | half_cauchy | half_student_t(nu) | exponential, scale ``tau_scale``)
+    beta_{i,c} ~ N(observed baseline mean of (i, c), baseline_sd^2)   (a weak prior on a nuisance level)
+    Delta = H theta, theta ~ N(0, I)  (the time courses below are all linear-Gaussian given ET50)
 
 Time course Delta(t) (``settings["time_course"]``):
-    random_walk       Delta(t_1) = delta_sd * z_1;  Delta(t_k) = Delta(t_{k-1}) + step_sd * sqrt(gap_k / L) * z_k
-                      (L = ``random_walk_reference_months``, default 3: step_sd is the SD of the change in
-                      Delta over three months; a Brownian motion observed on an irregular grid, so visits
-                      0.92 and 1 month apart are nearly tied)
-    piecewise_linear  Delta(t) = a * min(t, kappa)/kappa + c * max(t - kappa, 0)/(t_K - kappa),
-                      a, c ~ N(0, delta_sd^2) (Delta at the knot and the change from knot to last visit),
+    random_walk       Delta(t) = J + B(t): an early response level J ~ N(0, delta_sd^2) plus a Brownian
+                      motion B(0) = 0, B(t) - B(t') ~ N(0, step_sd^2 |t - t'| / L) (L =
+                      ``random_walk_reference_months``, default 3: step_sd is the SD of the drift of Delta over
+                      three months). Defined in continuous time, so the prior of Delta at a visit does not
+                      depend on which other visits are on the grid, and visits at 0.92 and 1 month are nearly
+                      tied; prior Var Delta(t) = delta_sd^2 + step_sd^2 t / L.
+    piecewise_linear  Delta(t) = a min(t, kappa)/kappa + c max(t - kappa, 0)/(t_K - kappa),  a, c ~ N(0,
+                      delta_sd^2) (Delta at the knot; change from knot to the last visit);
                       kappa = ``piecewise_knot_months`` (default 3)
-    emax              Delta(t) = E * t / (ET50 + t),  E ~ N(0, delta_sd^2),
+    emax              Delta(t) = E t / (ET50 + t),  E ~ N(0, delta_sd^2),
                       ET50 ~ LogNormal(log(``emax_et50_median_months`` = 2), 1)
-    independent       (one study only) Delta(t_k) = delta_sd * z_k, no tau: the study's own estimate.
-A new study's change (prediction interval): Delta + tau * chol(R) z_new, drawn after sampling with a fixed
-seed and stored in the ``predictions`` group.
+    independent       (one study: no pooling, no tau) Delta(t_k) ~ N(0, delta_sd^2) independently.
+
+Computation: every layer but the hyperparameters is Gaussian and linear, so it is integrated out
+analytically (as bayesmeta does for mu, and as rma.mv's marginal likelihood does):
+    y ~ MvNormal(level_mean, V),  V = Sigma(rho_w) + tau^2 [between_mask o R(rho_b)] + baseline_sd^2
+        level_mask + Z H H' Z'
+NUTS (nutpie) samples only tau, rho_between, rho_within (and ET50): no funnel, no divergences with 1-4
+studies. For every posterior draw, gamma = (theta, beta, u) is then drawn from its exact Gaussian
+conditional (``add_latent_draws``), giving ``delta`` (Delta(t)), ``study_delta`` (the shrunken study
+changes delta_{i,k}) and ``baseline``. A new study's change (prediction interval) is Delta + u_new,
+u_new ~ MvNormal(0, tau^2 R), drawn with a fixed seed (``predictions`` group). Posterior predictive: y_rep
+~ MvNormal(beta + delta, Sigma) given the latent draws.
 
 Binary outcomes (events/total of the MSCT arm, time bins on the config grid, see ``model_data``):
-    events_j ~ Binomial(total_j, logit^-1(mu_{b(j)} + tau * z_j)),  mu_b ~ N(0, mu_sd^2), z_j ~ N(0, 1)
-    (one study: logit p_j = mu_{b(j)}, no tau: the study's own proportion). tau is shared across bins.
+    events_j ~ Binomial(total_j, logit^-1(mu_{b(j)} + tau z_j)),  mu_b ~ N(0, mu_sd^2), z_j ~ N(0, 1)
+    (non-centred; one study: logit p_j = mu_{b(j)}, no tau: the study's own proportion); tau is shared
+    across bins; study effects independent across bins.
 
-Pointwise log-likelihood (for PSIS-LOO): the MvNormal likelihood does not factorise, so ``log_likelihood``
-holds log p(y_j | y_-j, theta), the leave-one-out conditional densities of Buerkner, Gabry and Vehtari (2021)
-(log p = -log(2 pi)/2 + log(g_jj)/2 - c_j^2 / (2 g_jj), g = Sigma^-1, c = g (y - mu)), computed in numpy.
+Pointwise log-likelihood (PSIS-LOO): the marginal MvNormal does not factorise, so ``log_likelihood`` holds
+log p(y_j | y_-j, hyperparameters), the leave-one-out conditional densities of Buerkner, Gabry & Vehtari
+(2021) (log p = -log(2 pi)/2 + log(g_jj)/2 - c_j^2 / (2 g_jj), g = V^-1, c = g (y - m)).
 """
 from __future__ import annotations
 
@@ -229,6 +243,8 @@ def _tau_rv(pm, priors):
 # Model construction
 # ---------------------------------------------------------------------------------------------------------
 def effective_time_course(md: ModelData, settings: dict, time_course: str | None = None) -> str:
+    if md.kind == "binary":
+        return "binomial_logit_by_time_bin"
     if md.status == "single_study":
         return "independent"
     tc = time_course or resolved_settings(settings)["time_course"]
@@ -258,16 +274,66 @@ def build_model(md: ModelData, settings: dict, time_course: str | None = None):
     return _build_continuous_model(md, settings, effective_time_course(md, settings, time_course))
 
 
-def data_updates(md: ModelData) -> dict[str, np.ndarray]:
-    """Values of the model's ``pm.Data`` containers for this data set (for ``compiled.with_data``)."""
+def structure_matrices(md: ModelData, settings: dict) -> dict[str, np.ndarray]:
+    """Constant matrices of the marginal covariance of the observed means (continuous outcomes), N rows:
+    ``cov_scale`` (A) and ``lag_within`` (from model_data); ``between_mask`` (rows of the same study, both
+    after baseline) and ``lag_between`` (exponent of rho_between between their visits); ``level_mask``
+    (absolute rows of the same baseline level); ``level_mean`` (centre of the baseline prior for absolute
+    rows, 0 for change rows); ``Z`` (N x K: row -> its post-baseline visit)."""
+    pri = resolve_priors(md, settings)
+    obs = md.obs
+    N, K = md.n_obs, len(md.post_visits)
+    vis = obs["visit_idx"].to_numpy(int)
+    post = vis > 0
+    same_study = obs["study_idx"].to_numpy()[:, None] == obs["study_idx"].to_numpy()[None, :]
+    between_mask = (same_study & post[:, None] & post[None, :]).astype(float)
+    vt = np.concatenate([[0.0], md.post_visits.astype(float)])[vis]
+    lag_between = np.where(between_mask > 0, _lag_between(vt, pri["between_visit_correlation"]), 0.0)
+    lvl = obs["level_idx"].to_numpy(int)
+    level_mask = ((lvl[:, None] == lvl[None, :]) & (lvl[:, None] >= 0)).astype(float)
+    level_mean = np.where(lvl >= 0, md.level_centre[np.maximum(lvl, 0)] if md.levels else 0.0, 0.0)
+    Z = np.zeros((N, K))
+    Z[np.flatnonzero(post), vis[post] - 1] = 1.0
+    return {"cov_scale": md.A.astype(float), "lag_within": md.lag_within.astype(float),
+            "between_mask": between_mask, "lag_between": lag_between, "level_mask": level_mask,
+            "level_mean": level_mean.astype(float), "Z": Z}
+
+
+def time_course_design(md: ModelData, settings: dict, tc: str) -> np.ndarray | None:
+    """Delta = H theta, theta ~ N(0, I): the K x p matrix H of the linear time courses (None for emax, whose
+    H depends on ET50: H = delta_sd * t / (ET50 + t))."""
+    pri = resolve_priors(md, settings)
+    t = md.post_visits.astype(float)
+    K = len(t)
+    if tc == "random_walk":
+        ref = float(resolved_settings(settings).get("random_walk_reference_months", 3.0))
+        gaps = np.diff(np.concatenate([[0.0], t]))
+        walk = np.tril(np.ones((K, K))) * (pri["step_sd"] * np.sqrt(gaps / ref))[None, :]
+        return np.concatenate([np.full((K, 1), pri["delta_sd"]), walk], axis=1)
+    if tc == "independent":
+        return pri["delta_sd"] * np.eye(K)
+    if tc == "piecewise_linear":
+        knot = float(resolved_settings(settings).get("piecewise_knot_months", 3.0))
+        cols = [np.minimum(t, knot) / knot]
+        if t.max() > knot + 1e-9:
+            cols.append(np.maximum(t - knot, 0.0) / (t.max() - knot))
+        return pri["delta_sd"] * np.stack(cols, axis=1)
+    if tc == "emax":
+        return None
+    raise ValueError(tc)
+
+
+def _emax_h(t, et50):
+    return t / (et50 + t)
+
+
+def data_updates(md: ModelData, settings: dict | None = None) -> dict[str, np.ndarray]:
+    """Values of the model's ``pm.Data`` containers for this data set (for ``compiled.with_data``; the design
+    -- studies, visits, n, SDs -- must be the one the model was built with)."""
     if md.kind == "binary":
         return {"events": md.obs["events"].to_numpy(float), "total": md.obs["total"].to_numpy(float)}
-    out = {"y_obs": md.obs["y"].to_numpy(float), "cov_scale": md.A.astype(float),
-           "lag_within": md.lag_within.astype(float)}
-    if md.levels:
-        out["level_centre"] = md.level_centre.astype(float)
-        out["level_se"] = md.level_se.astype(float)
-    return out
+    m = structure_matrices(md, settings or {})
+    return {"y_obs": md.obs["y"].to_numpy(float), "cov_scale": m["cov_scale"], "level_mean": m["level_mean"]}
 
 
 def _coords(md: ModelData) -> dict:
@@ -289,90 +355,55 @@ def _bin_label(v: float) -> str:
 
 
 def _build_continuous_model(md: ModelData, settings: dict, tc: str):
+    """The continuous model with the Gaussian layers integrated out analytically (see module docstring):
+    y ~ MvNormal(level_mean, V), V = A o corr_w(rho_w) + tau^2 between_mask o corr_b(rho_b)
+    + baseline_sd^2 level_mask + Z H H' Z'. Sampled: tau, rho_between, rho_within (and ET50 for emax)."""
     import pymc as pm
     import pytensor.tensor as pt
 
     pri = resolve_priors(md, settings)
     t = md.post_visits.astype(float)
-    K, S = len(t), len(md.studies)
-    obs = md.obs
-    study_idx = obs["study_idx"].to_numpy(int)
-    visit_idx = obs["visit_idx"].to_numpy(int)
-    level_idx = obs["level_idx"].to_numpy(int)
-    is_abs = (level_idx >= 0).astype(float)
+    K = len(t)
+    mats = structure_matrices(md, settings)
+    Z = mats["Z"]
 
     with pm.Model(coords=_coords(md)) as model:
-        y_obs = pm.Data("y_obs", obs["y"].to_numpy(float), dims="obs")
-        cov_scale = pm.Data("cov_scale", md.A.astype(float))
-        lag_w = pm.Data("lag_within", md.lag_within.astype(float))
+        y_obs = pm.Data("y_obs", md.obs["y"].to_numpy(float), dims="obs")
+        cov_scale = pm.Data("cov_scale", mats["cov_scale"])
+        level_mean = pm.Data("level_mean", mats["level_mean"], dims="obs")
 
-        # time course ---------------------------------------------------------------------------------------
-        if tc in ("random_walk", "independent"):
-            z_delta = pm.Normal("z_delta", 0.0, 1.0, dims="visit")
-            if tc == "random_walk":
-                ref = float(settings.get("random_walk_reference_months", 3.0))
-                gaps = np.diff(np.concatenate([[0.0], t]))
-                scales = np.concatenate([[pri["delta_sd"]], pri["step_sd"] * np.sqrt(gaps[1:] / ref)])
-                delta = pm.Deterministic("delta", pt.cumsum(scales * z_delta), dims="visit")
-            else:
-                delta = pm.Deterministic("delta", pri["delta_sd"] * z_delta, dims="visit")
-        elif tc == "piecewise_linear":
-            knot = float(settings.get("piecewise_knot_months", 3.0))
-            t_end = float(t.max())
-            a = pm.Normal("delta_at_knot", 0.0, pri["delta_sd"])
-            shape1 = np.minimum(t, knot) / knot
-            if t_end > knot + 1e-9:
-                c = pm.Normal("delta_knot_to_end", 0.0, pri["delta_sd"])
-                shape2 = np.maximum(t - knot, 0.0) / (t_end - knot)
-                delta = pm.Deterministic("delta", a * shape1 + c * shape2, dims="visit")
-            else:
-                delta = pm.Deterministic("delta", a * shape1, dims="visit")
-        elif tc == "emax":
-            emax = pm.Normal("emax", 0.0, pri["delta_sd"])
-            et50 = pm.LogNormal("et50", mu=math.log(float(settings.get("emax_et50_median_months", 2.0))),
-                                sigma=1.0)
-            delta = pm.Deterministic("delta", emax * t / (et50 + t), dims="visit")
-        else:  # pragma: no cover - guarded by effective_time_course
-            raise ValueError(tc)
-
-        # study random effects ------------------------------------------------------------------------------
-        if tc == "independent":
-            study_delta = pm.Deterministic("study_delta", delta[None, :] + pt.zeros((S, K)),
-                                           dims=("study", "visit"))
-        else:
-            tau = _tau_rv(pm, pri)
-            z_u = pm.Normal("z_u", 0.0, 1.0, dims=("study", "visit"))
-            if K >= 2:
-                bcfg = pri["between_visit_correlation"]
-                rho_b = pm.Beta("rho_between", alpha=bcfg["alpha"], beta=bcfg["beta"])
-                lag_b = _lag_between(t, bcfg)
-                R = pt.switch(pt.eq(lag_b, 0.0), 1.0, pt.power(rho_b, lag_b))
-                R = (1.0 - R_JITTER) * R + R_JITTER * pt.eye(K)
-                chol = pt.linalg.cholesky(R)
-                u = tau * pt.dot(z_u, chol.T)
-            else:
-                u = tau * z_u
-            study_delta = pm.Deterministic("study_delta", delta[None, :] + u, dims=("study", "visit"))
-
-        full = pt.concatenate([pt.zeros((S, 1)), study_delta], axis=1)
-        mu = full[study_idx, visit_idx]
-
-        # baseline levels -----------------------------------------------------------------------------------
-        if md.levels:
-            centre = pm.Data("level_centre", md.level_centre.astype(float), dims="level")
-            lse = pm.Data("level_se", md.level_se.astype(float), dims="level")
-            z_b = pm.Normal("z_baseline", 0.0, pri["baseline_sd"] / lse, dims="level")
-            beta = pm.Deterministic("baseline", centre + lse * z_b, dims="level")
-            mu = mu + is_abs * beta[np.maximum(level_idx, 0)]
-
-        # likelihood ----------------------------------------------------------------------------------------
+        # sampling covariance of the means (within-study correlation)
         if md.needs_rho_within:
             wcfg = pri["within_study_correlation"]
             rho_w = pm.Beta("rho_within", alpha=wcfg["alpha"], beta=wcfg["beta"])
-            corr = pt.switch(pt.eq(lag_w, 0.0), 1.0, pt.power(rho_w, lag_w))
-            pm.MvNormal("y", mu=mu, cov=cov_scale * corr, observed=y_obs, dims="obs")
+            lag_w = mats["lag_within"]
+            V = cov_scale * pt.switch(pt.eq(lag_w, 0.0), 1.0, pt.power(rho_w, lag_w))
         else:
-            pm.Normal("y", mu=mu, sigma=pt.sqrt(pt.diag(cov_scale)), observed=y_obs, dims="obs")
+            V = cov_scale
+        # study random effects (integrated out)
+        if tc != "independent":
+            tau = _tau_rv(pm, pri)
+            R = mats["between_mask"]
+            if K >= 2:
+                bcfg = pri["between_visit_correlation"]
+                rho_b = pm.Beta("rho_between", alpha=bcfg["alpha"], beta=bcfg["beta"])
+                lag_b = mats["lag_between"]
+                R = R * pt.switch(pt.eq(lag_b, 0.0), 1.0, pt.power(rho_b, lag_b))
+            V = V + tau ** 2 * R
+        # baseline levels (integrated out)
+        if md.levels:
+            V = V + pri["baseline_sd"] ** 2 * mats["level_mask"]
+        # time course (integrated out)
+        H = time_course_design(md, settings, tc)
+        if H is not None:
+            ZH = Z @ H
+            V = V + ZH @ ZH.T
+        else:  # emax: Delta(t) = E t / (ET50 + t), E ~ N(0, delta_sd^2)
+            et50 = pm.LogNormal("et50", mu=math.log(float(settings.get("emax_et50_median_months", 2.0))),
+                                sigma=1.0)
+            zh = pri["delta_sd"] * pt.dot(Z, _emax_h(t, et50))
+            V = V + pt.outer(zh, zh)
+        pm.MvNormal("y", mu=level_mean, cov=V, observed=y_obs, dims="obs")
     return model
 
 
@@ -383,8 +414,8 @@ def _build_binary_model(md: ModelData, settings: dict):
     obs = md.obs
     bin_idx = obs["visit_idx"].to_numpy(int)
     with pm.Model(coords=_coords(md)) as model:
-        events = pm.Data("events", obs["events"].to_numpy(float), dims="obs")
-        total = pm.Data("total", obs["total"].to_numpy(float), dims="obs")
+        events = pm.Data("events", obs["events"].to_numpy().astype("int64"), dims="obs")
+        total = pm.Data("total", obs["total"].to_numpy().astype("int64"), dims="obs")
         mu_bin = pm.Normal("mu_bin", 0.0, pri["mu_sd"], dims="bin")
         if md.status == "pooled":
             tau = _tau_rv(pm, pri)
@@ -402,7 +433,11 @@ def _build_binary_model(md: ModelData, settings: dict):
 # Sampling
 # ---------------------------------------------------------------------------------------------------------
 def compile_model(model):
+    """nutpie compilation (numba backend); ``None`` for a model without free parameters (then the posterior
+    is drawn exactly, see ``fit_outcome``)."""
     import nutpie
+    if not model.free_RVs:
+        return None
     return nutpie.compile_pymc_model(model)
 
 
@@ -428,37 +463,66 @@ def sample_compiled(compiled, settings: dict, seed: int, *, draws: int | None = 
     return idata
 
 
+def _empty_posterior(settings: dict) -> az.InferenceData:
+    """A posterior with no sampled variables (model without free parameters); chains x draws from settings."""
+    s = resolved_settings(settings)["sampling"]
+    nc, nd = int(s.get("chains", 4)), int(s.get("draws", 1000))
+    post = xr.Dataset(coords={"chain": np.arange(nc), "draw": np.arange(nd)})
+    return az.InferenceData(posterior=post)
+
+
 def outcome_seed(base_seed: int, outcome: str, study_set: str) -> int:
     """A fixed per-outcome seed from the config's base seed (stable across runs and machines)."""
     return int((int(base_seed) + zlib.crc32(f"{outcome}|{study_set}".encode())) % (2 ** 31 - 1))
 
 
+def fit_time_course(md: ModelData, settings: dict, seed: int, tc: str | None = None, *, compiled=None,
+                    model=None) -> tuple[az.InferenceData, Any, dict]:
+    """Build, compile and sample one model, then add the exactly drawn latent quantities. Returns (idata,
+    model, timings). ``compiled``/``model`` may be passed to reuse a compilation (same design)."""
+    settings = resolved_settings(settings)
+    t0 = time.perf_counter()
+    if model is None:
+        model = build_model(md, settings, tc)
+    if compiled is None and model.free_RVs:
+        compiled = compile_model(model)
+    t1 = time.perf_counter()
+    if model.free_RVs:
+        if md.kind == "continuous":
+            compiled = compiled.with_data(**data_updates(md, settings))
+        idata = sample_compiled(compiled, settings, seed)
+    else:
+        idata = _empty_posterior(settings)
+    t2 = time.perf_counter()
+    if md.kind == "continuous":
+        add_latent_draws(idata, md, settings, seed, effective_time_course(md, settings, tc))
+    return idata, model, {"seconds_compile": round(t1 - t0, 3), "seconds_sample": round(t2 - t1, 3)}
+
+
 def fit_outcome(model_data: ModelData, settings: dict, seed: int, *, time_course: str | None = None,
                 compare: bool | None = None) -> az.InferenceData:
-    """Fit one outcome x study set. Returns InferenceData with posterior, sample_stats, prior,
-    prior_predictive, posterior_predictive, observed_data, log_likelihood, constant_data and predictions
-    groups (a new study's change). Outcomes without poolable data return an idata holding only the
-    bookkeeping (constant_data with ``fit_status`` in its attrs). With ``compare_time_courses`` and enough
-    data (>= 2 studies and >= 3 distinct follow-up times) the three time courses are also fitted and their
-    PSIS-LOO comparison is stored in ``constant_data.attrs["loo_comparison_json"]``."""
+    """Fit one outcome x study set with nutpie (chains/draws/tune/target_accept/progress bar from
+    ``settings["sampling"]``, seed ``seed``: same inputs + seed = identical numbers).
+
+    Returns InferenceData with posterior (hyperparameters from NUTS; ``delta``, ``study_delta``, ``baseline``
+    drawn exactly given each draw), sample_stats, prior, prior_predictive, posterior_predictive,
+    observed_data, log_likelihood, predictions (a new study) and constant_data (bookkeeping tables and
+    metadata as JSON strings in its attrs). Outcomes without poolable data return an idata with only
+    constant_data (``attrs["fit_status"]`` says why). With ``compare_time_courses`` and enough data
+    (>= 2 studies and >= 3 distinct follow-up times) the three time courses are fitted and their PSIS-LOO
+    comparison is stored in ``constant_data.attrs["loo_comparison_json"]``; the configured time course
+    stays the reported one."""
     md = model_data
     settings = resolved_settings(settings)
     if md.status not in ("pooled", "single_study"):
         return _bookkeeping_idata(md, settings, fit_status=md.status)
     tc = effective_time_course(md, settings, time_course)
-    t0 = time.perf_counter()
-    model = build_model(md, settings, tc)
-    compiled = compile_model(model)
-    t1 = time.perf_counter()
-    idata = sample_compiled(compiled, settings, seed)
+    idata, model, timings = fit_time_course(md, settings, seed, tc)
     t2 = time.perf_counter()
     idata = augment_idata(idata, model, md, settings, seed, time_course=tc)
-    t3 = time.perf_counter()
     meta = idata.constant_data.attrs
-    meta["seconds_compile"] = round(t1 - t0, 3)
-    meta["seconds_sample"] = round(t2 - t1, 3)
-    meta["seconds_postprocess"] = round(t3 - t2, 3)
-
+    meta.update(timings)
+    meta["seconds_postprocess"] = round(time.perf_counter() - t2, 3)
     do_compare = settings["compare_time_courses"] if compare is None else compare
     if do_compare and comparison_possible(md):
         table = compare_time_courses(md, settings, seed, fitted={tc: idata})
@@ -474,16 +538,15 @@ def comparison_possible(md: ModelData) -> bool:
 
 
 def compare_time_courses(md: ModelData, settings: dict, seed: int, fitted: dict | None = None) -> pd.DataFrame:
-    """PSIS-LOO comparison (ArviZ ``compare``, pointwise conditional log-likelihoods) of the three time
-    courses, with each fit's worst R-hat and divergences so that a comparison resting on an unconverged fit
-    is visible."""
+    """PSIS-LOO comparison (ArviZ ``compare``; pointwise leave-one-out conditional log-likelihoods of the
+    marginal model) of the three time courses, with each fit's worst R-hat and divergences so that a
+    comparison resting on an unconverged fit is visible."""
     from .diagnostics import diagnostics_table
     fitted = dict(fitted or {})
     for tc in TIME_COURSES:
         if tc not in fitted:
-            model = build_model(md, settings, tc)
-            idata = sample_compiled(compile_model(model), settings, seed)
-            idata.add_groups({"log_likelihood": pointwise_log_likelihood(idata, md, settings)})
+            idata, _, _ = fit_time_course(md, settings, seed, tc)
+            idata.add_groups({"log_likelihood": pointwise_log_likelihood(idata, md, settings, tc)})
             fitted[tc] = idata
     import warnings
     with warnings.catch_warnings():
@@ -506,7 +569,7 @@ def compare_time_courses(md: ModelData, settings: dict, seed: int, fitted: dict 
 
 
 # ---------------------------------------------------------------------------------------------------------
-# After sampling: groups the workflow needs
+# After sampling: exact latent draws and the groups the workflow needs
 # ---------------------------------------------------------------------------------------------------------
 def _draws(idata, name) -> np.ndarray:
     """(chain*draw, ...) array of a posterior variable."""
@@ -514,8 +577,119 @@ def _draws(idata, name) -> np.ndarray:
     return v.reshape((-1,) + v.shape[2:])
 
 
-def pointwise_log_likelihood(idata: az.InferenceData, md: ModelData, settings: dict) -> xr.Dataset:
-    """log p(y_j | y_-j, theta) per draw (continuous; Buerkner et al. 2021) or the binomial log pmf."""
+def _n_draws(idata) -> int:
+    return int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
+
+
+def _corr(rho: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    """(D, n, n) correlation rho_d ** lag with rho ** 0 = 1."""
+    return np.where(lag[None] == 0, 1.0, np.power(rho[:, None, None], lag[None]))
+
+
+def _hyper(idata, name, D):
+    return _draws(idata, name) if name in idata.posterior else None
+
+
+def _latent_prior(idata, md: ModelData, settings: dict, tc: str):
+    """Per draw: the latent gamma = (theta of Delta, beta, u) -- prior mean m_g (G), prior covariance P_g
+    (D, G, G) -- the loading W (D, N, G) with y = W gamma + e, and Sigma (D, N, N), the covariance of e."""
+    pri = resolve_priors(md, settings)
+    mats = structure_matrices(md, settings)
+    D = _n_draws(idata)
+    N, K, S, B = md.n_obs, len(md.post_visits), len(md.studies), len(md.levels)
+    t = md.post_visits.astype(float)
+    H = time_course_design(md, settings, tc)
+    if H is None:
+        et50 = _draws(idata, "et50")
+        Hd = pri["delta_sd"] * _emax_h(t[None, :], et50[:, None])[:, :, None]        # (D, K, 1)
+    else:
+        Hd = np.broadcast_to(H, (D,) + H.shape)
+    p = Hd.shape[2]
+    has_u = tc != "independent"
+    G = p + B + (S * K if has_u else 0)
+    W = np.zeros((D, N, G))
+    W[:, :, :p] = np.einsum("nk,dkp->dnp", mats["Z"], Hd)
+    lvl = md.obs["level_idx"].to_numpy(int)
+    vis = md.obs["visit_idx"].to_numpy(int)
+    sid = md.obs["study_idx"].to_numpy(int)
+    for j in range(N):
+        if lvl[j] >= 0:
+            W[:, j, p + lvl[j]] = 1.0
+        if has_u and vis[j] > 0:
+            W[:, j, p + B + sid[j] * K + vis[j] - 1] = 1.0
+    m_g = np.concatenate([np.zeros(p), md.level_centre if B else np.zeros(0), np.zeros(G - p - B)])
+    Pg = np.zeros((D, G, G))
+    Pg[:, np.arange(p), np.arange(p)] = 1.0
+    if B:
+        Pg[:, p + np.arange(B), p + np.arange(B)] = pri["baseline_sd"] ** 2
+    if has_u:
+        tau = _draws(idata, "tau")
+        if "rho_between" in idata.posterior:
+            lag = _lag_between(t, pri["between_visit_correlation"])
+            R = _corr(_draws(idata, "rho_between"), lag)
+        else:
+            R = np.ones((D, K, K))
+        for i in range(S):
+            sl = slice(p + B + i * K, p + B + (i + 1) * K)
+            Pg[:, sl, sl] = tau[:, None, None] ** 2 * R
+    if "rho_within" in idata.posterior:
+        Sigma = mats["cov_scale"][None] * _corr(_draws(idata, "rho_within"), mats["lag_within"])
+    else:
+        Sigma = np.broadcast_to(mats["cov_scale"], (D, N, N)).copy()
+    return m_g, Pg, W, Sigma, Hd, p, B
+
+
+def marginal_moments(idata, md: ModelData, settings: dict, tc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw: marginal mean (N,) and covariance V (D, N, N) of the observed means."""
+    m_g, Pg, W, Sigma, *_ = _latent_prior(idata, md, settings, tc)
+    V = Sigma + W @ Pg @ np.transpose(W, (0, 2, 1))
+    return W[0] @ m_g, V
+
+
+def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str) -> None:
+    """Draw gamma = (theta, beta, u) from its exact Gaussian conditional given y and each posterior draw of
+    the hyperparameters: gamma | y ~ N(m_g + P_g W' V^-1 (y - W m_g), P_g - P_g W' V^-1 W P_g), and add
+    ``delta`` (visit), ``study_delta`` (study x visit, pooled models) and ``baseline`` (level) to the
+    posterior."""
+    post = idata.posterior
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    m_g, Pg, W, Sigma, Hd, p, B = _latent_prior(idata, md, settings, tc)
+    D, N, G = W.shape
+    K, S = len(md.post_visits), len(md.studies)
+    y = md.obs["y"].to_numpy(float)
+    PgWt = Pg @ np.transpose(W, (0, 2, 1))                                   # (D, G, N)
+    V = Sigma + W @ PgWt
+    resid = y[None, :] - np.einsum("dng,g->dn", W, m_g)
+    sol = np.linalg.solve(V, np.concatenate([resid[:, :, None], np.transpose(PgWt, (0, 2, 1))], axis=2))
+    mean = m_g[None, :] + np.einsum("dgn,dn->dg", PgWt, sol[:, :, 0])
+    cov = Pg - PgWt @ sol[:, :, 1:]
+    cov = 0.5 * (cov + np.transpose(cov, (0, 2, 1)))
+    w, Q = np.linalg.eigh(cov)
+    rng = np.random.default_rng([int(seed), 4242])
+    gamma = mean + np.einsum("dgh,dh->dg", Q, np.sqrt(np.clip(w, 0.0, None)) * rng.standard_normal((D, G)))
+    delta = np.einsum("dkp,dp->dk", Hd, gamma[:, :p])
+    coords = _coords(md)
+    cd = {"chain": post["chain"].values, "draw": post["draw"].values}
+    new = {"delta": xr.DataArray(delta.reshape(nc, nd, K), dims=("chain", "draw", "visit"),
+                                 coords={**cd, "visit": coords["visit"]})}
+    if tc != "independent":
+        u = gamma[:, p + B:].reshape(D, S, K)
+        new["study_delta"] = xr.DataArray((delta[:, None, :] + u).reshape(nc, nd, S, K),
+                                          dims=("chain", "draw", "study", "visit"),
+                                          coords={**cd, "study": coords["study"], "visit": coords["visit"]})
+    if B:
+        new["baseline"] = xr.DataArray(gamma[:, p:p + B].reshape(nc, nd, B), dims=("chain", "draw", "level"),
+                                       coords={**cd, "level": coords["level"]})
+    idata.posterior = post.assign(**new)
+    idata.posterior.attrs.update(post.attrs)
+    idata.posterior.attrs["time_course"] = tc
+
+
+def pointwise_log_likelihood(idata: az.InferenceData, md: ModelData, settings: dict, tc: str | None = None
+                             ) -> xr.Dataset:
+    """Continuous: log p(y_j | y_-j, hyperparameters) per draw from the marginal MvNormal (Buerkner, Gabry &
+    Vehtari 2021, non-factorised normal models: log p = -log(2 pi)/2 + log(g_jj)/2 - c_j^2/(2 g_jj),
+    g = V^-1, c = g (y - m)); binary: the binomial log pmf."""
     post = idata.posterior
     nc, nd = post.sizes["chain"], post.sizes["draw"]
     if md.kind == "binary":
@@ -523,36 +697,20 @@ def pointwise_log_likelihood(idata: az.InferenceData, md: ModelData, settings: d
         p = _draws(idata, "p_study")
         ll = stats.binom.logpmf(md.obs["events"].to_numpy()[None, :], md.obs["total"].to_numpy()[None, :], p)
     else:
+        tc = effective_time_course(md, settings, tc or _tc_of(idata, settings))
         y = md.obs["y"].to_numpy(float)
-        mu = _mu_draws(idata, md)
-        rho = _draws(idata, "rho_within") if "rho_within" in post else np.full(mu.shape[0], 0.5)
-        ll = np.empty_like(mu)
-        blocks = md.obs["block"].to_numpy()
-        for b in np.unique(blocks):
-            idx = np.flatnonzero(blocks == b)
-            A = md.A[np.ix_(idx, idx)]
-            L = md.lag_within[np.ix_(idx, idx)]
-            corr = np.where(L[None] == 0, 1.0, np.power(rho[:, None, None], L[None]))
-            P = np.linalg.inv(A[None] * corr)
-            r = y[idx][None, :] - mu[:, idx]
-            c = np.einsum("dij,dj->di", P, r)
-            g = np.diagonal(P, axis1=1, axis2=2)
-            ll[:, idx] = -0.5 * math.log(2 * math.pi) + 0.5 * np.log(g) - 0.5 * c ** 2 / g
+        m, V = marginal_moments(idata, md, settings, tc)
+        P = np.linalg.inv(V)
+        c = np.einsum("dij,dj->di", P, y[None, :] - m[None, :])
+        g = np.diagonal(P, axis1=1, axis2=2)
+        ll = -0.5 * math.log(2 * math.pi) + 0.5 * np.log(g) - 0.5 * c ** 2 / g
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "obs": _coords(md)["obs"]}
     return xr.Dataset({"y": (("chain", "draw", "obs"), ll.reshape(nc, nd, -1))}, coords=coords)
 
 
-def _mu_draws(idata, md: ModelData) -> np.ndarray:
-    sd = _draws(idata, "study_delta")                       # (D, S, K)
-    D = sd.shape[0]
-    full = np.concatenate([np.zeros((D, sd.shape[1], 1)), sd], axis=2)
-    obs = md.obs
-    mu = full[:, obs["study_idx"].to_numpy(int), obs["visit_idx"].to_numpy(int)]
-    lvl = obs["level_idx"].to_numpy(int)
-    if md.levels:
-        base = _draws(idata, "baseline")
-        mu = mu + np.where(lvl[None, :] >= 0, base[:, np.maximum(lvl, 0)], 0.0)
-    return mu
+def _tc_of(idata, settings) -> str | None:
+    tc = idata.posterior.attrs.get("time_course")
+    return tc if tc else None
 
 
 def _new_study_draws(idata, md: ModelData, settings: dict, seed: int) -> xr.Dataset | None:
@@ -627,28 +785,88 @@ def _bookkeeping_idata(md: ModelData, settings: dict, fit_status: str) -> az.Inf
     return az.InferenceData(constant_data=cd)
 
 
+def _conditional_mean(idata, md: ModelData) -> np.ndarray:
+    """(D, N) mean of each observed row given the latent draws: baseline level + the study's change."""
+    obs = md.obs
+    vis = obs["visit_idx"].to_numpy(int)
+    D = _n_draws(idata)
+    if "study_delta" in idata.posterior:
+        sd = _draws(idata, "study_delta")
+        full = np.concatenate([np.zeros((D, sd.shape[1], 1)), sd], axis=2)
+        m = full[:, obs["study_idx"].to_numpy(int), vis]
+    else:
+        delta = _draws(idata, "delta")
+        m = np.concatenate([np.zeros((D, 1)), delta], axis=1)[:, vis]
+    if md.levels:
+        lvl = obs["level_idx"].to_numpy(int)
+        base = _draws(idata, "baseline")
+        m = m + np.where(lvl[None, :] >= 0, base[:, np.maximum(lvl, 0)], 0.0)
+    return m
+
+
+def _prior_delta(prior: xr.Dataset, md: ModelData, settings: dict, tc: str, seed: int) -> xr.DataArray:
+    """Prior draws of Delta (the model integrates it out, so PyMC does not draw it): Delta = H theta."""
+    nc, nd = prior.sizes["chain"], prior.sizes["draw"]
+    D = nc * nd
+    t = md.post_visits.astype(float)
+    rng = np.random.default_rng([int(seed), 99])
+    H = time_course_design(md, settings, tc)
+    if H is None:
+        et50 = prior["et50"].values.reshape(-1)
+        delta = resolve_priors(md, settings)["delta_sd"] * rng.standard_normal(D)[:, None] * \
+            _emax_h(t[None, :], et50[:, None])
+    else:
+        delta = rng.standard_normal((D, H.shape[1])) @ H.T
+    return xr.DataArray(delta.reshape(nc, nd, -1), dims=("chain", "draw", "visit"),
+                        coords={"chain": prior["chain"].values, "draw": prior["draw"].values,
+                                "visit": _coords(md)["visit"]})
+
+
 def augment_idata(idata: az.InferenceData, model, md: ModelData, settings: dict, seed: int,
                   time_course: str) -> az.InferenceData:
-    """Add prior / prior predictive / posterior predictive / observed data / log likelihood / predictions /
-    constant data (with the bookkeeping in its attrs) to a nutpie posterior. Seeds fixed from ``seed``."""
+    """Add prior and prior predictive (PyMC; plus prior draws of Delta), posterior predictive (given the
+    latent draws; numpy), observed data, pointwise log likelihood, a new study's change (``predictions``)
+    and constant data (bookkeeping in its attrs). All random numbers come from ``seed``."""
     import pymc as pm
     s = resolved_settings(settings)["sampling"]
+    post = idata.posterior
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    coords = _coords(md)
+    cd = {"chain": post["chain"].values, "draw": post["draw"].values}
+    rng = np.random.default_rng([int(seed), 777])
+    if md.kind == "continuous":
+        cond_mean = _conditional_mean(idata, md)
+        mats = structure_matrices(md, settings)
+        if "rho_within" in post:
+            Sigma = mats["cov_scale"][None] * _corr(_draws(idata, "rho_within"), mats["lag_within"])
+            L = np.linalg.cholesky(Sigma)
+            y_rep = cond_mean + np.einsum("dij,dj->di", L, rng.standard_normal(cond_mean.shape))
+        else:
+            y_rep = cond_mean + np.sqrt(np.diag(mats["cov_scale"]))[None, :] * rng.standard_normal(cond_mean.shape)
+    else:
+        p = _draws(idata, "p_study")
+        y_rep = rng.binomial(md.obs["total"].to_numpy(int)[None, :], p).astype(float)
     with model:
-        prior = pm.sample_prior_predictive(draws=int(s.get("prior_draws", 1000)), random_seed=int(seed) + 1)
-        idata.extend(prior)
-        pm.sample_posterior_predictive(idata, random_seed=int(seed) + 2, progressbar=False,
-                                       extend_inferencedata=True)
-    idata.add_groups({"log_likelihood": pointwise_log_likelihood(idata, md, settings)})
+        prior = pm.sample_prior_predictive(draws=int(s.get("prior_draws", 1000)), random_seed=int(seed) + 1,
+                                           compile_kwargs={"mode": "FAST_COMPILE"})
+    if md.kind == "continuous":
+        prior.prior["delta"] = _prior_delta(prior.prior, md, settings, time_course, seed)
+    idata.extend(prior)
+    obs_coord = coords["obs"]
+    idata.add_groups({"posterior_predictive": xr.Dataset(
+        {"y": (("chain", "draw", "obs"), y_rep.reshape(nc, nd, -1))}, coords={**cd, "obs": obs_coord})})
+    observed = md.obs["events"].to_numpy(float) if md.kind == "binary" else md.obs["y"].to_numpy(float)
+    idata.observed_data = xr.Dataset({"y": (("obs",), observed)}, coords={"obs": obs_coord})
+    idata.add_groups({"log_likelihood": pointwise_log_likelihood(idata, md, settings, time_course)})
     pred = _new_study_draws(idata, md, settings, seed)
     if pred is not None:
         idata.add_groups({"predictions": pred})
-    cd = _constant_data(md)
-    cd.attrs.update(_meta(md, settings, fit_status="fitted", time_course=time_course, seed=int(seed)))
+    const = _constant_data(md)
+    const.attrs.update(_meta(md, settings, fit_status="fitted", time_course=time_course, seed=int(seed)))
     if "constant_data" in idata.groups():
-        idata.constant_data = xr.merge([idata.constant_data, cd], combine_attrs="override")
-        idata.constant_data.attrs.update(cd.attrs)
+        idata.constant_data = const
     else:
-        idata.add_groups({"constant_data": cd})
+        idata.add_groups({"constant_data": const})
     return idata
 
 
@@ -720,7 +938,7 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
     if fitted and md.kind == "continuous":
         delta = _draws(idata, "delta")
         pred = idata.predictions["delta_new_study"].values.reshape(delta.shape)
-        sdelta = _draws(idata, "study_delta")
+        sdelta = _draws(idata, "study_delta") if "study_delta" in idata.posterior else None
         for k, t in enumerate(md.post_visits):
             v = k + 1
             studies = at_visit.get(v, [])
@@ -991,13 +1209,92 @@ def simulate_table(design: list[dict], truth: dict, seed: int, outcome: str = "s
 
 
 def draw_truth_from_prior(visits, priors: dict, seed: int, reference_months: float = 3.0) -> dict:
-    """Delta (random walk), tau (half-normal), rho_within, rho_between drawn from the model's priors."""
+    """Delta (random walk: J + Brownian motion), tau (half-normal), rho_within, rho_between drawn from the
+    model's priors."""
     rng = np.random.default_rng(seed)
     visits = np.asarray(visits, float)
     gaps = np.diff(np.concatenate([[0.0], visits]))
-    scales = np.concatenate([[priors["delta_sd"]], priors["step_sd"] * np.sqrt(gaps[1:] / reference_months)])
-    delta = np.cumsum(scales * rng.standard_normal(len(visits)))
+    delta = priors["delta_sd"] * rng.standard_normal() + \
+        np.cumsum(priors["step_sd"] * np.sqrt(gaps / reference_months) * rng.standard_normal(len(visits)))
     wc = priors.get("within_study_correlation", {"alpha": 2.0, "beta": 2.0})
     bc = priors.get("between_visit_correlation", {"alpha": 2.0, "beta": 2.0})
     return {"visits": visits, "delta": delta, "tau": abs(rng.normal(0, priors["tau_scale"])),
             "rho_within": rng.beta(wc["alpha"], wc["beta"]), "rho_between": rng.beta(bc["alpha"], bc["beta"])}
+
+
+def example_outcome_dictionary() -> dict:
+    """A small outcome dictionary matching ``example_analysis_table`` (tests, benchmark)."""
+    return {
+        "sledai": {"label": "SLEDAI", "kind": "continuous", "canonical_unit": "points",
+                   "direction_of_benefit": "decrease", "analysis_scale": "identity"},
+        "proteinuria_24h": {"label": "24-h proteinuria", "kind": "continuous", "canonical_unit": "g/24h",
+                            "direction_of_benefit": "decrease", "analysis_scale": "log"},
+        "serum_albumin": {"label": "Serum albumin", "kind": "continuous", "canonical_unit": "g/L",
+                          "direction_of_benefit": "increase", "analysis_scale": "identity"},
+        "c3": {"label": "C3", "kind": "continuous", "canonical_unit": "g/L", "direction_of_benefit": "increase",
+               "analysis_scale": "identity"},
+        "remission": {"label": "Renal remission", "kind": "binary", "canonical_unit": "",
+                      "direction_of_benefit": "increase", "analysis_scale": "logit"},
+    }
+
+
+def example_analysis_table() -> pd.DataFrame:
+    """A synthetic analysis table shaped like the shipped evidence (see docs/analysis_table.md): SLEDAI in 4
+    studies (an RCT reporting change at 6 months with a control arm; absolute means at 0/1/3, 0/12 and
+    0/0.92/1.85/3.69/5.54 months), proteinuria (log scale) in 3 studies incl. a subset cohort and a change
+    score anchored by a follow-up mean, albumin in one study, C3 median-only, remission (binary) in 3 studies
+    with a control arm, and a derived change row that must not enter the likelihood."""
+    recs = []
+
+    def add(study, outcome, measure, t, n, mean=np.nan, sd=np.nan, arm="MSCT", cohort="all", origin="reported",
+            events=np.nan, total=np.nan, poolable=True, reason="", method="reported", kind="continuous",
+            scale="identity", direction="decrease", unit="points"):
+        recs.append({
+            "analysis_id": f"{study}-{outcome}-{len(recs):03d}", "study_id": study, "arm": arm,
+            "arm_label": "hUC-MSC" if arm == "MSCT" else "standard care", "outcome": outcome, "kind": kind,
+            "measure": measure, "origin": origin, "cohort": cohort, "time_months": t, "n": n, "mean": mean,
+            "sd": sd, "events": events, "total": total, "unit": unit, "analysis_scale": scale,
+            "direction_of_benefit": direction, "method": method, "assumption": "", "skewness_flag": False,
+            "poolable": poolable, "not_poolable_reason": reason, "raw_row_ids": f"raw-{len(recs):03d}",
+            "source": "synthetic#table1"})
+
+    # SLEDAI ---------------------------------------------------------------------------------------------------
+    add("rct_a", "sledai", "absolute", 0, 18, 14.0, 4.0)
+    add("rct_a", "sledai", "change_from_baseline", 6, 18, -7.5, 4.5)
+    add("rct_a", "sledai", "absolute", 0, 18, 13.5, 4.2, arm="control")
+    add("rct_a", "sledai", "change_from_baseline", 6, 18, -4.0, 5.0, arm="control")
+    for t, m, s in ((0, 12.1, 3.9), (1, 9.0, 4.1), (3, 6.8, 3.7)):
+        add("sa_b", "sledai", "absolute", t, 15, m, s)
+    add("sa_b", "sledai", "change_from_baseline", 3, 15, -5.3, 3.0, origin="derived", method="change_sd_from_r")
+    for t, m, s in ((0, 15.2, 5.0), (12, 6.1, 4.0)):
+        add("sa_c", "sledai", "absolute", t, 40 if t == 0 else 35, m, s)
+    for t, m, s in ((0, 13.0, 4.5), (4 * 12 / 52, 10.2, 4.6), (8 * 12 / 52, 8.8, 4.2), (16 * 12 / 52, 7.6, 4.0),
+                    (24 * 12 / 52, 6.9, 3.8)):
+        add("sa_d", "sledai", "absolute", round(t, 4), 22, m, s)
+    # proteinuria (g/24h, log scale) ---------------------------------------------------------------------------
+    kw = dict(scale="log", unit="g/24h")
+    for t, m, s in ((0, 3.2, 2.1), (1, 2.3, 1.8), (3, 1.6, 1.3)):
+        add("sa_b", "proteinuria_24h", "absolute", t, 15, m, s, **kw)
+    for t, m, s, n in ((0, 2.8, 1.9, 40), (12, 1.1, 0.9, 35)):
+        add("sa_c", "proteinuria_24h", "absolute", t, n, m, s, **kw)
+    add("rct_a", "proteinuria_24h", "absolute", 0, 18, 3.0, 2.0, **kw)
+    add("rct_a", "proteinuria_24h", "absolute", 6, 18, 1.4, 1.1, **kw)
+    add("rct_a", "proteinuria_24h", "change_from_baseline", 6, 18, -1.6, 1.5, **kw)
+    add("rct_a", "proteinuria_24h", "absolute", 6, 18, 2.4, 1.6, arm="control", **kw)
+    add("rct_a", "proteinuria_24h", "change_from_baseline", 6, 18, -0.6, 1.4, arm="control", **kw)
+    add("sa_d", "proteinuria_24h", "absolute", 0, 12, 2.9, 1.7, cohort="seen_at_1m", **kw)
+    add("sa_d", "proteinuria_24h", "absolute", 1, 12, 2.2, 1.5, cohort="seen_at_1m", **kw)
+    # albumin: one study ---------------------------------------------------------------------------------------
+    for t, m, s in ((0, 27.0, 5.0), (1, 29.5, 5.2), (3, 32.0, 4.8)):
+        add("sa_b", "serum_albumin", "absolute", t, 15, m, s, direction="increase", unit="g/L")
+    # C3: median only ------------------------------------------------------------------------------------------
+    add("sa_c", "c3", "absolute", 0, 40, 0.55, poolable=False, reason="median without spread (median_only)",
+        method="median_only", direction="increase", unit="g/L")
+    # remission (binary) ---------------------------------------------------------------------------------------
+    bk = dict(kind="binary", scale="logit", direction="increase", unit="")
+    add("rct_a", "remission", "absolute", 6, 18, events=9, total=18, **bk)
+    add("rct_a", "remission", "absolute", 6, 18, events=4, total=18, arm="control", **bk)
+    add("sa_c", "remission", "absolute", 12, 35, events=21, total=35, **bk)
+    add("sa_d", "remission", "absolute", round(24 * 12 / 52, 4), 22, events=10, total=22, **bk)
+    add("sa_b", "remission", "absolute", 12, 15, events=8, total=15, **bk)
+    return pd.DataFrame(recs)

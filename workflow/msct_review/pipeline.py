@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from . import atomic, config as config_mod, dictionary as dictionary_mod, harmonise as harmonise_mod
 from . import sheets as sheets_mod, validation
@@ -57,3 +58,56 @@ def run_harmonise(resolved_config: str, validated_dir: str, table_out: str, cove
     cover = harmonise_mod.coverage(table, harmonise_mod.study_sets(studies), cfg["study_sets"])
     atomic.write_csv(table_out, table)
     atomic.write_csv(coverage_out, cover)
+
+
+def run_outcome_slice(table_csv: str, outcome: str, out: str) -> None:
+    """The analysis-table rows of one outcome.
+
+    Snakemake records input checksums: when another outcome's data change, this slice is rewritten with the
+    same content, so the outcome's model is not rerun.
+    """
+    table = pd.read_csv(table_csv)
+    atomic.write_csv(out, table[table["outcome"] == outcome])
+
+
+def model_settings(cfg: dict, outcome: str) -> dict:
+    """The resolved settings one outcome's model depends on (and nothing else, so reruns stay minimal)."""
+    model = cfg["model"]
+    priors = model["priors"]
+    return {
+        **{k: v for k, v in model.items() if k != "priors"},
+        "priors": {k: priors[k] for k in ("default", outcome) if k in priors},
+        "sampling": cfg["sampling"],
+        "diagnostics": cfg["diagnostics"],
+    }
+
+
+def run_model_config(resolved_config: str, outcome: str, out: str) -> None:
+    cfg = config_mod.load(resolved_config)
+    atomic.write_text(out, config_mod.dump(model_settings(cfg, outcome)))
+
+
+def study_ids_in_set(studies_csv: str, study_set: str) -> list[str]:
+    studies = pd.read_csv(studies_csv, dtype=str, keep_default_na=False)
+    return harmonise_mod.study_sets(studies).get(study_set, [])
+
+
+def run_fit(slice_csv: str, model_config: str, studies_csv: str, dictionary_yaml: str, outcome: str,
+            study_set: str, idata_out: str, summary_out: str) -> pd.DataFrame:
+    """Fit one outcome in one study set; the seed is derived from the configured base seed and the job."""
+    from . import models
+
+    settings = yaml.safe_load(Path(model_config).read_text(encoding="utf-8"))
+    spec = dictionary_mod.load(dictionary_yaml)[outcome].as_spec()
+    seed = models.outcome_seed(settings["sampling"]["seed"], outcome, study_set)
+    return models.run_model(slice_csv, {outcome: spec}, settings, outcome, study_set,
+                            study_ids_in_set(studies_csv, study_set), idata_out, summary_out, seed=seed)
+
+
+def run_diagnose(idata_path: str, model_config: str, outcome: str, study_set: str, report: str, out: str) -> None:
+    """The convergence gate: the report is always written (kept as the job's log); `out` only if it passes."""
+    from . import diagnostics
+
+    settings = yaml.safe_load(Path(model_config).read_text(encoding="utf-8"))
+    table = diagnostics.run_diagnostics(idata_path, settings["diagnostics"], outcome, study_set, report)
+    atomic.write_csv(out, table)

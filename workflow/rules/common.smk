@@ -12,3 +12,5 @@ from msct_review import sheets as sheets_mod
 
 CONFIG = config_mod.resolve(config)
 RAW_INPUTS = sheets_mod.input_files(CONFIG["data"]["raw_dir"], CONFIG["data"]["workbook"])
+STUDY_SETS = CONFIG["study_sets"]
+OUTCOMES = CONFIG["outcomes"] + CONFIG["binary_outcomes"]

@@ -1,0 +1,388 @@
+"""Tests of the time-course models (msct_review.model_data, msct_review.models).
+
+Issue checklist: (a) parameter recovery over repeated simulations, (b) agreement with a numerical-integration
+(bayesmeta-style grid) posterior for the one-visit normal-normal case, (c) between-arm difference = closed-form
+inverse-variance result, (e) same seed -> identical summaries; (d) is in test_diagnostics.py.
+Synthetic analysis tables follow docs/analysis_table.md.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from msct_review import model_data as MD
+from msct_review import models as M
+
+warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+QUIET = {"progress_bar": False}
+
+SPEC_ID = {"label": "Test score", "kind": "continuous", "canonical_unit": "points",
+           "direction_of_benefit": "decrease", "analysis_scale": "identity"}
+SPEC_LOG = {"label": "Proteinuria", "kind": "continuous", "canonical_unit": "g/24h",
+            "direction_of_benefit": "decrease", "analysis_scale": "log"}
+SPEC_BIN = {"label": "Remission", "kind": "binary", "canonical_unit": "", "direction_of_benefit": "increase",
+            "analysis_scale": "logit"}
+
+
+def row(study, measure, t, n, mean=np.nan, sd=np.nan, *, outcome="score", arm="MSCT", cohort="all",
+        origin="reported", poolable=True, reason="", events=np.nan, total=np.nan, kind="continuous",
+        method="reported", rid=None):
+    """One analysis-table row (docs/analysis_table.md)."""
+    return {"analysis_id": rid or f"{study}-{outcome}-{arm}-{measure}-{t}-{cohort}", "study_id": study,
+            "arm": arm, "arm_label": arm, "outcome": outcome, "kind": kind, "measure": measure,
+            "origin": origin, "cohort": cohort, "time_months": t, "n": n, "mean": mean, "sd": sd,
+            "events": events, "total": total, "unit": "points", "analysis_scale": "identity",
+            "direction_of_benefit": "decrease", "method": method, "assumption": "", "skewness_flag": False,
+            "poolable": poolable, "not_poolable_reason": reason, "raw_row_ids": "r1", "source": "test#t1"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# model_data: selection, conversion, bookkeeping (no sampling)
+# ---------------------------------------------------------------------------------------------------------
+def test_derived_rows_never_enter_with_their_absolute_rows():
+    tab = pd.DataFrame([
+        row("a", "absolute", 0, 20, 10, 3), row("a", "absolute", 3, 20, 7, 3),
+        row("a", "change_from_baseline", 3, 20, -3, 2.5, origin="derived", method="change_sd_from_r"),
+        row("b", "absolute", 0, 15, 11, 3), row("b", "absolute", 3, 15, 8, 3),
+    ])
+    md = MD.build_model_data(tab, "score", ["a", "b"], SPEC_ID, {})
+    assert len(md.obs) == 4 and set(md.obs["measure"]) == {"absolute"}
+    ex = md.excluded.set_index("origin")
+    assert "derived" in ex.index and "double counting" in ex.loc["derived", "reason"]
+
+
+def test_reported_change_supersedes_absolute_followup_of_same_cohort():
+    tab = pd.DataFrame([
+        row("a", "absolute", 0, 20, 10, 3), row("a", "absolute", 6, 20, 6, 3),
+        row("a", "change_from_baseline", 6, 20, -4, 2.0),
+        row("b", "absolute", 0, 15, 11, 3), row("b", "absolute", 6, 15, 8, 3),
+    ])
+    md = MD.build_model_data(tab, "score", ["a", "b"], SPEC_ID, {})
+    a = md.obs[md.obs["study_id"] == "a"]
+    assert list(a["measure"]) == ["change"]          # baseline-only cohort dropped, follow-up superseded
+    reasons = " ".join(md.excluded["reason"])
+    assert "superseded by the reported change score" in reasons and "baseline only" in reasons
+
+
+def test_log_scale_delta_method_and_change_anchoring():
+    tab = pd.DataFrame([
+        row("a", "absolute", 0, 16, 3.0, 2.0), row("a", "absolute", 1, 16, 2.0, 1.5),
+        # change with a follow-up mean at that visit: implied baseline = 1.5 - (-1.0) = 2.5
+        row("b", "absolute", 6, 10, 1.5, 1.0), row("b", "change_from_baseline", 6, 10, -1.0, 1.2),
+        # change without any anchoring mean: excluded with a reason
+        row("c", "change_from_baseline", 6, 12, -1.0, 1.0),
+    ])
+    md = MD.build_model_data(tab, "score", ["a", "b", "c"], SPEC_LOG, {})
+    a0 = md.obs[(md.obs["study_id"] == "a") & (md.obs["time_months"] == 0)].iloc[0]
+    assert a0["y"] == pytest.approx(math.log(3.0)) and a0["s"] == pytest.approx(2.0 / 3.0)
+    b = md.obs[md.obs["study_id"] == "b"].iloc[0]
+    assert b["measure"] == "change"
+    assert b["y"] == pytest.approx(math.log(1.5 / 2.5))
+    assert b["s"] == pytest.approx(1.2 / math.sqrt(1.5 * 2.5))
+    assert "c" not in set(md.obs["study_id"])
+    assert any("without an absolute mean" in r for r in md.excluded["reason"])
+
+
+def test_irregular_times_and_subset_cohorts():
+    wk = [0, 4 * 12 / 52, 8 * 12 / 52]
+    tab = pd.DataFrame([
+        row("a", "absolute", round(wk[0], 4), 22, 13, 4), row("a", "absolute", round(wk[1], 4), 22, 10, 4),
+        row("a", "absolute", round(wk[2], 4), 22, 9, 4),
+        row("b", "absolute", 0, 40, 14, 5), row("b", "absolute", 12, 40, 7, 5),
+        row("b", "absolute", 0, 25, 13, 5, cohort="seen_at_1m"), row("b", "absolute", 1, 25, 11, 5,
+                                                                     cohort="seen_at_1m"),
+    ])
+    md = MD.build_model_data(tab, "score", ["a", "b"], SPEC_ID, {"visit_grid_months": [0, 1, 3, 6, 9, 12]})
+    assert np.allclose(md.visits, [0, 0.923, 1, 1.846, 3, 6, 9, 12])
+    assert len(md.levels) == 3                       # (a, all), (b, all), (b, seen_at_1m)
+    # nested-subset covariance: the two baselines of study b share the subset's 25 patients
+    ib = md.obs.index[(md.obs["study_id"] == "b") & (md.obs["time_months"] == 0)]
+    A = md.A[np.ix_(ib, ib)]
+    assert A[0, 1] == pytest.approx(5 * 5 * 25 / (40 * 25))
+    assert np.linalg.eigvalsh(MD.covariance(md, 0.9)).min() > 0
+
+
+def test_thin_evidence_single_study_and_median_only():
+    tab = pd.DataFrame([
+        row("a", "absolute", 0, 20, 10, 3), row("a", "absolute", 3, 20, 7, 3),
+        row("b", "absolute", 0, 30, 1.2, poolable=False, reason="median without spread",
+            method="median_only"),
+    ])
+    md = MD.build_model_data(tab, "score", ["a", "b"], SPEC_ID, {})
+    assert md.status == "single_study" and md.studies == ["a"]
+    assert len(md.listed) == 1 and md.listed["study_id"].iloc[0] == "b"
+    none = MD.build_model_data(tab[tab["study_id"] == "b"], "score", ["b"], SPEC_ID, {})
+    assert none.status == "no_data"
+    idata = M.fit_outcome(none, {"sampling": QUIET}, seed=1)
+    assert "posterior" not in idata.groups()
+    summ = M.summarise(idata, none, {})
+    assert list(summ["label"]) == [MD.LABEL_MEDIAN_ONLY]
+
+
+def test_default_priors_cover_the_dictionary_outcomes():
+    for name in ("proteinuria_24h", "gfr", "egfr", "creatinine_clearance", "serum_creatinine", "sledai",
+                 "renal_bilag", "anti_dsdna", "c3", "c4", "serum_albumin"):
+        assert name in M.DEFAULT_PRIORS
+    tab = pd.DataFrame([row("a", "absolute", 0, 20, 10, 4, outcome="unknown_score"),
+                        row("a", "absolute", 3, 20, 7, 4, outcome="unknown_score")])
+    md = MD.build_model_data(tab, "unknown_score", ["a"], SPEC_ID, {})
+    empty = MD.build_model_data(tab, "other", ["a"], SPEC_ID, {})
+    assert empty.status == "no_data"
+    pri = M.resolve_priors(md, {})
+    assert pri["delta_sd"] == pytest.approx(4.0) and "data-derived" in pri["sources"]["delta_sd"]
+    pri = M.resolve_priors(md, {"priors": {"unknown_score": {"delta_sd": 7.0}}})
+    assert pri["delta_sd"] == 7.0 and pri["sources"]["delta_sd"] == "config (outcome)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# (c) between-arm difference of a controlled study = closed-form inverse-variance result
+# ---------------------------------------------------------------------------------------------------------
+def test_between_arm_difference_matches_closed_form():
+    tab = pd.DataFrame([
+        row("rct", "absolute", 0, 20, 14.0, 4.0), row("rct", "absolute", 0, 18, 13.5, 4.2, arm="control"),
+        row("rct", "change_from_baseline", 6, 20, -7.5, 4.5),
+        row("rct", "change_from_baseline", 6, 18, -4.0, 5.0, arm="control"),
+        row("rct", "absolute", 12, 19, 6.0, 3.0), row("rct", "absolute", 12, 17, 9.0, 4.0, arm="control"),
+        row("sa", "absolute", 0, 15, 12.0, 4.0), row("sa", "absolute", 6, 15, 7.0, 4.0),
+    ])
+    md = MD.build_model_data(tab, "score", ["rct", "sa"], SPEC_ID, {})
+    ba = md.between_arm.set_index("visit_months")
+    # change scores at 6 months
+    se6 = math.sqrt(4.5 ** 2 / 20 + 5.0 ** 2 / 18)
+    assert ba.loc[6.0, "estimate"] == pytest.approx(-3.5)
+    assert ba.loc[6.0, "se"] == pytest.approx(se6)
+    assert ba.loc[6.0, "lower"] == pytest.approx(-3.5 - stats.norm.ppf(0.975) * se6)
+    # follow-up means at 12 months
+    se12 = math.sqrt(3.0 ** 2 / 19 + 4.0 ** 2 / 17)
+    assert ba.loc[12.0, "estimate"] == pytest.approx(-3.0) and ba.loc[12.0, "se"] == pytest.approx(se12)
+    # the control arm is not in the time-course likelihood
+    assert set(md.obs["study_id"]) == {"rct", "sa"} and len(md.obs) == 5 and "control" not in " ".join(md.obs["analysis_id"])
+    # log scale: ratio of the arms' ratios of means, inverse-variance on the log scale
+    tl = pd.DataFrame([
+        row("rct", "absolute", 6, 20, 1.4, 1.1), row("rct", "absolute", 6, 18, 2.4, 1.6, arm="control")])
+    mdl = MD.build_model_data(tl, "score", ["rct"], SPEC_LOG, {})
+    r = mdl.between_arm.iloc[0]
+    assert r["estimate"] == pytest.approx(math.log(1.4 / 2.4))
+    assert r["se"] == pytest.approx(math.sqrt((1.1 / 1.4) ** 2 / 20 + (1.6 / 2.4) ** 2 / 18))
+    # the summary reports it with the closed-form interval
+    summ = M.summarise(M.fit_outcome(mdl, {"sampling": QUIET}, seed=1), mdl, {})
+    row6 = summ[summ["quantity"] == "between_arm_difference"].iloc[0]
+    assert row6["median"] == pytest.approx(r["estimate"]) and row6["upper"] == pytest.approx(r["upper"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# (b) one-visit normal-normal random effects: MCMC posterior = numerical-integration posterior
+# ---------------------------------------------------------------------------------------------------------
+def grid_posterior(y, se, delta_sd, tau_logpdf, tau_grid):
+    """bayesmeta-style: p(tau | y) on a grid, mu integrated analytically (its normal prior included:
+    y ~ N(0, diag(se^2 + tau^2) + delta_sd^2 J)); p(mu | y) as the tau-weighted normal mixture."""
+    y, se = np.asarray(y), np.asarray(se)
+    logp = []
+    means, variances = [], []
+    for tau in tau_grid:
+        w = 1.0 / (se ** 2 + tau ** 2)
+        cov = np.diag(se ** 2 + tau ** 2) + delta_sd ** 2
+        logp.append(stats.multivariate_normal.logpdf(y, np.zeros(len(y)), cov) + tau_logpdf(tau))
+        prec = w.sum() + 1.0 / delta_sd ** 2
+        means.append((w * y).sum() / prec)
+        variances.append(1.0 / prec)
+    logp = np.array(logp)
+    dens = np.exp(logp - logp.max())
+    wts = dens * np.gradient(tau_grid)
+    wts /= wts.sum()
+    return wts, np.array(means), np.array(variances)
+
+
+def _mixture_quantile(q, wts, means, variances):
+    lo, hi = (means - 10 * np.sqrt(variances)).min(), (means + 10 * np.sqrt(variances)).max()
+    xs = np.linspace(lo, hi, 20001)
+    cdf = (wts[:, None] * stats.norm.cdf((xs[None, :] - means[:, None]) / np.sqrt(variances)[:, None])).sum(0)
+    return float(np.interp(q, cdf, xs))
+
+
+@pytest.mark.parametrize("family", ["half_normal", "half_cauchy"])
+def test_one_visit_normal_normal_matches_grid_posterior(family):
+    d = np.array([-4.0, -6.0, -2.5, -7.0, -3.0])
+    sd = np.array([4.0, 5.0, 3.5, 6.0, 4.5])
+    n = np.array([20, 15, 30, 12, 25])
+    tab = pd.DataFrame([row(f"s{i}", "change_from_baseline", 6, int(n[i]), d[i], sd[i]) for i in range(5)])
+    # random-walk prior of Delta at 6 months: Var = delta_sd^2 + step_sd^2 * 6 / 3 = 64 + 36
+    settings = {"priors": {"score": {"delta_sd": 8.0, "step_sd": math.sqrt(18.0), "tau_scale": 2.0}},
+                "heterogeneity_prior": {"family": family},
+                "sampling": {**QUIET, "chains": 4, "draws": 2000, "tune": 1000}, "compare_time_courses": False}
+    md = MD.build_model_data(tab, "score", [f"s{i}" for i in range(5)], SPEC_ID, settings)
+    assert md.status == "pooled" and len(md.obs) == 5 and set(md.obs["time_months"]) == {6.0}
+    idata = M.fit_outcome(md, settings, seed=11)
+    mu = idata.posterior["delta"].sel(visit=6.0).values
+    tau = idata.posterior["tau"].values
+
+    se = sd / np.sqrt(n)
+    tau_logpdf = (lambda t: stats.halfnorm.logpdf(t, scale=2.0)) if family == "half_normal" else \
+        (lambda t: stats.halfcauchy.logpdf(t, scale=2.0))
+    grid = np.concatenate([np.linspace(1e-6, 10, 4000), np.linspace(10.01, 400, 4000)])
+    wts, means, variances = grid_posterior(d, se, 10.0, tau_logpdf, grid)     # prior SD of Delta(6): 10
+    exact_mu_mean = float((wts * means).sum())
+    exact_mu_sd = math.sqrt(float((wts * (variances + means ** 2)).sum()) - exact_mu_mean ** 2)
+    cdf_tau = np.cumsum(wts)
+
+    post = az.from_dict(posterior={"mu": mu, "tau": tau})
+    mcse_mu = float(az.mcse(post, var_names=["mu"])["mu"])
+    assert abs(mu.mean() - exact_mu_mean) < 4 * mcse_mu + 1e-3
+    assert mu.std() == pytest.approx(exact_mu_sd, rel=0.05)
+    for q in (0.025, 0.5, 0.975):
+        exact_mu_q = _mixture_quantile(q, wts, means, variances)
+        exact_tau_q = float(np.interp(q, cdf_tau, grid))
+        mc_mu = float(az.mcse(post, var_names=["mu"], method="quantile", prob=q)["mu"])
+        mc_tau = float(az.mcse(post, var_names=["tau"], method="quantile", prob=q)["tau"])
+        assert abs(np.quantile(mu, q) - exact_mu_q) < 4 * mc_mu + 0.02, (q, np.quantile(mu, q), exact_mu_q)
+        assert abs(np.quantile(tau, q) - exact_tau_q) < 4 * mc_tau + 0.02, (q, np.quantile(tau, q), exact_tau_q)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# (a) parameter recovery: truth inside the 90% intervals at the nominal rate over repeated simulations
+# ---------------------------------------------------------------------------------------------------------
+RECOVERY_DESIGN = [
+    {"study_id": "s1", "baseline": 12.0, "rows": [
+        {"measure": "absolute", "time": 0, "n": 20, "sd": 4.0}, {"measure": "absolute", "time": 1, "n": 20, "sd": 4.0},
+        {"measure": "absolute", "time": 3, "n": 18, "sd": 4.0}, {"measure": "absolute", "time": 6, "n": 16, "sd": 4.0}]},
+    {"study_id": "s2", "baseline": 15.0, "rows": [
+        {"measure": "absolute", "time": 0, "n": 30, "sd": 5.0}, {"measure": "absolute", "time": 6, "n": 28, "sd": 5.0}]},
+    {"study_id": "s3", "rows": [
+        {"measure": "change_from_baseline", "time": 3, "n": 15, "sd": 4.5},
+        {"measure": "change_from_baseline", "time": 6, "n": 15, "sd": 4.5}]},
+    {"study_id": "s4", "baseline": 10.0, "rows": [
+        {"measure": "absolute", "time": 0, "n": 25, "sd": 4.0}, {"measure": "absolute", "time": 1, "n": 25, "sd": 4.0}]},
+]
+RECOVERY_SETTINGS = {
+    "visit_grid_months": [0, 1, 3, 6], "compare_time_courses": False,
+    "priors": {"sim_outcome": {"delta_sd": 5.0, "tau_scale": 2.0, "step_sd": 3.0, "baseline_sd": 20.0}},
+    "sampling": {**QUIET, "chains": 2, "draws": 400, "tune": 400},
+}
+
+
+def test_parameter_recovery_over_repeated_simulations():
+    n_sims = 24
+    settings = RECOVERY_SETTINGS
+    truth0 = {"visits": [1, 3, 6], "delta": [0, 0, 0], "tau": 1.0, "rho_within": 0.5, "rho_between": 0.5}
+    md0 = MD.build_model_data(M.simulate_table(RECOVERY_DESIGN, truth0, seed=0), "sim_outcome",
+                              ["s1", "s2", "s3", "s4"], {**SPEC_ID}, settings)
+    pri = M.resolve_priors(md0, settings)
+    model = M.build_model(md0, settings)
+    compiled = M.compile_model(model)                      # one compilation, reused for every data set
+    hits, total = 0, 0
+    per_param = {}
+    for k in range(n_sims):
+        truth = M.draw_truth_from_prior([1, 3, 6], pri, seed=1000 + k)
+        tab = M.simulate_table(RECOVERY_DESIGN, truth, seed=2000 + k)
+        md = MD.build_model_data(tab, "sim_outcome", ["s1", "s2", "s3", "s4"], {**SPEC_ID}, settings)
+        idata, _, _ = M.fit_time_course(md, settings, seed=k, compiled=compiled, model=model)
+        post = idata.posterior
+        checks = {f"delta[{t}]": (post["delta"].values[..., i], truth["delta"][i]) for i, t in enumerate([1, 3, 6])}
+        checks.update({"tau": (post["tau"].values, truth["tau"]),
+                       "rho_within": (post["rho_within"].values, truth["rho_within"]),
+                       "rho_between": (post["rho_between"].values, truth["rho_between"])})
+        for name, (draws, true) in checks.items():
+            lo, hi = np.quantile(draws, [0.05, 0.95])
+            hit = bool(lo <= true <= hi)
+            hits += hit
+            total += 1
+            per_param.setdefault(name, []).append(hit)
+    coverage = hits / total
+    # 144 intervals at nominal 0.90: binomial 99.9% range ~ [0.83, 0.96]
+    assert 0.80 <= coverage <= 0.98, (coverage, {k: np.mean(v) for k, v in per_param.items()})
+    for name, v in per_param.items():
+        assert np.mean(v) >= 0.6, (name, np.mean(v))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# full outcome fits: groups, summary contract, determinism (e), binary, single study
+# ---------------------------------------------------------------------------------------------------------
+FIT_SETTINGS = {"sampling": {**QUIET, "chains": 4, "draws": 500, "tune": 500}, "compare_time_courses": False}
+
+
+@pytest.fixture(scope="module")
+def example():
+    return M.example_analysis_table(), M.example_outcome_dictionary()
+
+
+def test_same_seed_gives_identical_summaries_and_groups(example, tmp_path):
+    tab, dic = example
+    studies = ["rct_a", "sa_b", "sa_c", "sa_d"]
+    paths = []
+    summaries = []
+    for k in range(2):
+        idata_out, summary_out = tmp_path / f"idata{k}.nc", tmp_path / f"summary{k}.csv"
+        summaries.append(M.run_model(tab, dic, FIT_SETTINGS, "proteinuria_24h", "review_2023", studies,
+                                     str(idata_out), str(summary_out), seed=123))
+        paths.append((idata_out, summary_out))
+    pd.testing.assert_frame_equal(summaries[0], summaries[1])
+    assert paths[0][1].read_bytes() == paths[1][1].read_bytes()
+    idata = az.from_netcdf(paths[0][0])
+    for g in ("posterior", "sample_stats", "prior", "prior_predictive", "posterior_predictive", "observed_data",
+              "log_likelihood", "predictions", "constant_data"):
+        assert g in idata.groups(), g
+    s = summaries[0]
+    for c in ("outcome", "study_set", "visit_months", "quantity", "median", "lower", "upper", "p_improvement",
+              "n_studies", "n_patients", "label"):
+        assert c in s.columns
+    delta = s[s["quantity"] == "delta"].set_index("visit_months")
+    assert (delta["lower"] < delta["median"]).all() and (delta["median"] < delta["upper"]).all()
+    assert delta.loc[1.0, "n_studies"] == 2 and delta.loc[1.0, "label"] == MD.LABEL_POOLED
+    assert delta.loc[1.0, "n_patients"] == 27
+    assert delta.loc[9.0, "label"] == MD.LABEL_INTERPOLATED
+    assert {"delta_percent", "prediction", "study_delta", "tau", "rho_within", "rho_between",
+            "between_arm_difference"} <= set(s["quantity"])
+    rho = s[s["quantity"] == "rho_within"].iloc[0]
+    assert rho["prior_median"] == pytest.approx(0.5)
+    pred = s[s["quantity"] == "prediction"].set_index("visit_months")
+    assert (pred["upper"] - pred["lower"] >= delta["upper"] - delta["lower"] - 1e-9).all()
+    # percent change is the back-transformed ratio of means
+    pc = s[s["quantity"] == "delta_percent"].set_index("visit_months")
+    assert pc.loc[12.0, "median"] == pytest.approx(100 * math.expm1(delta.loc[12.0, "median"]), rel=1e-6)
+
+
+def test_single_study_and_binary_outcomes(example):
+    tab, dic = example
+    studies = ["rct_a", "sa_b", "sa_c", "sa_d"]
+    md = MD.build_model_data(tab, "serum_albumin", studies, dic["serum_albumin"], FIT_SETTINGS)
+    idata = M.fit_outcome(md, FIT_SETTINGS, seed=5)
+    s = M.summarise(idata, md, FIT_SETTINGS)
+    d = s[s["quantity"] == "delta"]
+    assert set(d["label"]) == {MD.LABEL_SINGLE} and (d["n_studies"] == 1).all()
+    assert "tau" not in set(s["quantity"])
+    # the study's own estimate: close to the observed change (albumin 27.0 -> 32.0 at 3 months)
+    assert d.set_index("visit_months").loc[3.0, "median"] == pytest.approx(5.0, abs=0.6)
+
+    mb = MD.build_model_data(tab, "remission", studies, dic["remission"], FIT_SETTINGS)
+    ib = M.fit_outcome(mb, FIT_SETTINGS, seed=5)
+    sb = M.summarise(ib, mb, FIT_SETTINGS)
+    pooled = sb[(sb["quantity"] == "proportion") & (sb["label"] == MD.LABEL_POOLED)].set_index("visit_months")
+    assert set(pooled.index) == {6.0, 12.0}
+    assert 0.3 < pooled.loc[12.0, "median"] < 0.75
+    rd = sb[sb["quantity"] == "between_arm_difference"].iloc[0]
+    assert rd["median"] == pytest.approx(9 / 18 - 4 / 18)
+
+
+def test_pointwise_loglik_is_the_loo_conditional_density():
+    # the conditional normal computed by brute force for one draw
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(4, 4))
+    V = X @ X.T + 4 * np.eye(4)
+    y, m = rng.normal(size=4), rng.normal(size=4)
+    P = np.linalg.inv(V)
+    c = P @ (y - m)
+    g = np.diag(P)
+    fast = -0.5 * math.log(2 * math.pi) + 0.5 * np.log(g) - 0.5 * c ** 2 / g
+    for j in range(4):
+        o = [k for k in range(4) if k != j]
+        mu_c = m[j] + V[j, o] @ np.linalg.solve(V[np.ix_(o, o)], y[o] - m[o])
+        var_c = V[j, j] - V[j, o] @ np.linalg.solve(V[np.ix_(o, o)], V[o, j])
+        assert fast[j] == pytest.approx(stats.norm.logpdf(y[j], mu_c, math.sqrt(var_c)))

@@ -1,0 +1,149 @@
+"""Adapters from model summaries and the analysis table to the plain frames the figures and tables draw.
+
+The plotting and table functions know nothing of file formats; this module is the one place that reads the
+model summary's long format (models.SUMMARY_COLUMNS) and puts study and pooled numbers on one display scale:
+the outcome's unit for identity-scale outcomes, percent change of the mean for log-scale outcomes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import tables
+
+VISIT_TOLERANCE = 0.5  # months: a study visit within this of a grid visit is shown at that visit
+
+
+def display_unit(spec) -> str:
+    return "% change" if spec.analysis_scale == "log" else spec.canonical_unit
+
+
+def _pct(x):
+    return 100.0 * (np.exp(x) - 1.0)
+
+
+def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict) -> pd.DataFrame:
+    """Each study's observed change (MSCT arm) on the display scale, with its 95% CI and n.
+
+    For log-scale outcomes the change and its CI are divided by the same cohort's baseline mean (percent of
+    baseline); where the baseline mean is not reported but the follow-up mean is, baseline = follow-up - change.
+    """
+    changes = tables.observed_changes(table, study_ids, labels=labels)
+    changes = changes[changes["outcome"] == spec.name].copy()
+    if spec.analysis_scale != "log" or changes.empty:
+        return changes.reset_index(drop=True)
+    absolute = table[(table["outcome"] == spec.name) & (table["measure"] == "absolute") & table["poolable"]
+                     & (table["arm"] == "MSCT")]
+    keep = []
+    for i, row in changes.iterrows():
+        same = absolute[(absolute["study_id"] == row["study_id"]) & (absolute["cohort"] == row["cohort"])]
+        base = same[same["time_months"] == 0]
+        if not base.empty:
+            m0 = float(base.iloc[0]["mean"])
+        else:
+            follow = same[np.isclose(same["time_months"].astype(float), row["time_months"])]
+            if follow.empty:
+                continue
+            m0 = float(follow.iloc[0]["mean"]) - row["estimate"]
+        if not m0 > 0:
+            continue
+        for column in ("estimate", "lower", "upper"):
+            changes.loc[i, column] = 100.0 * row[column] / m0
+        changes.loc[i, "unit"] = "% change"
+        keep.append(i)
+    return changes.loc[keep].reset_index(drop=True)
+
+
+def _quantity(summary: pd.DataFrame, name: str) -> pd.DataFrame:
+    return summary[(summary["quantity"] == name) & summary["visit_months"].notna()]
+
+
+def pooled_curve(summary: pd.DataFrame, spec) -> pd.DataFrame:
+    """Pooled change Δ(t) with its 95% CrI and 95% prediction interval, from month 0, on the display scale."""
+    delta = _quantity(summary, "delta")
+    if delta.empty or summary["status"].iloc[0] != "pooled":
+        return pd.DataFrame(columns=["time_months", "estimate", "lower", "upper", "pi_lower", "pi_upper"])
+    pred = _quantity(summary, "prediction").set_index("visit_months")
+    rows = [{"time_months": 0.0, "estimate": 0.0, "lower": 0.0, "upper": 0.0, "pi_lower": 0.0, "pi_upper": 0.0}]
+    for r in delta.itertuples():
+        p = pred.loc[r.visit_months] if r.visit_months in pred.index else None
+        rows.append({"time_months": r.visit_months, "estimate": r.median, "lower": r.lower, "upper": r.upper,
+                     "pi_lower": p["lower"] if p is not None else math.nan,
+                     "pi_upper": p["upper"] if p is not None else math.nan,
+                     "n_studies": r.n_studies, "n_patients": r.n_patients, "p_improvement": r.p_improvement,
+                     "label": r.label})
+    curve = pd.DataFrame(rows).sort_values("time_months").reset_index(drop=True)
+    if spec.analysis_scale == "log":
+        for column in ("estimate", "lower", "upper", "pi_lower", "pi_upper"):
+            curve[column] = _pct(curve[column].astype(float))
+    return curve
+
+
+def key_visit(summary: pd.DataFrame, changes: pd.DataFrame, grid) -> float | None:
+    """The grid visit with most studies observed near it (ties: the later visit), or None without data."""
+    if changes.empty:
+        return None
+    counts = {}
+    for visit in grid:
+        if visit <= 0:
+            continue
+        near = changes[(changes["time_months"] - visit).abs() <= VISIT_TOLERANCE]
+        counts[visit] = near["study_id"].nunique()
+    best = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    if best[1] == 0:  # no study near the grid: the latest observed visit
+        return float(changes["time_months"].max())
+    return float(best[0])
+
+
+def at_visit(changes: pd.DataFrame, visit: float) -> pd.DataFrame:
+    """Per study, the observation nearest to the visit (within the tolerance)."""
+    near = changes[(changes["time_months"] - visit).abs() <= VISIT_TOLERANCE].copy()
+    near["distance"] = (near["time_months"] - visit).abs()
+    near = near.sort_values(["label", "distance", "n"], ascending=[True, True, False])
+    return near.drop_duplicates("study_id").drop(columns="distance").reset_index(drop=True)
+
+
+def pooled_at(curve: pd.DataFrame, visit: float) -> dict | None:
+    if curve.empty:
+        return None
+    hit = curve[np.isclose(curve["time_months"].astype(float), visit)]
+    if hit.empty:
+        return None
+    r = hit.iloc[0]
+    return {"estimate": r["estimate"], "lower": r["lower"], "upper": r["upper"], "pi_lower": r["pi_lower"],
+            "pi_upper": r["pi_upper"]}
+
+
+def tau_row(summary: pd.DataFrame) -> dict:
+    tau = summary[summary["quantity"] == "tau"]
+    if tau.empty:
+        return {"tau": math.nan, "tau_lower": math.nan, "tau_upper": math.nan}
+    r = tau.iloc[0]
+    return {"tau": r["median"], "tau_lower": r["lower"], "tau_upper": r["upper"]}
+
+
+def finding(summary: pd.DataFrame, changes: pd.DataFrame, spec, visit: float | None) -> dict | None:
+    """One summary-of-findings row (the pooled change at the key visit, or the single study's own change)."""
+    if visit is None:
+        return None
+    curve = pooled_curve(summary, spec)
+    here = at_visit(changes, visit)
+    row = {"outcome": spec.name, "time_months": visit, "n_studies": here["study_id"].nunique(),
+           "n_patients": float(here["n"].sum()) if not here.empty else math.nan, "unit": display_unit(spec),
+           **tau_row(summary)}
+    pooled = pooled_at(curve, visit)
+    if pooled is not None and row["n_studies"] >= 2:
+        delta = _quantity(summary, "delta")
+        p = delta[np.isclose(delta["visit_months"].astype(float), visit)]["p_improvement"]
+        row.update(pooled, p_improvement=float(p.iloc[0]) if not p.empty else math.nan)
+    elif len(here) == 1:
+        r = here.iloc[0]
+        row.update(estimate=r["estimate"], lower=r["lower"], upper=r["upper"], pi_lower=math.nan,
+                   pi_upper=math.nan, p_improvement=math.nan)
+    else:
+        row.update(estimate=math.nan, lower=math.nan, upper=math.nan, pi_lower=math.nan, pi_upper=math.nan,
+                   p_improvement=math.nan)
+    return row

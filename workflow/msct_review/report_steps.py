@@ -1,0 +1,204 @@
+"""The figure and table steps the Snakemake rules call (one function per rule), reading results files.
+
+Each step reads its inputs, builds plain frames through figure_data, and calls the tested plotting/table
+functions; figures are written as PNG (300 dpi) and SVG, tables as CSV and Markdown, all atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import arviz as az
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from . import atomic, claims as claims_mod, dictionary as dictionary_mod, figure_data, harmonise  # noqa: E402
+from . import plots, tables  # noqa: E402
+
+
+def _stem(path: str) -> Path:
+    return Path(path).with_suffix("")
+
+
+def _studies(studies_csv: str) -> pd.DataFrame:
+    return pd.read_csv(studies_csv, dtype=str, keep_default_na=False)
+
+
+def _context(table_csv: str, studies_csv: str, study_set: str):
+    table = pd.read_csv(table_csv)
+    studies = _studies(studies_csv)
+    ids = harmonise.study_sets(studies).get(study_set, [])
+    return table, studies, ids, tables.study_labels(studies)
+
+
+def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outcome, study_set, out_png,
+               key_visit_csv) -> None:
+    """Forest plot of one outcome at its key visit (the grid visit with most studies)."""
+    spec = dictionary_mod.load(dictionary_yaml)[outcome]
+    table, _, ids, labels = _context(table_csv, studies_csv, study_set)
+    summary = pd.read_csv(summary_csv)
+    changes = figure_data.study_changes(table, ids, spec, labels)
+    visit = figure_data.key_visit(summary, changes, grid)
+    if visit is None:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{spec.label}: no study in the {study_set} set reports a change from baseline",
+                ha="center", va="center")
+        rows = pd.DataFrame()
+    else:
+        rows = figure_data.at_visit(changes, visit)
+        pooled = figure_data.pooled_at(figure_data.pooled_curve(summary, spec), visit)
+        fig = plots.forest_plot(rows, pooled, outcome_label=spec.label, unit=figure_data.display_unit(spec),
+                                direction_of_benefit=spec.direction_of_benefit, visit_months=visit,
+                                measure_label="Percent change from baseline" if spec.analysis_scale == "log"
+                                else "Change from baseline")
+    plots.save_figure(fig, _stem(out_png))
+    plt.close(fig)
+    atomic.write_csv(key_visit_csv, pd.DataFrame([{
+        "outcome": outcome, "study_set": study_set, "key_visit_months": visit,
+        "n_studies": int(rows["study_id"].nunique()) if not rows.empty else 0}]))
+
+
+def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set, out_png) -> None:
+    """One panel per continuous outcome: pooled Δ(t) with credible and prediction bands over the studies."""
+    outcomes = dictionary_mod.load(dictionary_yaml)
+    table, _, ids, labels = _context(table_csv, studies_csv, study_set)
+    panels = []
+    for outcome, path in summary_csvs.items():
+        spec = outcomes[outcome]
+        changes = figure_data.study_changes(table, ids, spec, labels)
+        if changes.empty:
+            continue
+        curve = figure_data.pooled_curve(pd.read_csv(path), spec)
+        panels.append({"curve": curve if not curve.empty else None, "points": changes, "outcome_label": spec.label,
+                       "unit": figure_data.display_unit(spec), "direction_of_benefit": spec.direction_of_benefit})
+    if not panels:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No continuous outcome has change data in this study set", ha="center")
+    else:
+        fig = plots.trajectory_grid(panels)
+    plots.save_figure(fig, _stem(out_png))
+    plt.close(fig)
+
+
+def run_characteristics(table_csv, studies_csv, dictionary_yaml, study_set, out_csv) -> None:
+    table, studies, _, labels = _context(table_csv, studies_csv, study_set)
+    frame = tables.characteristics_table(studies, table, study_set, dictionary_mod.load(dictionary_yaml), labels)
+    tables.write_table(frame, _stem(out_csv))
+
+
+def run_appraisal(appraisal_csv, studies_csv, out_traffic_png, out_summary_png, out_csv) -> None:
+    appraisal = pd.read_csv(appraisal_csv, dtype=str, keep_default_na=False)
+    labels = tables.study_labels(_studies(studies_csv))
+    fig = plots.traffic_light_plot(appraisal, labels=labels)
+    plots.save_figure(fig, _stem(out_traffic_png))
+    plt.close(fig)
+    fig = plots.appraisal_summary_plot(appraisal)
+    plots.save_figure(fig, _stem(out_summary_png))
+    plt.close(fig)
+    parts = [tables.appraisal_table(appraisal, labels, checklist) for checklist in appraisal["checklist"].unique()]
+    frames = []
+    for checklist, part in zip(appraisal["checklist"].unique(), parts):
+        frames.append(part.assign(Checklist=checklist))
+    tables.write_table(pd.concat(frames, ignore_index=True).fillna(""), _stem(out_csv))
+
+
+def run_summary_of_findings(table_csv, studies_csv, summary_csvs: dict, key_visit_csvs: dict, dictionary_yaml,
+                            study_set, out_csv) -> None:
+    outcomes = dictionary_mod.load(dictionary_yaml)
+    table, _, ids, labels = _context(table_csv, studies_csv, study_set)
+    rows = []
+    for outcome, path in summary_csvs.items():
+        spec = outcomes[outcome]
+        visit = pd.read_csv(key_visit_csvs[outcome])["key_visit_months"].iloc[0]
+        changes = figure_data.study_changes(table, ids, spec, labels)
+        row = figure_data.finding(pd.read_csv(path), changes, spec, None if pd.isna(visit) else float(visit))
+        if row is not None:
+            rows.append(row)
+    findings = pd.DataFrame(rows)
+    frame = tables.summary_of_findings(findings, outcomes) if rows else pd.DataFrame(
+        {"Outcome": [], "Statement": ["No outcome has change data in this study set"]})
+    tables.write_table(frame, _stem(out_csv))
+
+
+def run_claims(claims_csv, table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set,
+               out_csv) -> None:
+    """Each claim of the 2023 review's abstract against the data and models of this study set."""
+    outcomes = dictionary_mod.load(dictionary_yaml)
+    table, studies, _, labels = _context(table_csv, studies_csv, study_set)
+    changes = tables.observed_changes(table, None, labels=labels, include_median_only=True)
+    pooled = []
+    for outcome, path in summary_csvs.items():
+        curve = figure_data.pooled_curve(pd.read_csv(path), figure_data_spec_identity(outcomes[outcome]))
+        for r in curve[curve["time_months"] > 0].itertuples():
+            pooled.append({"outcome": outcome, "time_months": r.time_months, "estimate": r.estimate,
+                           "lower": r.lower, "upper": r.upper, "study_set": study_set,
+                           "n_studies": getattr(r, "n_studies", float("nan"))})
+    claims = claims_mod.load_claims(claims_csv, outcomes)
+    result = claims_mod.check_claims(claims, changes, pd.DataFrame(pooled) if pooled else None, outcomes,
+                                     study_sets=harmonise.study_sets(studies), labels=labels,
+                                     study_set_override=study_set)
+    atomic.write_csv(_stem(out_csv).with_suffix(".full.csv"), result)
+    tables.write_table(claims_mod.claims_table(result), _stem(out_csv))
+
+
+def figure_data_spec_identity(spec):
+    """The pooled curve on the analysis scale (the claims check needs only the side of zero)."""
+    return dictionary_mod.Outcome(**{**spec.__dict__, "analysis_scale": "identity"})
+
+
+def run_model_figures(idata_nc, outcome, out_prior_png, out_ppc_png, out_rank_png) -> None:
+    """Supplement: prior vs posterior of tau and correlations, posterior predictive check, rank plots."""
+    idata = az.from_netcdf(idata_nc)
+    names = [v for v in ("tau", "rho_within", "rho_between") if "posterior" in idata.groups()
+             and v in idata.posterior]
+    for path, draw in ((out_prior_png, lambda: plots.prior_posterior_plot(idata, names)),
+                       (out_ppc_png, lambda: plots.ppc_plot(idata, _observed_name(idata))),
+                       (out_rank_png, lambda: plots.rank_plot(idata, names))):
+        try:
+            fig = draw() if names else None
+        except (KeyError, ValueError, IndexError) as exc:
+            fig = _note_figure(f"{outcome}: {exc}")
+        if fig is None:
+            fig = _note_figure(f"{outcome}: no pooled model (thin evidence), so no model figure")
+        plots.save_figure(fig, _stem(path))
+        plt.close(fig)
+
+
+def _observed_name(idata) -> str:
+    if "observed_data" not in idata.groups() or not list(idata.observed_data.data_vars):
+        raise KeyError("no observed data in the model")
+    return list(idata.observed_data.data_vars)[0]
+
+
+def _note_figure(text: str):
+    fig, ax = plt.subplots(figsize=(6, 1.0))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return fig
+
+
+def run_diagnostics_table(diagnostic_csvs: dict, study_set, out_csv) -> None:
+    """All outcomes' gate results in one table for the supplement."""
+    rows = []
+    for outcome, path in diagnostic_csvs.items():
+        d = pd.read_csv(path)
+        params = d[d["kind"] == "parameter"] if "kind" in d else d
+        rows.append({
+            "Outcome": outcome,
+            "Parameters checked": len(params),
+            "Max R-hat": f"{params['rhat'].max():.3f}" if len(params) else "no model",
+            "Min bulk ESS": f"{params['ess_bulk'].min():.0f}" if len(params) else "no model",
+            "Min tail ESS": f"{params['ess_tail'].min():.0f}" if len(params) else "no model",
+            "Gate": "passed" if (d["passed"].astype(str).str.lower() != "false").all() else "failed",
+        })
+    tables.write_table(pd.DataFrame(rows), _stem(out_csv))
+
+
+def load_grid(model_config: str) -> list[float]:
+    return yaml.safe_load(Path(model_config).read_text(encoding="utf-8"))["visit_grid_months"]

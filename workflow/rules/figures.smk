@@ -1,0 +1,148 @@
+# Models and data -> figures (PNG 300 dpi + SVG) and tables (CSV + Markdown), one job per outcome where it
+# makes sense, so a change to one outcome's data reruns only that outcome's figures.
+# Every figure reads the model's diagnostics file too: nothing downstream uses an unconverged model.
+
+CONTINUOUS = CONFIG["outcomes"]
+DICTIONARY = CONFIG["data"]["outcome_dictionary"]
+
+
+def per_outcome(pattern, study_set, outcomes=CONTINUOUS):
+    """One path per outcome, in the order of `outcomes` (rules pass that order as params.outcomes)."""
+    return [pattern.format(study_set=study_set, outcome=o) for o in outcomes]
+
+
+rule forest:
+    """Forest plot of one outcome at its key visit: studies, pooled change, prediction interval."""
+    input:
+        table="results/harmonised/by_outcome/{outcome}.csv",
+        studies="results/validated/studies.csv",
+        summary="results/models/{study_set}/{outcome}/summary.csv",
+        gate="results/models/{study_set}/{outcome}/diagnostics.csv",
+        settings="results/config/models/{outcome}.yaml",
+        dictionary=DICTIONARY,
+    output:
+        png="results/figures/{study_set}/forest/{outcome}.png",
+        svg="results/figures/{study_set}/forest/{outcome}.svg",
+        key_visit="results/tables/{study_set}/key_visits/{outcome}.csv",
+    script:
+        "../scripts/forest.py"
+
+
+rule trajectories:
+    """Pooled change over 0-12 months per continuous outcome, over the studies' own changes."""
+    input:
+        table="results/harmonised/analysis_table.csv",
+        studies="results/validated/studies.csv",
+        summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set),
+        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set),
+        dictionary=DICTIONARY,
+    params:
+        outcomes=CONTINUOUS,
+    output:
+        png="results/figures/{study_set}/trajectories.png",
+        svg="results/figures/{study_set}/trajectories.svg",
+    script:
+        "../scripts/trajectories.py"
+
+
+rule characteristics_table:
+    """Table 1: one row per study in the set."""
+    input:
+        table="results/harmonised/analysis_table.csv",
+        studies="results/validated/studies.csv",
+        dictionary=DICTIONARY,
+    output:
+        csv="results/tables/{study_set}/characteristics.csv",
+        md="results/tables/{study_set}/characteristics.md",
+    script:
+        "../scripts/characteristics_table.py"
+
+
+rule appraisal:
+    """Critical appraisal: robvis-style traffic lights, a summary bar per item, and the table."""
+    input:
+        appraisal="results/validated/appraisal.csv",
+        studies="results/validated/studies.csv",
+    output:
+        traffic="results/figures/appraisal_traffic_light.png",
+        traffic_svg="results/figures/appraisal_traffic_light.svg",
+        summary="results/figures/appraisal_summary.png",
+        summary_svg="results/figures/appraisal_summary.svg",
+        csv="results/tables/appraisal.csv",
+        md="results/tables/appraisal.md",
+    script:
+        "../scripts/appraisal.py"
+
+
+rule summary_of_findings:
+    """Per outcome at its key visit: studies, patients, pooled change, prediction interval, P(improvement)."""
+    input:
+        table="results/harmonised/analysis_table.csv",
+        studies="results/validated/studies.csv",
+        summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set),
+        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set),
+        key_visits=lambda w: per_outcome("results/tables/{study_set}/key_visits/{outcome}.csv", w.study_set),
+        dictionary=DICTIONARY,
+    params:
+        outcomes=CONTINUOUS,
+    output:
+        csv="results/tables/{study_set}/summary_of_findings.csv",
+        md="results/tables/{study_set}/summary_of_findings.md",
+    script:
+        "../scripts/summary_of_findings.py"
+
+
+rule claims_check:
+    """Each claim of the 2023 review's abstract (data/claims/) against the data and models."""
+    input:
+        claims="data/claims/review_2023_claims.csv",
+        table="results/harmonised/analysis_table.csv",
+        studies="results/validated/studies.csv",
+        summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set),
+        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set),
+        dictionary=DICTIONARY,
+    params:
+        outcomes=CONTINUOUS,
+    output:
+        csv="results/tables/{study_set}/claims_check.csv",
+        md="results/tables/{study_set}/claims_check.md",
+        full="results/tables/{study_set}/claims_check.full.csv",
+    script:
+        "../scripts/claims_check.py"
+
+
+rule model_figures:
+    """Supplement: prior vs posterior (tau, correlations), posterior predictive check, rank plots."""
+    input:
+        idata="results/models/{study_set}/{outcome}/idata.nc",
+        gate="results/models/{study_set}/{outcome}/diagnostics.csv",
+    output:
+        prior="results/figures/{study_set}/model/{outcome}_prior_posterior.png",
+        ppc="results/figures/{study_set}/model/{outcome}_ppc.png",
+        rank="results/figures/{study_set}/model/{outcome}_rank.png",
+    script:
+        "../scripts/model_figures.py"
+
+
+rule diagnostics_table:
+    """Every outcome's convergence gate in one supplement table."""
+    input:
+        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set, OUTCOMES),
+    params:
+        outcomes=OUTCOMES,
+    output:
+        csv="results/tables/{study_set}/diagnostics.csv",
+        md="results/tables/{study_set}/diagnostics.md",
+    script:
+        "../scripts/diagnostics_table.py"
+
+
+def figure_targets():
+    targets = ["results/figures/appraisal_traffic_light.png", "results/tables/appraisal.csv"]
+    for s in STUDY_SETS:
+        targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
+                    f"results/tables/{s}/summary_of_findings.csv", f"results/tables/{s}/claims_check.csv",
+                    f"results/tables/{s}/diagnostics.csv"]
+        targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
+        targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
+    return targets

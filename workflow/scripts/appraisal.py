@@ -1,0 +1,4 @@
+from msct_review.report_steps import run_appraisal
+
+s = snakemake  # noqa: F821
+run_appraisal(s.input.appraisal, s.input.studies, s.output.traffic, s.output.summary, s.output.csv)

@@ -1,0 +1,5 @@
+from msct_review.pipeline import run_diagnose
+
+s = snakemake  # noqa: F821
+run_diagnose(s.input.idata, s.input.settings, s.wildcards.outcome, s.wildcards.study_set, s.log.report,
+             s.output[0])
