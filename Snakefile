@@ -13,6 +13,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/manuscript.smk"
 
 
 rule all:
@@ -22,4 +23,5 @@ rule all:
         "results/harmonised/coverage.csv",
         expand("results/models/{study_set}/{outcome}/diagnostics.csv", study_set=STUDY_SETS, outcome=OUTCOMES),
         figure_targets(),
+        MANUSCRIPT_TARGETS,
     default_target: True

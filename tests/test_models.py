@@ -165,6 +165,13 @@ def test_between_arm_difference_matches_closed_form():
     assert ba.loc[12.0, "estimate"] == pytest.approx(-3.0) and ba.loc[12.0, "se"] == pytest.approx(se12)
     # the control arm is not in the time-course likelihood
     assert set(md.obs["study_id"]) == {"rct", "sa"} and len(md.obs) == 5 and "control" not in " ".join(md.obs["analysis_id"])
+    # MSCT reports change and follow-up, control only follow-up: the follow-up means are compared
+    t2 = pd.DataFrame([
+        row("rct", "absolute", 0, 20, 14.0, 4.0), row("rct", "absolute", 6, 20, 7.0, 4.0),
+        row("rct", "change_from_baseline", 6, 20, -7.0, 3.0), row("rct", "absolute", 6, 18, 10.0, 5.0, arm="control")])
+    b2 = MD.build_model_data(t2, "score", ["rct"], SPEC_ID, {}).between_arm.iloc[0]
+    assert b2["estimate"] == pytest.approx(-3.0) and b2["se"] == pytest.approx(math.sqrt(16 / 20 + 25 / 18))
+    assert b2["method"] == "difference in follow-up means"
     # log scale: ratio of the arms' ratios of means, inverse-variance on the log scale
     tl = pd.DataFrame([
         row("rct", "absolute", 6, 20, 1.4, 1.1), row("rct", "absolute", 6, 18, 2.4, 1.6, arm="control")])

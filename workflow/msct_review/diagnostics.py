@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 
 import arviz as az
 import numpy as np
@@ -69,6 +70,7 @@ def diagnostics_table(idata: az.InferenceData, thresholds: dict | None, outcome:
 
     post = idata.posterior
     n_chains = post.sizes.get("chain", 1)
+    warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
     var_names = [v for v in post.data_vars if not str(v).endswith("__")]
     worst = {"rhat": [], "ess_bulk": [], "ess_tail": []}
     for v in var_names:

@@ -353,7 +353,7 @@ def _empty_between_arm() -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------------
 # continuous outcomes
 # ---------------------------------------------------------------------------------------------------------
-def _prepare_arm_rows(df: pd.DataFrame, scale: str, unit: str, exclude) -> pd.DataFrame:
+def _prepare_arm_rows(df: pd.DataFrame, scale: str, unit: str, exclude, supersede: bool = True) -> pd.DataFrame:
     """Rows of one arm on the analysis scale, derived rows and invalid rows removed. Returns a frame with
     columns study_id, cohort, measure, time_months, n, y, s, mean_natural, sd_natural, conversion, ..."""
     rows = []
@@ -404,7 +404,7 @@ def _prepare_arm_rows(df: pd.DataFrame, scale: str, unit: str, exclude) -> pd.Da
     chg_keys = {(r.study_id, r.cohort, r.time_months) for r in out.itertuples() if r.measure == "change"}
     drop = []
     for i, r in out.iterrows():
-        if r["measure"] == "absolute" and r["time_months"] > 0 and \
+        if supersede and r["measure"] == "absolute" and r["time_months"] > 0 and \
                 (r["study_id"], r["cohort"], r["time_months"]) in chg_keys:
             drop.append(i)
     anchors = out.copy()  # absolute means remain available for anchoring log-scale change scores
@@ -464,7 +464,10 @@ def _build_continuous(df, outcome, study_set, spec, settings, exclude, listed, k
     rows = _prepare_arm_rows(msct, scale, unit, exclude)
     control_rows = _prepare_arm_rows(control, scale, unit, lambda row, reason: exclude(
         row, f"control arm (between-arm difference only): {reason}"))
-    between = _between_arm_differences(rows, control_rows, scale)
+    # between-arm differences use every usable MSCT row (a superseded follow-up mean may pair with a control
+    # arm that reports only follow-up means)
+    between = _between_arm_differences(_prepare_arm_rows(msct, scale, unit, lambda row, reason: None,
+                                                         supersede=False), control_rows, scale)
     # control rows that were usable are not in the time-course likelihood: record that too
     for _, r in control_rows.iterrows() if len(control_rows) else []:
         exclude(r["_row"], "control arm: not in the time-course model; used for the between-arm difference")

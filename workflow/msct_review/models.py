@@ -488,8 +488,7 @@ def fit_time_course(md: ModelData, settings: dict, seed: int, tc: str | None = N
         compiled = compile_model(model)
     t1 = time.perf_counter()
     if model.free_RVs:
-        if md.kind == "continuous":
-            compiled = compiled.with_data(**data_updates(md, settings))
+        compiled = compiled.with_data(**data_updates(md, settings))
         idata = sample_compiled(compiled, settings, seed)
     else:
         idata = _empty_posterior(settings)

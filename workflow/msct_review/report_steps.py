@@ -158,7 +158,8 @@ def run_model_figures(idata_nc, outcome, out_prior_png, out_ppc_png, out_rank_pn
     names = [v for v in ("tau", "rho_within", "rho_between") if "posterior" in idata.groups()
              and v in idata.posterior]
     for path, draw in ((out_prior_png, lambda: plots.prior_posterior_plot(idata, names)),
-                       (out_ppc_png, lambda: plots.ppc_plot(idata, _observed_name(idata))),
+                       (out_ppc_png, lambda: plots.ppc_plot(idata, _observed_name(idata),
+                                                            obs_labels=_obs_labels(idata), unit=_obs_unit(idata))),
                        (out_rank_png, lambda: plots.rank_plot(idata, names))):
         try:
             fig = draw() if names else None
@@ -174,6 +175,27 @@ def _observed_name(idata) -> str:
     if "observed_data" not in idata.groups() or not list(idata.observed_data.data_vars):
         raise KeyError("no observed data in the model")
     return list(idata.observed_data.data_vars)[0]
+
+
+def _obs_labels(idata) -> list[str] | None:
+    """'Li 2016 abs. 0.9 mo' style labels for the observations, from the model's bookkeeping."""
+    import json
+
+    attrs = idata.constant_data.attrs if "constant_data" in idata.groups() else {}
+    if "obs_json" not in attrs:
+        return None
+    labels = []
+    for o in json.loads(attrs["obs_json"]):
+        what = "change" if o.get("measure") == "change" else "mean"
+        cohort = "" if o.get("cohort") in (None, "all") else f" [{o['cohort']}]"
+        labels.append(f"{o['study_id']}{cohort}: {what} at {o['time_months']:g} mo")
+    return labels
+
+
+def _obs_unit(idata) -> str:
+    attrs = idata.constant_data.attrs if "constant_data" in idata.groups() else {}
+    unit = attrs.get("unit", "")
+    return f"log of {unit}" if attrs.get("analysis_scale") == "log" else unit
 
 
 def _note_figure(text: str):

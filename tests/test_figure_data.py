@@ -1,0 +1,82 @@
+"""Adapters from model summaries and the analysis table to figure inputs: scale, key visit, pooled rows."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from msct_review import figure_data
+from msct_review.dictionary import Outcome
+
+
+def spec(scale="identity"):
+    return Outcome(name="x", label="X", kind="continuous", canonical_unit="g/24 h", units={"g/24 h": 1.0},
+                   direction_of_benefit="decrease", analysis_scale=scale)
+
+
+def summary(status="pooled"):
+    rows = []
+    for t, (m, lo, hi), (plo, phi) in ((1.0, (-0.2, -0.4, 0.0), (-0.8, 0.4)), (6.0, (-0.5, -0.9, -0.1), (-1.2, 0.2))):
+        rows.append(dict(status=status, quantity="delta", visit_months=t, median=m, lower=lo, upper=hi,
+                         p_improvement=0.9, n_studies=2, n_patients=30, label="pooled"))
+        rows.append(dict(status=status, quantity="prediction", visit_months=t, median=m, lower=plo, upper=phi,
+                         p_improvement=0.8, n_studies=2, n_patients=30, label="pooled"))
+    rows.append(dict(status=status, quantity="tau", visit_months=np.nan, median=0.3, lower=0.1, upper=0.7,
+                     p_improvement=np.nan, n_studies=2, n_patients=30, label="pooled"))
+    return pd.DataFrame(rows)
+
+
+def analysis_rows():
+    base = dict(arm="MSCT", outcome="x", kind="continuous", poolable=True, cohort="all", unit="g/24 h",
+                origin="derived", assumption="", method="change_sd_from_r")
+    return pd.DataFrame([
+        {**base, "analysis_id": "h1", "study_id": "a", "measure": "absolute", "time_months": 0.0, "n": 10,
+         "mean": 2.0, "sd": 1.0, "origin": "reported"},
+        {**base, "analysis_id": "h2", "study_id": "a", "measure": "absolute", "time_months": 6.0, "n": 10,
+         "mean": 1.0, "sd": 1.0, "origin": "reported"},
+        {**base, "analysis_id": "h3", "study_id": "a", "measure": "change_from_baseline", "time_months": 6.0,
+         "n": 10, "mean": -1.0, "sd": 1.0},
+        {**base, "analysis_id": "h4", "study_id": "b", "measure": "change_from_baseline", "time_months": 5.54,
+         "n": 20, "mean": -0.5, "sd": 2.0, "origin": "reported"},
+        {**base, "analysis_id": "h5", "study_id": "b", "measure": "absolute", "time_months": 5.54, "n": 20,
+         "mean": 1.5, "sd": 1.0, "origin": "reported"},
+        {**base, "analysis_id": "h6", "study_id": "c", "measure": "change_from_baseline", "time_months": 1.0,
+         "n": 8, "mean": -0.2, "sd": 0.5},
+    ])
+
+
+def test_pooled_curve_starts_at_zero_and_converts_log_to_percent():
+    identity = figure_data.pooled_curve(summary(), spec())
+    assert list(identity["time_months"]) == [0.0, 1.0, 6.0]
+    assert identity.loc[2, "estimate"] == -0.5 and identity.loc[2, "pi_lower"] == -1.2
+    log = figure_data.pooled_curve(summary(), spec("log"))
+    assert log.loc[2, "estimate"] == pytest.approx(100 * (math.exp(-0.5) - 1))
+
+
+def test_no_pooled_curve_without_a_pooled_model():
+    assert figure_data.pooled_curve(summary("single_study"), spec()).empty
+
+
+def test_study_changes_on_log_scale_are_percent_of_baseline():
+    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec("log"), {})
+    a = changes[changes["study_id"] == "a"].iloc[0]
+    assert a["estimate"] == pytest.approx(-50.0)  # -1 / 2 baseline
+    b = changes[changes["study_id"] == "b"].iloc[0]
+    assert b["estimate"] == pytest.approx(-0.5 / 2.0 * 100)  # baseline = follow-up 1.5 - change -0.5 = 2.0
+    assert "c" not in set(changes["study_id"])  # no baseline or follow-up mean: cannot be put in percent
+
+
+def test_key_visit_is_the_grid_visit_with_most_studies():
+    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
+    assert figure_data.key_visit(summary(), changes, [0, 1, 3, 6, 9, 12]) == 6.0  # a at 6, b at 5.54
+    rows = figure_data.at_visit(changes, 6.0)
+    assert list(rows["study_id"]) == ["a", "b"]
+
+
+def test_finding_uses_pooled_numbers_only_with_two_studies():
+    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
+    row = figure_data.finding(summary(), changes, spec(), 6.0)
+    assert row["n_studies"] == 2 and row["estimate"] == -0.5 and row["p_improvement"] == 0.9
+    single = figure_data.finding(summary(), changes, spec(), 1.0)
+    assert single["n_studies"] == 1 and single["estimate"] == -0.2 and math.isnan(single["pi_lower"])

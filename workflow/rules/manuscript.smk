@@ -1,0 +1,82 @@
+# Results -> the manuscript's numbers (with their lineage), the reproducibility appendix, and the rendered
+# manuscript (HTML, DOCX, PDF). Every input is listed exactly: the variables step reads the files
+# msct_review.variables.variables_inputs names, the manuscript step the files index.qmd includes or shows
+# (parsed from it), so a change to one of them reruns only what depends on it.
+
+from glob import glob
+
+from msct_review import provenance as provenance_mod
+from msct_review import variables as variables_mod
+
+MANUSCRIPT_QMD = "manuscript/index.qmd"
+MANUSCRIPT_SOURCES = variables_mod.manuscript_sources(MANUSCRIPT_QMD)
+# results/manuscript/{main,other}/... -> results/{figures,tables}/<study set>/... for the configured sets
+MANUSCRIPT_ASSETS = variables_mod.asset_map(MANUSCRIPT_SOURCES, CONFIG)
+PROVENANCE_INPUTS = [*RAW_INPUTS, "config.yaml", CONFIG["data"]["outcome_dictionary"],
+                     *sorted(glob("data/claims/*.csv"))]
+MANUSCRIPT_TARGETS = [f"results/manuscript/index.{ext}" for ext in ("html", "docx", "pdf")]
+
+
+rule variables:
+    """Every {{< var >}} of the manuscript from the results, with lineage to the raw rows, and the prior table."""
+    input:
+        variables_mod.variables_inputs(CONFIG),
+    output:
+        yml="results/manuscript/_variables.yml",
+        lineage="results/manuscript/lineage.json",
+        priors="results/manuscript/priors.md",
+    log:
+        "results/logs/manuscript/variables.log",
+    script:
+        "../scripts/variables.py"
+
+
+rule provenance:
+    """Reproducibility appendix: package versions, seeds, SHA-256 of the input files, git commit."""
+    input:
+        config="results/config/resolved_config.yaml",
+        pyproject="pyproject.toml",
+        files=PROVENANCE_INPUTS,
+    params:
+        # as params, so that a new commit or another installed version reruns this step
+        git=provenance_mod.git_commit(workflow.basedir),
+        versions=[(p["name"], p["installed"]) for p in provenance_mod.package_versions("pyproject.toml")],
+    output:
+        md="results/manuscript/provenance.md",
+        json="results/manuscript/provenance.json",
+    log:
+        "results/logs/manuscript/provenance.log",
+    script:
+        "../scripts/variables.py"
+
+
+rule manuscript_assets:
+    """Copies of the main and the other study set's figures and tables that index.qmd shows."""
+    input:
+        list(MANUSCRIPT_ASSETS.values()),
+    output:
+        list(MANUSCRIPT_ASSETS.keys()),
+    params:
+        pairs=MANUSCRIPT_ASSETS,
+    script:
+        "../scripts/manuscript.py"
+
+
+rule manuscript:
+    """Lint index.qmd for hand-typed numbers, then render it (Pandoc + Typst) with every number's lineage."""
+    input:
+        qmd=MANUSCRIPT_QMD,
+        variables="results/manuscript/_variables.yml",
+        lineage="results/manuscript/lineage.json",
+        sources=MANUSCRIPT_SOURCES,
+        bibliography="manuscript/references.bib",
+        csl="manuscript/vancouver.csl",
+        filters=sorted(glob("workflow/msct_review/filters/*.lua")),
+    output:
+        html="results/manuscript/index.html",
+        docx="results/manuscript/index.docx",
+        pdf="results/manuscript/index.pdf",
+    log:
+        "results/logs/manuscript/render.log",
+    script:
+        "../scripts/manuscript.py"

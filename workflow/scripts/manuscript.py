@@ -1,0 +1,20 @@
+# Rules `manuscript_assets` and `manuscript` (workflow/rules/manuscript.smk).
+import logging
+from pathlib import Path
+
+from msct_review import variables
+
+s = snakemake  # noqa: F821
+if s.rule == "manuscript_assets":
+    variables.stage_assets(s.params.pairs)
+elif s.rule == "manuscript":
+    logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0])])
+    logging.getLogger("msct_review").setLevel(logging.INFO)
+    out = variables.run_manuscript(s.input.qmd, s.input.variables, s.input.lineage, s.input.bibliography,
+                                   s.input.csl, Path(s.output.html).parent)
+    expected = {"html": s.output.html, "docx": s.output.docx, "pdf": s.output.pdf}
+    for fmt, path in expected.items():
+        if Path(out[fmt]).resolve() != Path(path).resolve():
+            raise RuntimeError(f"rendered {out[fmt]}, but the rule declares {path}")
+else:
+    raise ValueError(f"workflow/scripts/manuscript.py does not serve rule {s.rule!r}")
