@@ -11,7 +11,7 @@ import pytest
 
 from msct_review import model_data as MD
 from msct_review import models as M
-from msct_review.diagnostics import ConvergenceError, check_convergence, diagnostics_table, run_diagnostics
+from msct_review.diagnostics import ConvergenceError, check_convergence, run_diagnostics
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
