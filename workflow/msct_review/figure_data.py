@@ -18,7 +18,7 @@ VISIT_TOLERANCE = 0.5  # months: a study visit within this of a grid visit is sh
 
 
 def display_unit(spec) -> str:
-    return "% change" if spec.analysis_scale == "log" else spec.canonical_unit
+    return "%" if spec.analysis_scale == "log" else spec.canonical_unit
 
 
 def _pct(x):
@@ -52,7 +52,7 @@ def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict) -> pd.Data
             continue
         for column in ("estimate", "lower", "upper"):
             changes.loc[i, column] = 100.0 * row[column] / m0
-        changes.loc[i, "unit"] = "% change"
+        changes.loc[i, "unit"] = "%"
         keep.append(i)
     return changes.loc[keep].reset_index(drop=True)
 

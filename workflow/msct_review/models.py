@@ -230,14 +230,19 @@ def tau_prior_quantiles(priors: dict, qs=(0.5, 0.025, 0.975)) -> list[float]:
 
 
 def _tau_rv(pm, priors):
+    """tau with the configured prior, sampled on the softplus scale (tau = log(1 + e^x)) rather than the
+    log scale: with 1-4 studies the posterior of tau often reaches 0, which gives log(tau) a long left tail,
+    a wide adapted mass matrix and long leapfrog steps that hit the prior's double-exponential wall on the
+    log scale (rare divergences at large tau); on the softplus scale the wall is the prior's own tail."""
+    from pymc.distributions.transforms import log_exp_m1
     fam, scale = priors["tau_family"], priors["tau_scale"]
     if fam == "half_normal":
-        return pm.HalfNormal("tau", sigma=scale)
+        return pm.HalfNormal("tau", sigma=scale, default_transform=log_exp_m1)
     if fam == "half_cauchy":
-        return pm.HalfCauchy("tau", beta=scale)
+        return pm.HalfCauchy("tau", beta=scale, default_transform=log_exp_m1)
     if fam == "half_student_t":
-        return pm.HalfStudentT("tau", nu=priors["tau_nu"], sigma=scale)
-    return pm.Exponential("tau", lam=1.0 / scale)
+        return pm.HalfStudentT("tau", nu=priors["tau_nu"], sigma=scale, default_transform=log_exp_m1)
+    return pm.Exponential("tau", lam=1.0 / scale, default_transform=log_exp_m1)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -910,7 +915,8 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
       continuous  delta (pooled change from baseline Delta(t); single study: the study's own change),
                   delta_percent (log scale: 100 (exp(Delta) - 1), the percent change of the mean),
                   prediction (change in a new study; + prediction_percent), study_delta (shrunken study
-                  estimates at the visits each study reports), tau, rho_within, rho_between (with their
+                  estimates at the visits each study reports), study_observed (each study's own, unshrunken
+                  change with its 95% CI, for forest plots), tau, rho_within, rho_between (with their
                   prior median/interval), between_arm_difference (+ _percent on the log scale; closed form),
                   elpd_loo (one row per time course when compared; median = elpd, lower/upper = +/- 2 SE),
                   reported_median (median-only rows, listed).
@@ -960,6 +966,8 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
             else:
                 lab = LABEL_INTERPOLATED
             common = dict(visit_months=float(t), n_studies=ns, n_patients=pts.get(v, 0), label=lab)
+            if single:
+                common["study_id"] = md.studies[0]
             note = "" if not single else f"study {md.studies[0]}"
             m, lo, hi = _q(delta[:, k], level)
             add(quantity="delta", median=m, lower=lo, upper=hi,
@@ -985,6 +993,14 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
                     add(quantity="study_delta", study_id=st, median=m, lower=lo, upper=hi,
                         p_improvement=_p_improve(x, md.direction), visit_months=float(t), n_studies=1,
                         n_patients=npat, label="shrunken study estimate", note="")
+        rho_hat = float(np.median(_draws(idata, "rho_within"))) if "rho_within" in idata.posterior else 0.5
+        z = _z(level)
+        for r in observed_study_changes(md, rho_hat):
+            add(quantity="study_observed", study_id=r["study_id"], visit_months=r["visit_months"],
+                median=r["estimate"], lower=r["estimate"] - z * r["se"], upper=r["estimate"] + z * r["se"],
+                p_improvement=_p_improve_normal(r["estimate"], r["se"], md.direction), n_studies=1,
+                n_patients=int(r["n"]), label="study's own estimate (observed, not shrunken)",
+                note=f"{r['method']}; se={r['se']:.4g}")
         pri = resolve_priors(md, settings)
         from scipy import stats
         for name, cfgkey in (("rho_within", "within_study_correlation"),
@@ -1075,6 +1091,36 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
     for c in ("n_studies", "n_patients"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype("Int64")
     return out.reset_index(drop=True)
+
+
+def observed_study_changes(md: ModelData, rho_within: float) -> list[dict]:
+    """Each study's own (unshrunken) change from baseline per visit, for forest plots: a reported change
+    score as it is (se = s / sqrt(n)); else follow-up minus the same cohort's baseline mean, with
+    Var = v_t + v_0 - 2 Cov and Cov from the nested-subset rule at ``rho_within`` (the posterior median).
+    Where several cohorts report a visit, the one with the most patients is used."""
+    out = []
+    if md.kind != "continuous" or md.n_obs == 0:
+        return out
+    obs = md.obs.reset_index(drop=True)
+    S = md.A * np.where(md.lag_within == 0, 1.0, np.power(rho_within, md.lag_within))
+    for (st, v), grp in obs[obs["visit_idx"] > 0].groupby(["study_id", "visit_idx"]):
+        chg = grp[grp["measure"] == "change"]
+        if len(chg):
+            j = chg.sort_values("n").index[-1]
+            out.append({"study_id": st, "visit_months": float(obs.loc[j, "time_months"]), "n": obs.loc[j, "n"],
+                        "estimate": float(obs.loc[j, "y"]), "se": float(math.sqrt(S[j, j])),
+                        "method": "reported change score"})
+            continue
+        j = grp.sort_values("n").index[-1]
+        base = obs[(obs["study_id"] == st) & (obs["cohort"] == obs.loc[j, "cohort"]) & (obs["visit_idx"] == 0)]
+        if base.empty:
+            continue
+        b = base.index[0]
+        var = S[j, j] + S[b, b] - 2 * S[j, b]
+        out.append({"study_id": st, "visit_months": float(obs.loc[j, "time_months"]), "n": obs.loc[j, "n"],
+                    "estimate": float(obs.loc[j, "y"] - obs.loc[b, "y"]), "se": float(math.sqrt(max(var, 0.0))),
+                    "method": f"follow-up minus baseline (cohort {obs.loc[j, 'cohort']}, rho_within {rho_within:.2f})"})
+    return out
 
 
 def _add_tau(add, idata, pri, level, n_all, p_all):
