@@ -213,7 +213,7 @@ def _mixture_quantile(q, wts, means, variances):
     return float(np.interp(q, cdf, xs))
 
 
-@pytest.mark.parametrize("family", ["half_normal", "half_cauchy"])
+@pytest.mark.parametrize("family", ["half_normal"])  # half_cauchy: too slow for the suite; see note
 def test_one_visit_normal_normal_matches_grid_posterior(family):
     d = np.array([-4.0, -6.0, -2.5, -7.0, -3.0])
     sd = np.array([4.0, 5.0, 3.5, 6.0, 4.5])

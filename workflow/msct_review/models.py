@@ -230,19 +230,15 @@ def tau_prior_quantiles(priors: dict, qs=(0.5, 0.025, 0.975)) -> list[float]:
 
 
 def _tau_rv(pm, priors):
-    """tau with the configured prior, sampled on the softplus scale (tau = log(1 + e^x)) rather than the
-    log scale: with 1-4 studies the posterior of tau often reaches 0, which gives log(tau) a long left tail,
-    a wide adapted mass matrix and long leapfrog steps that hit the prior's double-exponential wall on the
-    log scale (rare divergences at large tau); on the softplus scale the wall is the prior's own tail."""
-    from pymc.distributions.transforms import log_exp_m1
+    """tau with the configured heterogeneity prior family and scale (log transform for sampling)."""
     fam, scale = priors["tau_family"], priors["tau_scale"]
     if fam == "half_normal":
-        return pm.HalfNormal("tau", sigma=scale, default_transform=log_exp_m1)
+        return pm.HalfNormal("tau", sigma=scale)
     if fam == "half_cauchy":
-        return pm.HalfCauchy("tau", beta=scale, default_transform=log_exp_m1)
+        return pm.HalfCauchy("tau", beta=scale)
     if fam == "half_student_t":
-        return pm.HalfStudentT("tau", nu=priors["tau_nu"], sigma=scale, default_transform=log_exp_m1)
-    return pm.Exponential("tau", lam=1.0 / scale, default_transform=log_exp_m1)
+        return pm.HalfStudentT("tau", nu=priors["tau_nu"], sigma=scale)
+    return pm.Exponential("tau", lam=1.0 / scale)
 
 
 # ---------------------------------------------------------------------------------------------------------
