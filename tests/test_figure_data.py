@@ -80,3 +80,12 @@ def test_finding_uses_pooled_numbers_only_with_two_studies():
     assert row["n_studies"] == 2 and row["estimate"] == -0.5 and row["p_improvement"] == 0.9
     single = figure_data.finding(summary(), changes, spec(), 1.0)
     assert single["n_studies"] == 1 and single["estimate"] == -0.2 and math.isnan(single["pi_lower"])
+
+
+def test_forest_visits_are_grid_visits_with_data_plus_off_grid_times():
+    changes = pd.DataFrame({"study_id": ["a", "a", "b", "b", "c"],
+                            "time_months": [0.92, 6.0, 5.54, 24.0, 12.0]})
+    # 0.92 and 5.54 fall within 0.5 months of 1 and 6; 24 is near no grid visit and gets its own plot;
+    # 3 and 9 have no study
+    assert figure_data.forest_visits(changes, [0, 1, 3, 6, 9, 12]) == [1.0, 6.0, 12.0, 24.0]
+    assert figure_data.forest_visits(changes.iloc[0:0], [0, 1, 3]) == []

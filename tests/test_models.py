@@ -213,7 +213,7 @@ def _mixture_quantile(q, wts, means, variances):
     return float(np.interp(q, cdf, xs))
 
 
-@pytest.mark.parametrize("family", ["half_normal"])  # half_cauchy: too slow for the suite; see note
+@pytest.mark.parametrize("family", ["half_normal", "half_cauchy"])
 def test_one_visit_normal_normal_matches_grid_posterior(family):
     d = np.array([-4.0, -6.0, -2.5, -7.0, -3.0])
     sd = np.array([4.0, 5.0, 3.5, 6.0, 4.5])
@@ -343,8 +343,10 @@ def test_same_seed_gives_identical_summaries_and_groups(example, tmp_path):
     assert delta.loc[1.0, "n_studies"] == 2 and delta.loc[1.0, "label"] == MD.LABEL_POOLED
     assert delta.loc[1.0, "n_patients"] == 27
     assert delta.loc[9.0, "label"] == MD.LABEL_INTERPOLATED
-    assert {"delta_percent", "prediction", "study_delta", "tau", "rho_within", "rho_between",
+    assert {"delta_percent", "prediction", "study_delta", "study_observed", "tau", "rho_within", "rho_between",
             "between_arm_difference"} <= set(s["quantity"])
+    obs12 = s[(s["quantity"] == "study_observed") & (s["study_id"] == "sa_c")].iloc[0]
+    assert obs12["median"] == pytest.approx(math.log(1.1) - math.log(2.8))
     rho = s[s["quantity"] == "rho_within"].iloc[0]
     assert rho["prior_median"] == pytest.approx(0.5)
     pred = s[s["quantity"] == "prediction"].set_index("visit_months")
@@ -376,18 +378,28 @@ def test_single_study_and_binary_outcomes(example):
     assert rd["median"] == pytest.approx(9 / 18 - 4 / 18)
 
 
-def test_pointwise_loglik_is_the_loo_conditional_density():
-    # the conditional normal computed by brute force for one draw
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(4, 4))
-    V = X @ X.T + 4 * np.eye(4)
-    y, m = rng.normal(size=4), rng.normal(size=4)
-    P = np.linalg.inv(V)
-    c = P @ (y - m)
-    g = np.diag(P)
-    fast = -0.5 * math.log(2 * math.pi) + 0.5 * np.log(g) - 0.5 * c ** 2 / g
-    for j in range(4):
-        o = [k for k in range(4) if k != j]
-        mu_c = m[j] + V[j, o] @ np.linalg.solve(V[np.ix_(o, o)], y[o] - m[o])
-        var_c = V[j, j] - V[j, o] @ np.linalg.solve(V[np.ix_(o, o)], V[o, j])
-        assert fast[j] == pytest.approx(stats.norm.logpdf(y[j], mu_c, math.sqrt(var_c)))
+def test_marginal_covariance_and_pointwise_loglik_by_brute_force():
+    """The integrated model's covariance written out by hand for a 3-row design, and the pointwise
+    log-likelihood = log p(y_j | y_-j) of the multivariate normal computed by conditioning."""
+    tab = pd.DataFrame([row("a", "absolute", 0, 20, 10.0, 4.0), row("a", "absolute", 3, 20, 7.0, 4.0),
+                        row("b", "change_from_baseline", 3, 15, -2.0, 5.0)])
+    settings = {"visit_grid_months": [0, 3], "priors": {"score": {"delta_sd": 5.0, "step_sd": 2.0,
+                                                                   "tau_scale": 2.0, "baseline_sd": 10.0}}}
+    md = MD.build_model_data(tab, "score", ["a", "b"], SPEC_ID, settings)
+    tau, rho = 1.5, 0.6
+    idata = az.from_dict(posterior={"tau": np.full((1, 2), tau), "rho_within": np.full((1, 2), rho)})
+    m, V = M.marginal_moments(idata, md, settings, "random_walk")
+    var_delta = 5.0 ** 2 + 2.0 ** 2 * 3 / 3                    # J + Brownian motion at 3 months
+    a, b = 16 / 20, 25 / 15
+    expected = np.array([
+        [a + 100, rho * a + 100, 0.0],
+        [rho * a + 100, a + 100 + tau ** 2 + var_delta, var_delta],
+        [0.0, var_delta, b + tau ** 2 + var_delta]])
+    assert np.allclose(V[0], expected) and np.allclose(m, [10.0, 10.0, 0.0])
+    ll = M.pointwise_log_likelihood(idata, md, settings, "random_walk")["y"].values[0, 0]
+    y = np.array([10.0, 7.0, -2.0])
+    for j in range(3):
+        o = [k for k in range(3) if k != j]
+        mu_c = m[j] + expected[j, o] @ np.linalg.solve(expected[np.ix_(o, o)], y[o] - m[o])
+        var_c = expected[j, j] - expected[j, o] @ np.linalg.solve(expected[np.ix_(o, o)], expected[o, j])
+        assert ll[j] == pytest.approx(stats.norm.logpdf(y[j], mu_c, math.sqrt(var_c)))

@@ -325,6 +325,23 @@ def test_save_figure_leaves_nothing_behind_when_saving_fails(tmp_path, monkeypat
     assert (tmp_path / "old.png").read_bytes() == b"old"
 
 
+def test_atomic_dir_replaces_a_folder_only_when_every_file_was_written(tmp_path):
+    from msct_review import atomic
+    target = tmp_path / "by_visit"
+    target.mkdir()
+    (target / "old_1m.png").write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_dir(target) as tmp:
+            (tmp / "new_1m.png").write_bytes(b"new")
+            raise RuntimeError("second figure failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["by_visit"]
+    assert sorted(p.name for p in target.iterdir()) == ["old_1m.png"]
+    with atomic.atomic_dir(target) as tmp:
+        (tmp / "new_1m.png").write_bytes(b"new")
+    assert sorted(p.name for p in target.iterdir()) == ["new_1m.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["by_visit"]
+
+
 # ---------------------------------------------------------------------------------------------- model figures
 
 @pytest.fixture(scope="module")

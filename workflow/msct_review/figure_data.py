@@ -98,6 +98,18 @@ def key_visit(summary: pd.DataFrame, changes: pd.DataFrame, grid) -> float | Non
     return float(best[0])
 
 
+def forest_visits(changes: pd.DataFrame, grid) -> list[float]:
+    """The visits that get a forest plot: each grid visit with a study observed near it, plus each observed
+    time near no grid visit (e.g. a 24-month follow-up), in time order."""
+    if changes.empty:
+        return []
+    times = changes["time_months"].astype(float)
+    grid = [float(v) for v in grid if v > 0]
+    visits = [v for v in grid if ((times - v).abs() <= VISIT_TOLERANCE).any()]
+    visits += sorted({round(t, 3) for t in times if t > 0 and all(abs(t - v) > VISIT_TOLERANCE for v in grid)})
+    return sorted(visits)
+
+
 def at_visit(changes: pd.DataFrame, visit: float) -> pd.DataFrame:
     """Per study, the observation nearest to the visit (within the tolerance)."""
     near = changes[(changes["time_months"] - visit).abs() <= VISIT_TOLERANCE].copy()

@@ -35,13 +35,28 @@ def _context(table_csv: str, studies_csv: str, study_set: str):
     return table, studies, ids, tables.study_labels(studies)
 
 
+def _forest_figure(rows: pd.DataFrame, curve: pd.DataFrame, spec, visit: float):
+    pooled = figure_data.pooled_at(curve, visit)
+    return plots.forest_plot(rows, pooled, outcome_label=spec.label, unit=figure_data.display_unit(spec),
+                             direction_of_benefit=spec.direction_of_benefit, visit_months=visit,
+                             measure_label="Percent change from baseline" if spec.analysis_scale == "log"
+                             else "Change from baseline")
+
+
+def visit_stem(outcome: str, visit: float) -> str:
+    """File stem of one per-visit forest plot, e.g. 'sledai_6m' or 'sledai_0.9m'."""
+    return f"{outcome}_{float(visit):g}m"
+
+
 def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outcome, study_set, out_png,
-               key_visit_csv) -> None:
-    """Forest plot of one outcome at its key visit (the grid visit with most studies)."""
+               key_visit_csv, out_by_visit_dir=None) -> None:
+    """Forest plot of one outcome at its key visit (the grid visit with most studies), and, in
+    `out_by_visit_dir`, one forest per visit with data (PNG + SVG each, named by visit_stem)."""
     spec = dictionary_mod.load(dictionary_yaml)[outcome]
     table, _, ids, labels = _context(table_csv, studies_csv, study_set)
     summary = pd.read_csv(summary_csv)
     changes = figure_data.study_changes(table, ids, spec, labels)
+    curve = figure_data.pooled_curve(summary, spec)
     visit = figure_data.key_visit(summary, changes, grid)
     if visit is None:
         fig, ax = plt.subplots(figsize=(6, 1.2))
@@ -51,13 +66,15 @@ def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outco
         rows = pd.DataFrame()
     else:
         rows = figure_data.at_visit(changes, visit)
-        pooled = figure_data.pooled_at(figure_data.pooled_curve(summary, spec), visit)
-        fig = plots.forest_plot(rows, pooled, outcome_label=spec.label, unit=figure_data.display_unit(spec),
-                                direction_of_benefit=spec.direction_of_benefit, visit_months=visit,
-                                measure_label="Percent change from baseline" if spec.analysis_scale == "log"
-                                else "Change from baseline")
+        fig = _forest_figure(rows, curve, spec, visit)
     plots.save_figure(fig, _stem(out_png))
     plt.close(fig)
+    if out_by_visit_dir is not None:
+        with atomic.atomic_dir(out_by_visit_dir) as tmp:
+            for v in figure_data.forest_visits(changes, grid):
+                fig = _forest_figure(figure_data.at_visit(changes, v), curve, spec, v)
+                plots.save_figure(fig, tmp / visit_stem(outcome, v))
+                plt.close(fig)
     atomic.write_csv(key_visit_csv, pd.DataFrame([{
         "outcome": outcome, "study_set": study_set, "key_visit_months": visit,
         "n_studies": int(rows["study_id"].nunique()) if not rows.empty else 0}]))

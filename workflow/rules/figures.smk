@@ -12,7 +12,8 @@ def per_outcome(pattern, study_set, outcomes=CONTINUOUS):
 
 
 rule forest:
-    """Forest plot of one outcome at its key visit: studies, pooled change, prediction interval."""
+    """Forest plots of one outcome: at its key visit, and one per visit with data (in by_visit/): studies,
+    pooled change, prediction interval."""
     input:
         table="results/harmonised/by_outcome/{outcome}.csv",
         studies="results/validated/studies.csv",
@@ -24,6 +25,7 @@ rule forest:
         png="results/figures/{study_set}/forest/{outcome}.png",
         svg="results/figures/{study_set}/forest/{outcome}.svg",
         key_visit="results/tables/{study_set}/key_visits/{outcome}.csv",
+        by_visit=directory("results/figures/{study_set}/forest/by_visit/{outcome}"),
     script:
         "../scripts/forest.py"
 

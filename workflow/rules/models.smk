@@ -40,7 +40,7 @@ rule fit_model:
         summary="results/models/{study_set}/{outcome}/summary.csv",
     log:
         "results/logs/fit_model/{study_set}/{outcome}.log",
-    threads: 2
+    threads: 1
     script:
         "../scripts/fit_model.py"
 

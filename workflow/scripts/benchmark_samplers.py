@@ -91,6 +91,8 @@ def main(argv=None) -> None:
           f"{len(md.post_visits)} visits); sampled parameters: {', '.join(names)}")
     import nutpie
     import pymc as pm
+    blas = M.limited_blas_threads(settings)          # the same BLAS setting (1 thread) for both samplers
+    blas.__enter__()
     t0 = time.perf_counter()
     compiled = nutpie.compile_pymc_model(model)
     t1 = time.perf_counter()
@@ -105,6 +107,7 @@ def main(argv=None) -> None:
                             random_seed=args.seed, target_accept=float(s.get("target_accept", 0.9)),
                             progressbar=False, compute_convergence_checks=False)
     t4 = time.perf_counter()
+    blas.__exit__(None, None, None)
     samp_p = float(idata_p.sample_stats.attrs.get("sampling_time", t4 - t3))
     ess_p, worst_p = _min_ess(idata_p, names)
     div_p = int(idata_p.sample_stats["diverging"].values.sum())
