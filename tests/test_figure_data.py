@@ -89,3 +89,17 @@ def test_forest_visits_are_grid_visits_with_data_plus_off_grid_times():
     # 3 and 9 have no study
     assert figure_data.forest_visits(changes, [0, 1, 3, 6, 9, 12]) == [1.0, 6.0, 12.0, 24.0]
     assert figure_data.forest_visits(changes.iloc[0:0], [0, 1, 3]) == []
+
+
+def test_log_scale_study_changes_use_the_models_ratio_of_means_when_given():
+    own = pd.DataFrame([dict(status="pooled", quantity="study_observed", study_id="a", visit_months=6.0,
+                             median=math.log(0.3), lower=math.log(0.1), upper=math.log(0.9), p_improvement=0.99,
+                             n_studies=1, n_patients=10, label="study's own estimate")])
+    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec("log"), {},
+                                        pd.concat([summary(), own], ignore_index=True))
+    a = changes[changes["study_id"] == "a"].iloc[0]
+    # exp(log 0.3) - 1 = -70%, CI exp(log 0.1) - 1 = -90% to exp(log 0.9) - 1 = -10%: never below -100%
+    assert (a["estimate"], a["lower"], a["upper"]) == pytest.approx((-70.0, -90.0, -10.0))
+    assert "ratio of means" in a["basis"]
+    b = changes[changes["study_id"] == "b"].iloc[0]   # not in the summary: percent of baseline as before
+    assert b["estimate"] == pytest.approx(-25.0)

@@ -189,7 +189,8 @@ def test_markdown_table_and_write_table(tmp_path):
     md = tables.markdown_table(frame)
     lines = md.splitlines()
     assert lines[0] == "| Study | n | Note |"
-    assert lines[1] == "|:---|---:|:---|"
+    # dash counts = relative widths: the longest word of each column ('Study', 'break'), at least 4
+    assert lines[1] == "|:----|---:|:----|"
     assert lines[2] == "| A \\| B | 12 | line break |"
     assert lines[3] == "| C | 3 |  |"
     paths = tables.write_table(frame, tmp_path / "t1")
@@ -205,3 +206,30 @@ def test_number_formatting():
     assert tables.fmt_interval(1.0, np.nan, np.nan) == "1.00 [no interval]"
     assert tables.fmt_number(-0.001, 2) == "0.00"
     assert tables.months_text(1) == "1 month" and tables.months_text(0.923) == "0.9 months"
+
+
+def test_diagnostics_table_reads_the_gate_reports():
+    fitted = pd.DataFrame([
+        dict(kind="parameter", parameter="tau", rhat=1.004, ess_bulk=812.4, ess_tail=655.0, value=np.nan,
+             passed=True),
+        dict(kind="parameter", parameter="delta[6]", rhat=1.0012, ess_bulk=2400.0, ess_tail=1900.0, value=np.nan,
+             passed=True),
+        dict(kind="sampler", parameter="divergences", rhat=np.nan, ess_bulk=np.nan, ess_tail=np.nan, value=2.0,
+             passed=False),
+        dict(kind="sampler", parameter="e_bfmi_chain_0", rhat=np.nan, ess_bulk=np.nan, ess_tail=np.nan,
+             value=0.71, passed=True),
+        dict(kind="sampler", parameter="e_bfmi_chain_1", rhat=np.nan, ess_bulk=np.nan, ess_tail=np.nan,
+             value=0.64, passed=True)])
+    single = pd.DataFrame([dict(kind="sampler", parameter="draws", rhat=np.nan, ess_bulk=np.nan, ess_tail=np.nan,
+                                value=4000.0, passed=True)])
+    out = tables.diagnostics_table({"SLEDAI score": fitted, "C3": single}).set_index("Outcome")
+    assert out.loc["SLEDAI score"].tolist() == [2, "1.004", "812", "655", "2", "0.64", "failed"]
+    assert out.loc["C3"].tolist() == [0, "no model", "no model", "no model", "no model", "no model", "passed"]
+
+
+def test_column_widths_follow_the_content():
+    frame = pd.DataFrame({"Study": ["Gu 2014", "Deng 2017"], "n": [81, 12],
+                          "Outcomes reported": ["Glomerular filtration rate; Renal BILAG score; Renal remission "
+                                                "(complete or partial); Overall survival"] * 2})
+    widths = tables.column_widths(frame)
+    assert widths == [5, 4, 40]  # longest word 'Study'; the minimum; long text capped at 40

@@ -17,28 +17,55 @@ from . import tables
 VISIT_TOLERANCE = 0.5  # months: a study visit within this of a grid visit is shown at that visit
 
 
+# the canonical units of the outcome dictionary as a reader expects them typeset
+DISPLAY_UNITS = {"score": "points", "umol/L": "\u00b5mol/L", "mL/min/1.73 m2": "mL/min/1.73 m\u00b2",
+                 "unit": "units"}
+
+
 def display_unit(spec) -> str:
-    return "%" if spec.analysis_scale == "log" else spec.canonical_unit
+    """The unit figures, tables and text show: '%' (percent change of the mean) for log-scale outcomes, else
+    the canonical unit typeset (umol/L as \u00b5mol/L, score as points)."""
+    if spec.analysis_scale == "log":
+        return "%"
+    return DISPLAY_UNITS.get(spec.canonical_unit, spec.canonical_unit)
 
 
 def _pct(x):
     return 100.0 * (np.exp(x) - 1.0)
 
 
-def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict) -> pd.DataFrame:
+def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict, summary: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
     """Each study's observed change (MSCT arm) on the display scale, with its 95% CI and n.
 
-    For log-scale outcomes the change and its CI are divided by the same cohort's baseline mean (percent of
-    baseline); where the baseline mean is not reported but the follow-up mean is, baseline = follow-up - change.
+    For log-scale outcomes the change is a percent change of the mean. With the model `summary`, each study's
+    own ratio of means from the model's ``study_observed`` rows is used (100 (exp(x) - 1) of the log ratio and
+    its normal 95% CI, so an interval can never pass -100%). Without it, or for a visit the summary lacks, the
+    change and its CI are divided by the same cohort's baseline mean (percent of baseline); where the baseline
+    mean is not reported but the follow-up mean is, baseline = follow-up - change.
     """
     changes = tables.observed_changes(table, study_ids, labels=labels)
     changes = changes[changes["outcome"] == spec.name].copy()
     if spec.analysis_scale != "log" or changes.empty:
         return changes.reset_index(drop=True)
+    own = pd.DataFrame()
+    if summary is not None:
+        own = summary[summary["quantity"] == "study_observed"]
     absolute = table[(table["outcome"] == spec.name) & (table["measure"] == "absolute") & table["poolable"]
                      & (table["arm"] == "MSCT")]
     keep = []
     for i, row in changes.iterrows():
+        hit = own[(own["study_id"] == row["study_id"])
+                  & np.isclose(own["visit_months"].astype(float), float(row["time_months"]), atol=0.01)
+                  ] if not own.empty else own
+        if len(hit):
+            r = hit.iloc[0]
+            for column, value in (("estimate", r["median"]), ("lower", r["lower"]), ("upper", r["upper"])):
+                changes.loc[i, column] = float(_pct(float(value)))
+            changes.loc[i, "unit"] = "%"
+            changes.loc[i, "basis"] = f"{row['basis']}; ratio of means on the log scale (model's study estimate)"
+            keep.append(i)
+            continue
         same = absolute[(absolute["study_id"] == row["study_id"]) & (absolute["cohort"] == row["cohort"])]
         base = same[same["time_months"] == 0]
         if not base.empty:

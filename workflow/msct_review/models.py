@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -69,6 +70,8 @@ from .model_data import (
     LABEL_BETWEEN_ARM, LABEL_INTERPOLATED, LABEL_MEDIAN_ONLY, LABEL_POOLED, LABEL_POOLED_ONE_STUDY,
     LABEL_SINGLE, ModelData, build_model_data, resolved_settings,
 )
+
+LOG = logging.getLogger(__name__)
 
 TIME_COURSES = ("random_walk", "piecewise_linear", "emax")
 HETEROGENEITY_FAMILIES = ("half_normal", "half_cauchy", "half_student_t", "exponential")
@@ -1209,10 +1212,19 @@ def run_model(table_csv, outcome_dictionary_yaml_or_dict, settings: dict, outcom
     md = build_model_data(table, outcome, study_ids, spec, settings, study_set=study_set)
     if seed is None:
         seed = outcome_seed(int(resolved_settings(settings).get("seed", 20231127)), outcome, study_set)
+    s = resolved_settings(settings)["sampling"]
+    LOG.info("%s, %s: %s (%s); %d studies, %d rows; sampling %s chains x %s draws after %s tuning steps, seed %d",
+             outcome, study_set, md.status, md.status_reason or "-", len(md.studies), md.n_obs, s.get("chains"),
+             s.get("draws"), s.get("tune"), seed)
+    t0 = time.perf_counter()
     idata = fit_outcome(md, settings, seed)
     summary = summarise(idata, md, settings)
     write_idata(idata, idata_out)
     write_csv(summary, summary_out)
+    LOG.info("%s, %s: done in %.1f s (%s)", outcome, study_set, time.perf_counter() - t0,
+             ", ".join(f"{k} {v:g} s" for k, v in idata.constant_data.attrs.items()
+                       if k.startswith("seconds_") and isinstance(v, (int, float))) if "constant_data" in
+             idata.groups() else "no sampling")
     return summary
 
 

@@ -68,6 +68,14 @@ FILTERS = ("vars.lua", "crossref.lua", "checks.lua")  # order matters: see modul
 FORMATS = ("html", "docx", "pdf")
 MIN_PANDOC = (3, 1, 1)  # Figure blocks, typst writer, pandoc.json, pandoc.utils.references
 
+# PDF page layout: tables (inside figures) may break across pages instead of running off the page; table text is
+# smaller and not justified so that narrow columns stay readable; table captions above the table.
+TYPST_STYLE = """#show figure: set block(breakable: true)
+#show figure.where(kind: table): set figure.caption(position: top)
+#show table: set par(justify: false)
+#show table: set text(size: 8pt)
+"""
+
 HTML_STYLE = """<style>
 span.var { border-bottom: 1px dotted currentColor; cursor: help; }
 figure { margin: 1.5em 0; }
@@ -589,7 +597,10 @@ def render_manuscript(
             typ_dir = work / "typst"
             typ_dir.mkdir()
             typ = typ_dir / f"{stem}.typ"
-            _run_pandoc(pandoc, common + ["--to", "typst", "--extract-media", "media", "--output", str(typ)],
+            typst_style = typ_dir / "style.typ"
+            typst_style.write_text(TYPST_STYLE, encoding="utf-8")
+            _run_pandoc(pandoc, common + ["--to", "typst", "--extract-media", "media", "--include-in-header",
+                                          str(typst_style), "--output", str(typ)],
                         typ_dir, env, prepared, root, "Typst")
             out = work / f"{stem}.pdf"
             _compile_typst(typ, out, typ_dir, font_paths)

@@ -55,7 +55,7 @@ def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outco
     spec = dictionary_mod.load(dictionary_yaml)[outcome]
     table, _, ids, labels = _context(table_csv, studies_csv, study_set)
     summary = pd.read_csv(summary_csv)
-    changes = figure_data.study_changes(table, ids, spec, labels)
+    changes = figure_data.study_changes(table, ids, spec, labels, summary)
     curve = figure_data.pooled_curve(summary, spec)
     visit = figure_data.key_visit(summary, changes, grid)
     if visit is None:
@@ -87,10 +87,11 @@ def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml
     panels = []
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
-        changes = figure_data.study_changes(table, ids, spec, labels)
+        summary = pd.read_csv(path)
+        changes = figure_data.study_changes(table, ids, spec, labels, summary)
         if changes.empty:
             continue
-        curve = figure_data.pooled_curve(pd.read_csv(path), spec)
+        curve = figure_data.pooled_curve(summary, spec)
         panels.append({"curve": curve if not curve.empty else None, "points": changes, "outcome_label": spec.label,
                        "unit": figure_data.display_unit(spec), "direction_of_benefit": spec.direction_of_benefit})
     if not panels:
@@ -133,8 +134,9 @@ def run_summary_of_findings(table_csv, studies_csv, summary_csvs: dict, key_visi
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
         visit = pd.read_csv(key_visit_csvs[outcome])["key_visit_months"].iloc[0]
-        changes = figure_data.study_changes(table, ids, spec, labels)
-        row = figure_data.finding(pd.read_csv(path), changes, spec, None if pd.isna(visit) else float(visit))
+        summary = pd.read_csv(path)
+        changes = figure_data.study_changes(table, ids, spec, labels, summary)
+        row = figure_data.finding(summary, changes, spec, None if pd.isna(visit) else float(visit))
         if row is not None:
             rows.append(row)
     findings = pd.DataFrame(rows)
@@ -149,6 +151,7 @@ def run_claims(claims_csv, table_csv, studies_csv, summary_csvs: dict, dictionar
     outcomes = dictionary_mod.load(dictionary_yaml)
     table, studies, _, labels = _context(table_csv, studies_csv, study_set)
     changes = tables.observed_changes(table, None, labels=labels, include_median_only=True)
+    changes["unit"] = changes["unit"].replace(figure_data.DISPLAY_UNITS)
     pooled = []
     for outcome, path in summary_csvs.items():
         curve = figure_data.pooled_curve(pd.read_csv(path), figure_data_spec_identity(outcomes[outcome]))
@@ -222,21 +225,11 @@ def _note_figure(text: str):
     return fig
 
 
-def run_diagnostics_table(diagnostic_csvs: dict, study_set, out_csv) -> None:
-    """All outcomes' gate results in one table for the supplement."""
-    rows = []
-    for outcome, path in diagnostic_csvs.items():
-        d = pd.read_csv(path)
-        params = d[d["kind"] == "parameter"] if "kind" in d else d
-        rows.append({
-            "Outcome": outcome,
-            "Parameters checked": len(params),
-            "Max R-hat": f"{params['rhat'].max():.3f}" if len(params) else "no model",
-            "Min bulk ESS": f"{params['ess_bulk'].min():.0f}" if len(params) else "no model",
-            "Min tail ESS": f"{params['ess_tail'].min():.0f}" if len(params) else "no model",
-            "Gate": "passed" if (d["passed"].astype(str).str.lower() != "false").all() else "failed",
-        })
-    tables.write_table(pd.DataFrame(rows), _stem(out_csv))
+def run_diagnostics_table(diagnostic_csvs: dict, study_set, out_csv, dictionary_yaml=None) -> None:
+    """All outcomes' gate results in one table for the supplement (outcomes by their labels)."""
+    labels = ({k: v.label for k, v in dictionary_mod.load(dictionary_yaml).items()} if dictionary_yaml else {})
+    gates = {labels.get(o, o): pd.read_csv(path) for o, path in diagnostic_csvs.items()}
+    tables.write_table(tables.diagnostics_table(gates), _stem(out_csv))
 
 
 def load_grid(model_config: str) -> list[float]:

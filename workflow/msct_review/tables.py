@@ -165,13 +165,29 @@ def _md_cell(x: Any) -> str:
     return s.strip()
 
 
+def column_widths(frame: pd.DataFrame, narrowest: int = 4, widest: int = 40) -> list[int]:
+    """Relative column widths for a pipe table, as dash counts of its separator line: Pandoc sizes the columns of
+    a wide table in proportion to them (PDF, DOCX). Each column gets room for its longest word (header included)
+    and for most of its typical cell, within [narrowest, widest]."""
+    out = []
+    for c in frame.columns:
+        texts = [str(c)] + ["" if _missing(v) else str(v) for v in frame[c]]
+        longest_word = max((len(w) for t in texts for w in t.split()), default=1)
+        typical = float(np.mean([len(t) for t in texts[1:]])) if len(texts) > 1 else len(str(c))
+        out.append(int(min(widest, max(narrowest, longest_word, 0.6 * typical))))
+    return out
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
-    """The frame as a Pandoc/GitHub pipe table (numeric columns right-aligned, '|' escaped, no index)."""
+    """The frame as a Pandoc/GitHub pipe table (numeric columns right-aligned, '|' escaped, no index; the
+    separator's dash counts give the relative column widths, `column_widths`)."""
     headers = [_md_cell(c) for c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
                for c in frame.columns]
+    widths = column_widths(frame)
     lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join("---:" if num else ":---" for num in numeric) + "|"]
+             "|" + "|".join(("-" * (w - 1) + ":") if num else (":" + "-" * (w - 1))
+                            for num, w in zip(numeric, widths)) + "|"]
     for row in frame.itertuples(index=False):
         cells = []
         for value, num in zip(row, numeric):
@@ -543,3 +559,35 @@ def summary_of_findings(findings: pd.DataFrame, dictionary: Mapping | None = Non
     out = pd.DataFrame(rows, columns=SOF_COLUMNS)
     out["Patients"] = out["Patients"].astype("Int64")
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Convergence diagnostics (supplement)
+# ----------------------------------------------------------------------------------------------------------------
+
+DIAGNOSTICS_COLUMNS = ["Outcome", "Parameters checked", "Max R-hat", "Min bulk ESS", "Min tail ESS", "Divergences",
+                       "Min E-BFMI", "Gate"]
+
+
+def diagnostics_table(gates: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per outcome from its gate report (diagnostics.run_diagnostics: one row per parameter with rhat,
+    ess_bulk, ess_tail; sampler rows `divergences` and `e_bfmi_chain_*` with their value; `passed`).
+    An outcome without sampled parameters (single study, no data) reads 'no model'."""
+    rows = []
+    for label, d in gates.items():
+        kind = d["kind"] if "kind" in d else pd.Series("parameter", index=d.index)
+        params = d[kind == "parameter"]
+        sampler = d[kind == "sampler"].set_index("parameter")["value"] if (kind == "sampler").any() else pd.Series()
+        bfmi = sampler[[i for i in sampler.index if str(i).startswith("e_bfmi")]]
+        none = "no model"
+        rows.append({
+            "Outcome": label,
+            "Parameters checked": len(params),
+            "Max R-hat": f"{params['rhat'].max():.3f}" if len(params) else none,
+            "Min bulk ESS": f"{params['ess_bulk'].min():.0f}" if len(params) else none,
+            "Min tail ESS": f"{params['ess_tail'].min():.0f}" if len(params) else none,
+            "Divergences": f"{sampler['divergences']:.0f}" if len(params) and "divergences" in sampler else none,
+            "Min E-BFMI": f"{bfmi.min():.2f}" if len(params) and len(bfmi) else none,
+            "Gate": "passed" if (d["passed"].astype(str).str.lower() != "false").all() else "failed",
+        })
+    return pd.DataFrame(rows, columns=DIAGNOSTICS_COLUMNS)

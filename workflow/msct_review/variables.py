@@ -73,6 +73,7 @@ import pandas as pd
 import yaml
 
 from . import atomic, config as config_mod, dictionary as dictionary_mod, figure_data, harmonise, tables
+from .figure_data import DISPLAY_UNITS, display_unit
 from .numbers import (fmt_count, fmt_estimate, fmt_interval, fmt_number, fmt_probability, sig_digits)
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,6 @@ SET_NAMES = {
     "all_candidates": "all candidate studies",
 }
 #: Canonical unit (outcome dictionary) -> unit as printed.
-DISPLAY_UNITS = {"score": "points", "umol/L": "\u00b5mol/L", "mL/min/1.73 m2": "mL/min/1.73 m\u00b2",
-                 "unit": "units"}
 DESIGN_WORDS = {  # design -> (singular, plural)
     "rct": ("randomised controlled trial", "randomised controlled trials"),
     "single_arm": ("single-arm study", "single-arm studies"),
@@ -197,12 +196,6 @@ def join_words(items: Sequence[str], conjunction: str = "and") -> str:
     if len(items) == 1:
         return items[0]
     return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
-
-
-def display_unit(spec) -> str:
-    if spec.analysis_scale == "log":
-        return "%"
-    return DISPLAY_UNITS.get(spec.canonical_unit, spec.canonical_unit)
 
 
 def unit_digits(spec) -> int:
@@ -431,7 +424,7 @@ def _continuous(c: _Collector, ctx: _Context, s: str, outcome: str, prefixes: li
     summary = _read_csv(summary_path)
     visit = _key_visit(key_path)
     ids = ctx.sets.get(s, [])
-    changes = figure_data.study_changes(ctx.table[ctx.table["outcome"] == outcome], ids, spec, ctx.labels)
+    changes = figure_data.study_changes(ctx.table[ctx.table["outcome"] == outcome], ids, spec, ctx.labels, summary)
     rows_all = _likelihood_rows(ctx, s, outcome)
     raw_all = ctx.raw_rows_for(frame=rows_all)
     files_model = [summary_path, key_path, ctx.files.analysis_table]

@@ -6,6 +6,7 @@ rule resolve_config:
     input:
         "config.yaml",
         "workflow/schemas/config.schema.yaml",
+        code=code("resolve_config.py"),
     output:
         "results/config/resolved_config.yaml",
     log:
@@ -20,6 +21,7 @@ rule validate:
         config="results/config/resolved_config.yaml",
         sheets=RAW_INPUTS,
         dictionary=CONFIG["data"]["outcome_dictionary"],
+        code=code("validate.py"),
     output:
         studies="results/validated/studies.csv",
         outcomes="results/validated/outcomes.csv",
@@ -38,6 +40,7 @@ rule harmonise:
         studies="results/validated/studies.csv",
         outcomes="results/validated/outcomes.csv",
         dictionary=CONFIG["data"]["outcome_dictionary"],
+        code=code("harmonise.py"),
     output:
         table="results/harmonised/analysis_table.csv",
         coverage="results/harmonised/coverage.csv",

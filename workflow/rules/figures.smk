@@ -21,6 +21,7 @@ rule forest:
         gate="results/models/{study_set}/{outcome}/diagnostics.csv",
         settings="results/config/models/{outcome}.yaml",
         dictionary=DICTIONARY,
+        code=code("forest.py"),
     output:
         png="results/figures/{study_set}/forest/{outcome}.png",
         svg="results/figures/{study_set}/forest/{outcome}.svg",
@@ -38,6 +39,7 @@ rule trajectories:
         summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set),
         gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set),
         dictionary=DICTIONARY,
+        code=code("trajectories.py"),
     params:
         outcomes=CONTINUOUS,
     output:
@@ -53,6 +55,7 @@ rule characteristics_table:
         table="results/harmonised/analysis_table.csv",
         studies="results/validated/studies.csv",
         dictionary=DICTIONARY,
+        code=code("characteristics_table.py"),
     output:
         csv="results/tables/{study_set}/characteristics.csv",
         md="results/tables/{study_set}/characteristics.md",
@@ -65,6 +68,7 @@ rule appraisal:
     input:
         appraisal="results/validated/appraisal.csv",
         studies="results/validated/studies.csv",
+        code=code("appraisal.py"),
     output:
         traffic="results/figures/appraisal_traffic_light.png",
         traffic_svg="results/figures/appraisal_traffic_light.svg",
@@ -85,6 +89,7 @@ rule summary_of_findings:
         gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set),
         key_visits=lambda w: per_outcome("results/tables/{study_set}/key_visits/{outcome}.csv", w.study_set),
         dictionary=DICTIONARY,
+        code=code("summary_of_findings.py"),
     params:
         outcomes=CONTINUOUS,
     output:
@@ -103,6 +108,7 @@ rule claims_check:
         summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set),
         gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set),
         dictionary=DICTIONARY,
+        code=code("claims_check.py"),
     params:
         outcomes=CONTINUOUS,
     output:
@@ -118,6 +124,7 @@ rule model_figures:
     input:
         idata="results/models/{study_set}/{outcome}/idata.nc",
         gate="results/models/{study_set}/{outcome}/diagnostics.csv",
+        code=code("model_figures.py"),
     output:
         prior="results/figures/{study_set}/model/{outcome}_prior_posterior.png",
         ppc="results/figures/{study_set}/model/{outcome}_ppc.png",
@@ -130,6 +137,8 @@ rule diagnostics_table:
     """Every outcome's convergence gate in one supplement table."""
     input:
         gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set, OUTCOMES),
+        dictionary=DICTIONARY,
+        code=code("diagnostics_table.py"),
     params:
         outcomes=OUTCOMES,
     output:

@@ -21,6 +21,7 @@ rule variables:
     """Every {{< var >}} of the manuscript from the results, with lineage to the raw rows, and the prior table."""
     input:
         variables_mod.variables_inputs(CONFIG),
+        code=code("variables.py"),
     output:
         yml="results/manuscript/_variables.yml",
         lineage="results/manuscript/lineage.json",
@@ -37,6 +38,7 @@ rule provenance:
         config="results/config/resolved_config.yaml",
         pyproject="pyproject.toml",
         files=PROVENANCE_INPUTS,
+        code=code("variables.py"),
     params:
         # as params, so that a new commit or another installed version reruns this step
         git=provenance_mod.git_commit(workflow.basedir),
@@ -54,6 +56,7 @@ rule manuscript_assets:
     """Copies of the main and the other study set's figures and tables that index.qmd shows."""
     input:
         list(MANUSCRIPT_ASSETS.values()),
+        code=code("manuscript.py"),
     output:
         list(MANUSCRIPT_ASSETS.keys()),
     params:
@@ -72,6 +75,7 @@ rule manuscript:
         bibliography="manuscript/references.bib",
         csl="manuscript/vancouver.csl",
         filters=sorted(glob("workflow/msct_review/filters/*.lua")),
+        code=code("manuscript.py"),
     output:
         html="results/manuscript/index.html",
         docx="results/manuscript/index.docx",

@@ -12,6 +12,7 @@ rule outcome_slice:
     """The analysis-table rows of one outcome."""
     input:
         "results/harmonised/analysis_table.csv",
+        code=code("outcome_slice.py"),
     output:
         "results/harmonised/by_outcome/{outcome}.csv",
     script:
@@ -22,6 +23,7 @@ rule model_config:
     """The resolved settings one outcome's model depends on (its priors, the model, sampling and gate)."""
     input:
         "results/config/resolved_config.yaml",
+        code=code("model_config.py"),
     output:
         "results/config/models/{outcome}.yaml",
     script:
@@ -35,6 +37,7 @@ rule fit_model:
         settings="results/config/models/{outcome}.yaml",
         studies="results/validated/studies.csv",
         dictionary=CONFIG["data"]["outcome_dictionary"],
+        code=code("fit_model.py"),
     output:
         idata="results/models/{study_set}/{outcome}/idata.nc",
         summary="results/models/{study_set}/{outcome}/summary.csv",
@@ -50,6 +53,7 @@ rule diagnose:
     input:
         idata="results/models/{study_set}/{outcome}/idata.nc",
         settings="results/config/models/{outcome}.yaml",
+        code=code("diagnose.py"),
     output:
         "results/models/{study_set}/{outcome}/diagnostics.csv",
     log:
