@@ -393,3 +393,18 @@ def test_rank_and_trace_plots(idata):
     fig2 = plots.trace_plot(idata, ["tau", "rho"])
     assert len(fig2.axes) == 4
     assert fig2.get_size_inches()[0] <= plots.MAX_WIDTH + 1e-9
+
+
+def test_trajectory_grid_and_single_plot_share_the_given_study_styles():
+    from matplotlib.colors import to_rgba
+    styles = plots.study_styles(["Alpha 2010", "Beta 2015", "Delta 2021", "Gamma 2020"])
+    grid = plots.trajectory_grid([{"curve": CURVE, "points": POINTS, "outcome_label": "x", "unit": "u",
+                                   "direction_of_benefit": "decrease"}], styles=styles)
+    single = plots.trajectory_plot(CURVE, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease",
+                                   styles=styles)
+    for fig in (grid, single):
+        series = {c.get_gid().split(":", 1)[1]: c for c in _by_gid(fig.axes[0], "study_points:")}
+        # Gamma 2020 is the 4th study of the set: it keeps the 4th colour although only 3 studies are drawn
+        assert tuple(series["Gamma 2020"].get_edgecolor()[0]) == to_rgba(styles["Gamma 2020"][0])
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert "Delta 2021" not in legend

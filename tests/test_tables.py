@@ -233,3 +233,16 @@ def test_column_widths_follow_the_content():
                                                 "(complete or partial); Overall survival"] * 2})
     widths = tables.column_widths(frame)
     assert widths == [5, 4, 40]  # longest word 'Study'; the minimum; long text capped at 40
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1e6 cells/kg", "1 \u00d7 10\u2076 cells/kg"),
+    ("2e6 cells/kg (paper) vs 1e6 cells/kg (congress abstract)",
+     "2 \u00d7 10\u2076 cells/kg (paper) vs 1 \u00d7 10\u2076 cells/kg (congress abstract)"),
+    ("1.5E+07 cells", "1.5 \u00d7 10\u2077 cells"),
+    ("8e-3 mg", "8 \u00d7 10\u207b\u00b3 mg"),
+    ("Type 2e diabetes; 10 mL", "Type 2e diabetes; 10 mL"),   # not a number in E notation
+    ("not reported", "not reported"),
+])
+def test_scientific_text(text, expected):
+    assert tables.scientific_text(text) == expected

@@ -449,13 +449,15 @@ def trajectory_plot(curve: pd.DataFrame | None, points: pd.DataFrame | None, *, 
 
 
 def trajectory_grid(panels: Sequence[Mapping], *, ncols: int = 2, max_months: float = 12.0,
-                    panel_width: float = 3.6, panel_height: float = 2.7) -> Figure:
+                    panel_width: float = 3.6, panel_height: float = 2.7,
+                    styles: Mapping[str, tuple[str, str]] | None = None) -> Figure:
     """One trajectory panel per outcome in a grid, with one shared legend under the panels.
 
     `panels`: a list of mappings, each with `curve` and `points` (DataFrames as for `trajectory_plot`, either may
     be None), `outcome_label`, `unit`, `direction_of_benefit`, optionally `title`, `measure_label` (default
     'Change'). A study keeps the same colour and marker in every panel; marker sizes share one scale (the largest
     n of all panels).
+    `styles`: label -> (colour, marker) to use (e.g. the same for every figure of a study set).
     """
     k = len(panels)
     if k == 0:
@@ -470,7 +472,7 @@ def trajectory_grid(panels: Sequence[Mapping], *, ncols: int = 2, max_months: fl
             labels += list(pts["label"])
             if "n" in pts:
                 n_all += [v for v in pts["n"].astype(float) if np.isfinite(v)]
-    styles = study_styles(labels)
+    styles = {lab: st for lab, st in (styles or study_styles(labels)).items() if lab in set(labels)}
     n_ref = max(n_all + [1.0])
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, panel_height * nrows), squeeze=False)
     drawn_any = {"curve": False, "prediction": False, "open_points": False}

@@ -99,7 +99,30 @@ def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml
         ax.axis("off")
         ax.text(0.5, 0.5, "No continuous outcome has change data in this study set", ha="center")
     else:
-        fig = plots.trajectory_grid(panels)
+        fig = plots.trajectory_grid(panels, styles=plots.study_styles(sorted({labels.get(i, i) for i in ids})))
+    plots.save_figure(fig, _stem(out_png))
+    plt.close(fig)
+
+
+def run_trajectory(table_csv, studies_csv, summary_csv, dictionary_yaml, outcome, study_set, out_png) -> None:
+    """One outcome's pooled change over 0-12 months with its bands, over the studies' own changes; each study
+    keeps the colour and marker it has in the combined figure of its set."""
+    spec = dictionary_mod.load(dictionary_yaml)[outcome]
+    table, _, ids, labels = _context(table_csv, studies_csv, study_set)
+    summary = pd.read_csv(summary_csv)
+    changes = figure_data.study_changes(table, ids, spec, labels, summary)
+    curve = figure_data.pooled_curve(summary, spec)
+    if changes.empty:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{spec.label}: no study in the {study_set} set reports a change from baseline",
+                ha="center", va="center")
+    else:
+        styles = plots.study_styles(sorted({labels.get(i, i) for i in ids}))
+        fig = plots.trajectory_plot(curve if not curve.empty else None, changes, outcome_label=spec.label,
+                                    unit=figure_data.display_unit(spec),
+                                    direction_of_benefit=spec.direction_of_benefit, styles=styles,
+                                    title=None if not curve.empty else f"{spec.label} (no pooled time course)")
     plots.save_figure(fig, _stem(out_png))
     plt.close(fig)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -338,6 +339,16 @@ def observed_changes(table: pd.DataFrame, study_ids: Iterable[str] | None = None
 # Table 1: study characteristics
 # ----------------------------------------------------------------------------------------------------------------
 
+_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]\+?(-?\d+)(?![\w.])")
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def scientific_text(text: str) -> str:
+    """Numbers in E notation as a reader writes them: '1e6 cells/kg' -> '1 \u00d7 10\u2076 cells/kg' (plain Unicode, so
+    that CSV, Markdown, HTML, DOCX and PDF all show it)."""
+    return _E_NOTATION.sub(lambda m: f"{m.group(1)} \u00d7 10{str(int(m.group(2))).translate(_SUPERSCRIPT)}", text)
+
+
 CHARACTERISTICS_COLUMNS = ["Study", "Design", "Population", "n (MSCT/control)", "MSC source", "Dose", "Route",
                            "Follow-up (months)", "Outcomes reported", "Review inclusion", "Study sets"]
 
@@ -388,7 +399,7 @@ def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | 
             "Population": _text(r.get("population"), "not reported"),
             "n (MSCT/control)": n_text,
             "MSC source": _text(r.get("msc_source"), "not reported"),
-            "Dose": _text(r.get("msc_dose"), "not reported"),
+            "Dose": scientific_text(_text(r.get("msc_dose"), "not reported")),
             "Route": _text(r.get("route"), "not reported"),
             "Follow-up (months)": fmt_months(fu) if np.isfinite(fu) else "not reported",
             "Outcomes reported": outcomes_text,

@@ -31,6 +31,22 @@ rule forest:
         "../scripts/forest.py"
 
 
+rule trajectory:
+    """One outcome's pooled change over 0-12 months with its bands, over the studies' own changes."""
+    input:
+        table="results/harmonised/by_outcome/{outcome}.csv",
+        studies="results/validated/studies.csv",
+        summary="results/models/{study_set}/{outcome}/summary.csv",
+        gate="results/models/{study_set}/{outcome}/diagnostics.csv",
+        dictionary=DICTIONARY,
+        code=code("trajectory.py"),
+    output:
+        png="results/figures/{study_set}/trajectories/{outcome}.png",
+        svg="results/figures/{study_set}/trajectories/{outcome}.svg",
+    script:
+        "../scripts/trajectory.py"
+
+
 rule trajectories:
     """Pooled change over 0-12 months per continuous outcome, over the studies' own changes."""
     input:
@@ -155,5 +171,6 @@ def figure_targets():
                     f"results/tables/{s}/summary_of_findings.csv", f"results/tables/{s}/claims_check.csv",
                     f"results/tables/{s}/diagnostics.csv"]
         targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
+        targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
     return targets

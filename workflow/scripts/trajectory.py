@@ -1,0 +1,5 @@
+from msct_review.report_steps import run_trajectory
+
+s = snakemake  # noqa: F821
+run_trajectory(s.input.table, s.input.studies, s.input.summary, s.input.dictionary, s.wildcards.outcome,
+               s.wildcards.study_set, s.output.png)
