@@ -303,7 +303,7 @@ def test_hashes_git_and_markdown(tmp_path):
     assert "| pymc | 5.28.5 |" in md
     from msct_review.models import outcome_seed
     seed = next(s for s in facts["seeds"] if s["study_set"] == "review_2023" and s["outcome"] == "sledai")
-    assert seed["seed"] == outcome_seed(20230301, "sledai", "review_2023")
+    assert seed["seed"] == outcome_seed(20230301, "sledai")
     out = tmp_path / "out"
     P.write_provenance(CONFIG, ROOT / "pyproject.toml", [f], out / "provenance.md", out / "provenance.json",
                        tmp_path, git={"commit": "unknown", "dirty": None})

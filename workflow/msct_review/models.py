@@ -497,9 +497,10 @@ def _empty_posterior(settings: dict) -> az.InferenceData:
     return az.from_dict(posterior={PLACEHOLDER: np.zeros((nc, nd))})
 
 
-def outcome_seed(base_seed: int, outcome: str, study_set: str) -> int:
-    """A fixed per-outcome seed from the config's base seed (stable across runs and machines)."""
-    return int((int(base_seed) + zlib.crc32(f"{outcome}|{study_set}".encode())) % (2 ** 31 - 1))
+def outcome_seed(base_seed: int, outcome: str) -> int:
+    """A fixed per-outcome seed from the config's base seed (stable across runs and machines). The same in
+    every study set, so that an outcome whose data are the same in two sets gets the same numbers in both."""
+    return int((int(base_seed) + zlib.crc32(outcome.encode())) % (2 ** 31 - 1))
 
 
 def fit_time_course(md: ModelData, settings: dict, seed: int, tc: str | None = None, *, compiled=None,
@@ -1203,7 +1204,7 @@ def write_csv(df: pd.DataFrame, path: str) -> None:
 def run_model(table_csv, outcome_dictionary_yaml_or_dict, settings: dict, outcome: str, study_set: str,
               study_ids: list[str], idata_out: str, summary_out: str, seed: int | None = None) -> pd.DataFrame:
     """Read the analysis table, fit, write the idata (NetCDF) and the summary (CSV), both atomically.
-    ``seed`` defaults to ``outcome_seed(settings.get("seed", 20231127), outcome, study_set)``."""
+    ``seed`` defaults to ``outcome_seed(settings.get("seed", 20231127), outcome)``."""
     table = pd.read_csv(table_csv) if isinstance(table_csv, (str, os.PathLike)) else table_csv
     dictionary = _load_dictionary(outcome_dictionary_yaml_or_dict)
     spec = dictionary.get(outcome)
@@ -1211,7 +1212,7 @@ def run_model(table_csv, outcome_dictionary_yaml_or_dict, settings: dict, outcom
         raise KeyError(f"outcome {outcome!r} is not in the outcome dictionary")
     md = build_model_data(table, outcome, study_ids, spec, settings, study_set=study_set)
     if seed is None:
-        seed = outcome_seed(int(resolved_settings(settings).get("seed", 20231127)), outcome, study_set)
+        seed = outcome_seed(int(resolved_settings(settings).get("seed", 20231127)), outcome)
     s = resolved_settings(settings)["sampling"]
     LOG.info("%s, %s: %s (%s); %d studies, %d rows; sampling %s chains x %s draws after %s tuning steps, seed %d",
              outcome, study_set, md.status, md.status_reason or "-", len(md.studies), md.n_obs, s.get("chains"),

@@ -94,12 +94,12 @@ def study_ids_in_set(studies_csv: str, study_set: str) -> list[str]:
 
 def run_fit(slice_csv: str, model_config: str, studies_csv: str, dictionary_yaml: str, outcome: str,
             study_set: str, idata_out: str, summary_out: str) -> pd.DataFrame:
-    """Fit one outcome in one study set; the seed is derived from the configured base seed and the job."""
+    """Fit one outcome in one study set; the seed is derived from the configured base seed and the outcome."""
     from . import models
 
     settings = yaml.safe_load(Path(model_config).read_text(encoding="utf-8"))
     spec = dictionary_mod.load(dictionary_yaml)[outcome].as_spec()
-    seed = models.outcome_seed(settings["sampling"]["seed"], outcome, study_set)
+    seed = models.outcome_seed(settings["sampling"]["seed"], outcome)
     return models.run_model(slice_csv, {outcome: spec}, settings, outcome, study_set,
                             study_ids_in_set(studies_csv, study_set), idata_out, summary_out, seed=seed)
 

@@ -753,13 +753,14 @@ def prior_posterior_plot(idata, var_names: Sequence[str], *, labels: Mapping[str
 
 
 def ppc_plot(idata, var_name: str, *, obs_labels: Sequence[str] | None = None, unit: str = "",
-             title: str | None = None, width: float = 6.5) -> Figure:
+             title: str | None = None, width: float = 6.5, value_label: str | None = None) -> Figure:
     """Posterior predictive check for few observations: each observed value against its predictive 50%/95%
     intervals (an interval per observation reads better than a density overlay when there are 2-30 numbers).
 
     `idata` needs `posterior_predictive[var_name]` (chain, draw, obs...) and `observed_data[var_name]`.
     `obs_labels`: one label per observation (e.g. 'Deng 2017, 6 m'), top to bottom; default 'obs 1', ...
-    Observed points outside the 95% interval are drawn in red and counted in the title.
+    Observed points outside the 95% interval are drawn in red and counted in the title. The x axis reads
+    `value_label (unit)` (default: the variable's name).
     """
     pp = idata.posterior_predictive[var_name]
     obs = np.asarray(idata.observed_data[var_name].values, dtype=float).reshape(-1)
@@ -780,14 +781,14 @@ def ppc_plot(idata, var_name: str, *, obs_labels: Sequence[str] | None = None, u
     ax.scatter(obs, y, marker="D", s=26, color=np.where(outside, "#c0282d", "black"), zorder=4, gid="ppc_observed")
     ax.set_yticks(y, labels)
     ax.set_ylim(obs.size - 0.5, -0.7)
-    ax.set_xlabel(f"{var_name}" + (f" ({unit})" if unit else ""), fontsize=FONT)
+    ax.set_xlabel(f"{value_label or var_name}" + (f" ({unit})" if unit else ""), fontsize=FONT)
     ax.tick_params(labelsize=FONT)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     handles = [Line2D([], [], color=BAND_PI, lw=2.0, label="95% predictive interval"),
                Line2D([], [], color=BAND_CRI, lw=5.0, label="50% predictive interval"),
                Line2D([], [], ls="none", marker="D", color="black", label="Observed (red: outside 95%)")]
-    ax.set_title((title or f"Posterior predictive check: {var_name}")
+    ax.set_title((title or "Posterior predictive check")
                  + f" ({int(outside.sum())} of {obs.size} observed outside the 95% interval)",
                  fontsize=FONT + 1, loc="left")
     need = _bottom_legend(fig, handles, 3, height)

@@ -8,7 +8,7 @@ writes the Markdown and a JSON copy, each atomically.
   the version installed (importlib.metadata) and whether it matches the pin; plus Python, Pandoc (the binary
   the renderer uses) and the platform.
 * Seeds: the configured base seed and the seed of each model job, derived from it by
-  `models.outcome_seed(base, outcome, study_set)` as the fit step does.
+  `models.outcome_seed(base, outcome)` as the fit step does (the same in every study set).
 * Input files: SHA-256 of each file the workflow reads from outside `results/` (raw extraction sheets, config,
   outcome dictionary, claims table), with its size.
 * Git: `git rev-parse HEAD` (or "unknown" outside a repository / without git), and whether tracked files had
@@ -133,7 +133,7 @@ def model_seeds(cfg: Mapping) -> list[dict]:
     from .models import outcome_seed  # heavy import, only here
 
     base = int(cfg["sampling"]["seed"])
-    return [{"study_set": s, "outcome": o, "seed": outcome_seed(base, o, s)}
+    return [{"study_set": s, "outcome": o, "seed": outcome_seed(base, o)}
             for s in cfg["study_sets"] for o in list(cfg["outcomes"]) + list(cfg["binary_outcomes"])]
 
 

@@ -195,14 +195,24 @@ def figure_data_spec_identity(spec):
     return dictionary_mod.Outcome(**{**spec.__dict__, "analysis_scale": "identity"})
 
 
-def run_model_figures(idata_nc, outcome, out_prior_png, out_ppc_png, out_rank_png) -> None:
-    """Supplement: prior vs posterior of tau and correlations, posterior predictive check, rank plots."""
+PARAMETER_LABELS = {"tau": "\u03c4, between-study SD", "rho_within": "\u03c1 of visits, within study",
+                    "rho_between": "\u03c1 of study effects"}
+
+
+def run_model_figures(idata_nc, outcome, out_prior_png, out_ppc_png, out_rank_png, studies_csv=None) -> None:
+    """Supplement: prior vs posterior of tau and correlations, posterior predictive check, rank plots; studies
+    by their labels (e.g. 'Deng 2017') when `studies_csv` is given."""
     idata = az.from_netcdf(idata_nc)
+    study_names = tables.study_labels(_studies(studies_csv)) if studies_csv else {}
     names = [v for v in ("tau", "rho_within", "rho_between") if "posterior" in idata.groups()
              and v in idata.posterior]
-    for path, draw in ((out_prior_png, lambda: plots.prior_posterior_plot(idata, names)),
+    unit = _obs_unit(idata)
+    tau_unit = "log scale" if unit.startswith("log of") else unit
+    labels = {k: (f"{v} ({tau_unit})" if k == "tau" and tau_unit else v) for k, v in PARAMETER_LABELS.items()}
+    for path, draw in ((out_prior_png, lambda: plots.prior_posterior_plot(idata, names, labels=labels)),
                        (out_ppc_png, lambda: plots.ppc_plot(idata, _observed_name(idata),
-                                                            obs_labels=_obs_labels(idata), unit=_obs_unit(idata))),
+                                                            obs_labels=_obs_labels(idata, study_names), unit=unit,
+                                                            value_label="Study mean or change")),
                        (out_rank_png, lambda: plots.rank_plot(idata, names))):
         try:
             fig = draw() if names else None
@@ -220,24 +230,26 @@ def _observed_name(idata) -> str:
     return list(idata.observed_data.data_vars)[0]
 
 
-def _obs_labels(idata) -> list[str] | None:
-    """'Li 2016 abs. 0.9 mo' style labels for the observations, from the model's bookkeeping."""
+def _obs_labels(idata, study_names: dict | None = None) -> list[str] | None:
+    """'Li 2016: mean at 0.9 mo' style labels for the observations, from the model's bookkeeping."""
     import json
 
     attrs = idata.constant_data.attrs if "constant_data" in idata.groups() else {}
     if "obs_json" not in attrs:
         return None
+    study_names = study_names or {}
     labels = []
     for o in json.loads(attrs["obs_json"]):
         what = "change" if o.get("measure") == "change" else "mean"
         cohort = "" if o.get("cohort") in (None, "all") else f" [{o['cohort']}]"
-        labels.append(f"{o['study_id']}{cohort}: {what} at {o['time_months']:g} mo")
+        labels.append(f"{study_names.get(o['study_id'], o['study_id'])}{cohort}: {what} at "
+                      f"{tables.months_text(o['time_months'])}")
     return labels
 
 
 def _obs_unit(idata) -> str:
     attrs = idata.constant_data.attrs if "constant_data" in idata.groups() else {}
-    unit = attrs.get("unit", "")
+    unit = figure_data.DISPLAY_UNITS.get(attrs.get("unit", ""), attrs.get("unit", ""))
     return f"log of {unit}" if attrs.get("analysis_scale") == "log" else unit
 
 

@@ -140,6 +140,7 @@ rule model_figures:
     input:
         idata="results/models/{study_set}/{outcome}/idata.nc",
         gate="results/models/{study_set}/{outcome}/diagnostics.csv",
+        studies="results/validated/studies.csv",
         code=code("model_figures.py"),
     output:
         prior="results/figures/{study_set}/model/{outcome}_prior_posterior.png",

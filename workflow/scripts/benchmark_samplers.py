@@ -135,7 +135,7 @@ def main(argv=None) -> None:
     for o in outcomes:
         t0 = time.perf_counter()
         mdo = MD.build_model_data(table, o, studies, dictionary[o], settings, args.study_set)
-        idata = M.fit_outcome(mdo, settings, seed=M.outcome_seed(args.seed, o, args.study_set))
+        idata = M.fit_outcome(mdo, settings, seed=M.outcome_seed(args.seed, o))
         M.summarise(idata, mdo, settings)
         _, failures = diagnostics_table(idata, settings["diagnostics"], o, args.study_set)
         meta = idata.constant_data.attrs
