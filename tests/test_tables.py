@@ -189,8 +189,8 @@ def test_markdown_table_and_write_table(tmp_path):
     md = tables.markdown_table(frame)
     lines = md.splitlines()
     assert lines[0] == "| Study | n | Note |"
-    # dash counts = relative widths: the longest word of each column ('Study', 'break'), at least 4
-    assert lines[1] == "|:----|---:|:----|"
+    # dash counts = relative widths: longest word or short cell of each column, at least 4
+    assert lines[1] == "|:------|-----:|:-----------|"
     assert lines[2] == "| A \\| B | 12 | line break |"
     assert lines[3] == "| C | 3 |  |"
     paths = tables.write_table(frame, tmp_path / "t1")
@@ -232,7 +232,7 @@ def test_column_widths_follow_the_content():
                           "Outcomes reported": ["Glomerular filtration rate; Renal BILAG score; Renal remission "
                                                 "(complete or partial); Overall survival"] * 2})
     widths = tables.column_widths(frame)
-    assert widths == [5, 4, 40]  # longest word 'Study'; the minimum; long text capped at 40
+    assert widths == [11, 6, 32]  # 'Deng 2017' on one line; the minimum; long text capped at 30; + 2 gutter
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -597,11 +597,10 @@ def render_manuscript(
             typ_dir = work / "typst"
             typ_dir.mkdir()
             typ = typ_dir / f"{stem}.typ"
-            typst_style = typ_dir / "style.typ"
-            typst_style.write_text(TYPST_STYLE, encoding="utf-8")
-            _run_pandoc(pandoc, common + ["--to", "typst", "--extract-media", "media", "--include-in-header",
-                                          str(typst_style), "--output", str(typ)],
+            _run_pandoc(pandoc, common + ["--to", "typst", "--extract-media", "media", "--output", str(typ)],
                         typ_dir, env, prepared, root, "Typst")
+            # prepended, not --include-in-header: that would replace the header-includes the filters set
+            typ.write_text(TYPST_STYLE + typ.read_text(encoding="utf-8"), encoding="utf-8")
             out = work / f"{stem}.pdf"
             _compile_typst(typ, out, typ_dir, font_paths)
             built["pdf"] = out

@@ -166,16 +166,18 @@ def _md_cell(x: Any) -> str:
     return s.strip()
 
 
-def column_widths(frame: pd.DataFrame, narrowest: int = 4, widest: int = 40) -> list[int]:
+def column_widths(frame: pd.DataFrame, narrowest: int = 4, widest: int = 30, gutter: int = 2) -> list[int]:
     """Relative column widths for a pipe table, as dash counts of its separator line: Pandoc sizes the columns of
-    a wide table in proportion to them (PDF, DOCX). Each column gets room for its longest word (header included)
-    and for most of its typical cell, within [narrowest, widest]."""
+    a wide table in proportion to them (PDF, DOCX). Each column gets room for its longest word (header included),
+    for its short cells (up to 14 characters, such as study labels) on one line, and for most of its typical
+    cell, within [narrowest, widest], plus `gutter` for the space between columns."""
     out = []
     for c in frame.columns:
         texts = [str(c)] + ["" if _missing(v) else str(v) for v in frame[c]]
         longest_word = max((len(w) for t in texts for w in t.split()), default=1)
         typical = float(np.mean([len(t) for t in texts[1:]])) if len(texts) > 1 else len(str(c))
-        out.append(int(min(widest, max(narrowest, longest_word, 0.6 * typical))))
+        short_cells = max((len(t) for t in texts[1:] if len(t) <= 14), default=0)  # e.g. 'Barbado 2018': one line
+        out.append(int(min(widest, max(narrowest, longest_word, short_cells, 0.6 * typical))) + gutter)
     return out
 
 
