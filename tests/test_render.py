@@ -147,7 +147,7 @@ def test_pdf(rendered):
     # the Typst source the PDF was compiled from
     typ = (rendered["keep"] / "typst" / "index.typ").read_text(encoding="utf-8")
     assert "#set figure(numbering: none)" in typ              # one numbering: the captions' own labels
-    assert "#show figure: set block(breakable: true)" in typ   # long tables continue on the next page
+    assert "#show figure.where(kind: table): set block(breakable: true)" in typ  # long tables go on
     assert "Figure 1: Forest plot of change in SLEDAI" in squash(typ)
     assert "Table 1: Summary of findings" in squash(typ)
     assert "#link(<fig-forest-sledai>)[Figure 1]" in typ

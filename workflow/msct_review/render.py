@@ -70,7 +70,7 @@ MIN_PANDOC = (3, 1, 1)  # Figure blocks, typst writer, pandoc.json, pandoc.utils
 
 # PDF page layout: tables (inside figures) may break across pages instead of running off the page; table text is
 # smaller and not justified so that narrow columns stay readable; table captions above the table.
-TYPST_STYLE = """#show figure: set block(breakable: true)
+TYPST_STYLE = """#show figure.where(kind: table): set block(breakable: true)
 #show figure.where(kind: table): set figure.caption(position: top)
 #show table: set par(justify: false)
 #show table: set text(size: 8pt)
