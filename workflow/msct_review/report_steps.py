@@ -99,7 +99,9 @@ def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml
         ax.axis("off")
         ax.text(0.5, 0.5, "No continuous outcome has change data in this study set", ha="center")
     else:
-        fig = plots.trajectory_grid(panels, styles=plots.study_styles(sorted({labels.get(i, i) for i in ids})))
+        # three columns for many outcomes, so that the figure fits a printed page with its caption
+        fig = plots.trajectory_grid(panels, ncols=3 if len(panels) > 6 else 2,
+                                    styles=plots.study_styles(sorted({labels.get(i, i) for i in ids})))
     plots.save_figure(fig, _stem(out_png))
     plt.close(fig)
 
