@@ -77,6 +77,8 @@ TYPST_STYLE = """#show figure.where(kind: table): set block(breakable: true)
 """
 
 HTML_STYLE = """<style>
+body { max-width: 60em; }
+table { font-size: 0.85em; }
 span.var { border-bottom: 1px dotted currentColor; cursor: help; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; }
