@@ -222,7 +222,10 @@ def test_diagnostics_table_reads_the_gate_reports():
              value=0.64, passed=True)])
     single = pd.DataFrame([dict(kind="sampler", parameter="draws", rhat=np.nan, ess_bulk=np.nan, ess_tail=np.nan,
                                 value=4000.0, passed=True)])
-    out = tables.diagnostics_table({"SLEDAI score": fitted, "C3": single}).set_index("Outcome")
+    exact = pd.DataFrame([dict(kind="parameter", parameter="delta[6]", rhat=1.0, ess_bulk=7900.0, ess_tail=7800.0,
+                               value=np.nan, passed=True)])
+    out = tables.diagnostics_table({"SLEDAI score": fitted, "C3": single, "C4": exact}).set_index("Outcome")
+    assert out.loc["C4"].tolist() == [1, "1.000", "7900", "7800", "not sampled", "not sampled", "passed"]
     assert out.loc["SLEDAI score"].tolist() == [2, "1.004", "812", "655", "2", "0.64", "failed"]
     assert out.loc["C3"].tolist() == [0, "no model", "no model", "no model", "no model", "no model", "passed"]
 

@@ -585,7 +585,8 @@ DIAGNOSTICS_COLUMNS = ["Outcome", "Parameters checked", "Max R-hat", "Min bulk E
 def diagnostics_table(gates: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per outcome from its gate report (diagnostics.run_diagnostics: one row per parameter with rhat,
     ess_bulk, ess_tail; sampler rows `divergences` and `e_bfmi_chain_*` with their value; `passed`).
-    An outcome without sampled parameters (single study, no data) reads 'no model'."""
+    An outcome without any parameter (no data) reads 'no model'; one drawn exactly without a sampler (a single
+    study) reads 'not sampled' for the sampler's checks."""
     rows = []
     for label, d in gates.items():
         kind = d["kind"] if "kind" in d else pd.Series("parameter", index=d.index)
@@ -599,8 +600,9 @@ def diagnostics_table(gates: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             "Max R-hat": f"{params['rhat'].max():.3f}" if len(params) else none,
             "Min bulk ESS": f"{params['ess_bulk'].min():.0f}" if len(params) else none,
             "Min tail ESS": f"{params['ess_tail'].min():.0f}" if len(params) else none,
-            "Divergences": f"{sampler['divergences']:.0f}" if len(params) and "divergences" in sampler else none,
-            "Min E-BFMI": f"{bfmi.min():.2f}" if len(params) and len(bfmi) else none,
+            "Divergences": (f"{sampler['divergences']:.0f}" if "divergences" in sampler
+                            else "not sampled" if len(params) else none),
+            "Min E-BFMI": f"{bfmi.min():.2f}" if len(bfmi) else "not sampled" if len(params) else none,
             "Gate": "passed" if (d["passed"].astype(str).str.lower() != "false").all() else "failed",
         })
     return pd.DataFrame(rows, columns=DIAGNOSTICS_COLUMNS)
