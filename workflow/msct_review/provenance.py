@@ -190,7 +190,7 @@ def provenance_markdown(facts: Mapping) -> str:
     rows = [(s["study_set"], s["outcome"], str(s["seed"])) for s in facts["seeds"]]
     parts.append(_table(["Study set", "Outcome", "Seed"], rows, ["l", "l", "r"]))
     parts.append(f": Random seeds of the model jobs, each derived from the base seed {facts['base_seed']} and the "
-                 "job's outcome and study set. {#tbl-seeds}\n")
+                 "outcome (the same in every study set). {#tbl-seeds}\n")
     return "\n".join(parts)
 
 
