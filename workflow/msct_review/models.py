@@ -478,7 +478,7 @@ PLACEHOLDER = "no_free_parameters"
 
 
 @contextlib.contextmanager
-def limited_blas_threads(settings: dict | None = None):
+def limited_blas_threads():
     """Run with one BLAS/LAPACK thread (threadpoolctl). The model's log density calls LAPACK (Cholesky,
     triangular solves) on matrices of ~10-30 rows; with OpenBLAS's default thread pool every call pays thread
     synchronisation, which on a busy 2-core machine made one gradient evaluation ~100x slower (measured 23 ms
@@ -508,7 +508,7 @@ def fit_time_course(md: ModelData, settings: dict, seed: int, tc: str | None = N
     """Build, compile and sample one model, then add the exactly drawn latent quantities. Returns (idata,
     model, timings). ``compiled``/``model`` may be passed to reuse a compilation (same design)."""
     settings = resolved_settings(settings)
-    with limited_blas_threads(settings):
+    with limited_blas_threads():
         return _fit_time_course(md, settings, seed, tc, compiled, model)
 
 
@@ -550,7 +550,7 @@ def fit_outcome(model_data: ModelData, settings: dict, seed: int, *, time_course
     tc = effective_time_course(md, settings, time_course)
     idata, model, timings = fit_time_course(md, settings, seed, tc)
     t2 = time.perf_counter()
-    with limited_blas_threads(settings):
+    with limited_blas_threads():
         idata = augment_idata(idata, model, md, settings, seed, time_course=tc)
     meta = idata.constant_data.attrs
     meta.update(timings)
@@ -1211,9 +1211,10 @@ def run_model(table_csv, outcome_dictionary_yaml_or_dict, settings: dict, outcom
     if spec is None:
         raise KeyError(f"outcome {outcome!r} is not in the outcome dictionary")
     md = build_model_data(table, outcome, study_ids, spec, settings, study_set=study_set)
+    resolved = resolved_settings(settings)
     if seed is None:
-        seed = outcome_seed(int(resolved_settings(settings).get("seed", 20231127)), outcome)
-    s = resolved_settings(settings)["sampling"]
+        seed = outcome_seed(int(resolved.get("seed", 20231127)), outcome)
+    s = resolved["sampling"]
     LOG.info("%s, %s: %s (%s); %d studies, %d rows; sampling %s chains x %s draws after %s tuning steps, seed %d",
              outcome, study_set, md.status, md.status_reason or "-", len(md.studies), md.n_obs, s.get("chains"),
              s.get("draws"), s.get("tune"), seed)

@@ -35,6 +35,15 @@ def _context(table_csv: str, studies_csv: str, study_set: str):
     return table, studies, ids, tables.study_labels(studies)
 
 
+def _no_change_note(spec, study_set: str) -> str:
+    return f"{spec.label}: no study in the {study_set} set reports a change from baseline"
+
+
+def _set_styles(ids, labels: dict) -> dict:
+    """Colour and marker of every study of a set, the same in each of the set's figures."""
+    return plots.study_styles(sorted({labels.get(i, i) for i in ids}))
+
+
 def _forest_figure(rows: pd.DataFrame, curve: pd.DataFrame, spec, visit: float):
     pooled = figure_data.pooled_at(curve, visit)
     return plots.forest_plot(rows, pooled, outcome_label=spec.label, unit=figure_data.display_unit(spec),
@@ -59,10 +68,7 @@ def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outco
     curve = figure_data.pooled_curve(summary, spec)
     visit = figure_data.key_visit(summary, changes, grid)
     if visit is None:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, f"{spec.label}: no study in the {study_set} set reports a change from baseline",
-                ha="center", va="center")
+        fig = _note_figure(_no_change_note(spec, study_set))
         rows = pd.DataFrame()
     else:
         rows = figure_data.at_visit(changes, visit)
@@ -95,13 +101,10 @@ def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml
         panels.append({"curve": curve if not curve.empty else None, "points": changes, "outcome_label": spec.label,
                        "unit": figure_data.display_unit(spec), "direction_of_benefit": spec.direction_of_benefit})
     if not panels:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "No continuous outcome has change data in this study set", ha="center")
+        fig = _note_figure("No continuous outcome has change data in this study set")
     else:
         # three columns for many outcomes, so that the figure fits a printed page with its caption
-        fig = plots.trajectory_grid(panels, ncols=3 if len(panels) > 6 else 2,
-                                    styles=plots.study_styles(sorted({labels.get(i, i) for i in ids})))
+        fig = plots.trajectory_grid(panels, ncols=3 if len(panels) > 6 else 2, styles=_set_styles(ids, labels))
     plots.save_figure(fig, _stem(out_png))
     plt.close(fig)
 
@@ -115,15 +118,11 @@ def run_trajectory(table_csv, studies_csv, summary_csv, dictionary_yaml, outcome
     changes = figure_data.study_changes(table, ids, spec, labels, summary)
     curve = figure_data.pooled_curve(summary, spec)
     if changes.empty:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, f"{spec.label}: no study in the {study_set} set reports a change from baseline",
-                ha="center", va="center")
+        fig = _note_figure(_no_change_note(spec, study_set))
     else:
-        styles = plots.study_styles(sorted({labels.get(i, i) for i in ids}))
         fig = plots.trajectory_plot(curve if not curve.empty else None, changes, outcome_label=spec.label,
                                     unit=figure_data.display_unit(spec),
-                                    direction_of_benefit=spec.direction_of_benefit, styles=styles,
+                                    direction_of_benefit=spec.direction_of_benefit, styles=_set_styles(ids, labels),
                                     title=None if not curve.empty else f"{spec.label} (no pooled time course)")
     plots.save_figure(fig, _stem(out_png))
     plt.close(fig)

@@ -91,23 +91,21 @@ def main(argv=None) -> None:
           f"{len(md.post_visits)} visits); sampled parameters: {', '.join(names)}")
     import nutpie
     import pymc as pm
-    blas = M.limited_blas_threads(settings)          # the same BLAS setting (1 thread) for both samplers
-    blas.__enter__()
-    t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model)
-    t1 = time.perf_counter()
-    idata_n = M.sample_compiled(compiled, settings, seed=args.seed)
-    t2 = time.perf_counter()
-    ess_n, worst_n = _min_ess(idata_n, names)
-    div_n = int(idata_n.sample_stats["diverging"].values.sum())
+    with M.limited_blas_threads():  # the same BLAS setting (1 thread) for both samplers
+        t0 = time.perf_counter()
+        compiled = nutpie.compile_pymc_model(model)
+        t1 = time.perf_counter()
+        idata_n = M.sample_compiled(compiled, settings, seed=args.seed)
+        t2 = time.perf_counter()
+        ess_n, worst_n = _min_ess(idata_n, names)
+        div_n = int(idata_n.sample_stats["diverging"].values.sum())
 
-    t3 = time.perf_counter()
-    with model:
-        idata_p = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
-                            random_seed=args.seed, target_accept=float(s.get("target_accept", 0.9)),
-                            progressbar=False, compute_convergence_checks=False)
-    t4 = time.perf_counter()
-    blas.__exit__(None, None, None)
+        t3 = time.perf_counter()
+        with model:
+            idata_p = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
+                                random_seed=args.seed, target_accept=float(s.get("target_accept", 0.9)),
+                                progressbar=False, compute_convergence_checks=False)
+        t4 = time.perf_counter()
     samp_p = float(idata_p.sample_stats.attrs.get("sampling_time", t4 - t3))
     ess_p, worst_p = _min_ess(idata_p, names)
     div_p = int(idata_p.sample_stats["diverging"].values.sum())
