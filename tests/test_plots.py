@@ -105,13 +105,15 @@ def test_forest_right_column_text_units_and_direction_words():
     assert "g/24 h" in ax.get_xlabel()
     left = [t for t in ax.texts if t.get_gid() == "direction_left"][0]
     right = [t for t in ax.texts if t.get_gid() == "direction_right"][0]
-    assert "favours MSCT" in left.get_text() and "worsening" in right.get_text()
+    # a single arm's change is not a comparison: the axis names the direction, no treatment is "favoured"
+    assert "improvement" in left.get_text() and "worsening" in right.get_text()
+    assert not any("favours" in t for t in _texts(fig))
     assert left.get_horizontalalignment() == "right" and right.get_horizontalalignment() == "left"
     # for an outcome whose benefit is an increase, the sides swap
     fig2, ax2 = _forest(direction="increase")
     left2 = [t for t in ax2.texts if t.get_gid() == "direction_left"][0]
     right2 = [t for t in ax2.texts if t.get_gid() == "direction_right"][0]
-    assert "worsening" in left2.get_text() and "favours MSCT" in right2.get_text()
+    assert "worsening" in left2.get_text() and "improvement" in right2.get_text()
     assert any("at 6 months" in t for t in _texts(fig))
 
 
@@ -408,3 +410,54 @@ def test_trajectory_grid_and_single_plot_share_the_given_study_styles():
         assert tuple(series["Gamma 2020"].get_edgecolor()[0]) == to_rgba(styles["Gamma 2020"][0])
         legend = [t.get_text() for t in fig.legends[0].get_texts()]
         assert "Delta 2021" not in legend
+
+
+# ------------------------------------------------------------------ what a band and a control arm mean
+
+def test_trajectory_band_only_over_visits_pooled_from_two_or_more_studies():
+    curve = CURVE.copy()
+    # pooled at 1 and 3 months, an interpolation at 6 months, pooled again at 12 (an isolated pooled visit)
+    curve["evidence"] = ["pooled", "pooled", "pooled", "interpolated", "pooled"][: len(curve)]
+    fig = plots.trajectory_plot(curve, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease")
+    ax = fig.axes[0]
+    bands = _by_gid(ax, "credible_band")
+    covered = set()
+    for band in bands:
+        if hasattr(band, "get_paths") and band.get_paths() and len(band.get_paths()[0].vertices) > 2:
+            covered |= set(_band_bounds(band))
+    t = curve["time_months"].astype(float).tolist()
+    interp = t[curve["evidence"].tolist().index("interpolated")]
+    assert interp not in covered  # no band at the interpolated visit
+    assert _by_gid(ax, "interpolated_median")
+    legend = [x.get_text() for x in fig.legends[0].get_texts()]
+    assert any("interpolation" in x for x in legend)
+
+
+def test_trajectory_without_a_pooled_visit_draws_no_band_and_says_not_pooled():
+    curve = CURVE.copy()
+    curve["evidence"] = ["pooled"] + ["interpolated"] * (len(curve) - 1)  # row 0 is the baseline (t = 0)
+    fig = plots.trajectory_plot(curve, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease")
+    ax = fig.axes[0]
+    assert not _by_gid(ax, "credible_band") and not _by_gid(ax, "prediction_band")
+    assert "not pooled" in ax.get_title(loc="left")
+
+
+def test_control_arm_drawn_hollow_beside_its_study_and_not_counted_in_the_pooled_n():
+    rows = pd.concat([STUDIES, pd.DataFrame([{"label": "Beta 2015, control arm", "estimate": -1.5,
+                                               "lower": -3.0, "upper": 0.0, "n": 20, "control": True}])],
+                     ignore_index=True)
+    rows["control"] = rows["control"].fillna(False).astype(bool)
+    fig, ax = _forest(studies=rows)
+    assert _by_gid(ax, "control_point:Beta 2015, control arm")
+    assert not _by_gid(ax, "study_point:Beta 2015, control arm")
+    n_texts = [t.get_text() for t in ax.texts if t.get_gid() == "column_n"]
+    assert n_texts[-1] == "70"  # the pooled row's n: the three MSC arms, not the control arm
+    pts = POINTS.copy()
+    pts["control"] = False
+    ctl = pts.iloc[[0]].assign(control=True, estimate=-0.4)
+    fig2 = plots.trajectory_plot(CURVE, pd.concat([pts, ctl], ignore_index=True), outcome_label="x", unit="u",
+                                 direction_of_benefit="decrease")
+    ax2 = fig2.axes[0]
+    (c,) = _by_gid(ax2, "control_points:Alpha 2010")
+    assert c.get_offsets()[0, 1] == pytest.approx(-0.4)
+    assert any("control arm" in x.get_text() for x in fig2.legends[0].get_texts())

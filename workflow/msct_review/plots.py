@@ -43,6 +43,7 @@ DPI = 300
 MAX_WIDTH = 7.5  # inches (a full page width)
 
 POOLED_COLOUR = "#1f3b73"
+CONTROL_COLOUR = "#7f7f7f"  # control arms: hollow grey, beside the MSC arm of their study
 BAND_CRI = "#4a78b5"
 BAND_PI = "#a9c4e6"
 STUDY_COLOURS = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#e6ab02", "#666666",
@@ -123,11 +124,13 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
 
 
 def _direction_words(direction_of_benefit: str) -> tuple[str, str] | None:
-    """(text left of no change, text right of no change) under the axis."""
+    """(text left of no change, text right of no change) under the axis. A change after treatment in a
+    single arm is not a comparison, so the words name the direction of the outcome ('improvement'), never a
+    treatment that it would 'favour'."""
     if direction_of_benefit == "decrease":
-        return "\u2190 favours MSCT (improvement)", "worsening \u2192"
+        return "\u2190 improvement", "worsening \u2192"
     if direction_of_benefit == "increase":
-        return "\u2190 worsening", "favours MSCT (improvement) \u2192"
+        return "\u2190 worsening", "improvement \u2192"
     return None
 
 
@@ -170,21 +173,25 @@ def forest_plot(studies: pd.DataFrame, pooled: Mapping | pd.Series | pd.DataFram
 
     `studies`: one row per study, drawn top to bottom in the given order; columns `label`, `estimate`, `lower`,
     `upper` (the study's interval; NaN = none reported: hollow marker and '[no interval]') and `n` (patients;
-    NaN allowed, shown 'NR'); optional `time_months`: when it differs from `visit_months` by more than 0.05 the
+    NaN allowed, shown 'NR'); optional `control` (True: the row is a control arm's own change, drawn as a hollow
+    grey circle with a dashed interval beside its study's MSC arm, not counted in the pooled n); optional
+    `time_months`: when it differs from `visit_months` by more than 0.05 the
     row label says at which time the study measured (e.g. 'Li 2016 (at 0.9 months)'). Marker area grows with n.
     `pooled`: mapping / Series / one-row DataFrame with `estimate`, `lower`, `upper` (posterior median and 95%
     CrI), optionally `pi_lower`, `pi_upper` (95% prediction interval for a new study) and `label`. With a single
     study no pooled diamond is drawn (whatever `pooled` holds) and the note 'single study: no pooled estimate' is
     shown; with several studies and no pooled estimate the note 'no pooled estimate available' is shown.
     The x axis reads `measure_label (unit)`; the vertical line marks no change (`null_value`); under the axis the
-    side of improvement ('favours MSCT') and of worsening follow `direction_of_benefit` (`decrease`/`increase`).
+    side of improvement and of worsening follow `direction_of_benefit` (`decrease`/`increase`).
     Right-hand columns: n and 'estimate [lower, upper]' (the pooled row's n is the sum of the study rows' n).
     The figure is as wide as its text needs (plot area
     `plot_width` inches), at most `max_width` inches (the plot area shrinks first).
     """
     studies = studies.reset_index(drop=True)
     k = len(studies)
-    single = k == 1
+    control = (studies["control"].fillna(False).astype(bool).to_numpy() if "control" in studies.columns
+               else np.zeros(k, bool))
+    single = int((~control).sum()) == 1
     show_pooled = (not single) and pooled is not None and np.isfinite(_num(_get(pooled, "estimate")))
     pi_lo, pi_hi = _num(_get(pooled, "pi_lower")), _num(_get(pooled, "pi_upper"))
     show_pi = show_pooled and np.isfinite(pi_lo) and np.isfinite(pi_hi)
@@ -223,11 +230,17 @@ def forest_plot(studies: pd.DataFrame, pooled: Mapping | pd.Series | pd.DataFram
         n = n_values[i]
         label = str(r["label"])
         has_ci = np.isfinite(lo) and np.isfinite(hi)
-        if has_ci:
+        if has_ci and control[i]:
+            ax.plot([lo, hi], [i, i], color=CONTROL_COLOUR, lw=1.1, ls=(0, (3, 1.5)), gid=f"control_ci:{label}")
+        elif has_ci:
             ax.plot([lo, hi], [i, i], color="black", lw=1.1, solid_capstyle="butt", gid=f"study_ci:{label}")
         size = 4.0 + 6.0 * math.sqrt(n / n_max) if np.isfinite(n) else 5.0
-        ax.plot([est], [i], marker="s", ms=size, color="#333333" if has_ci else "white",
-                markeredgecolor="#333333", ls="none", gid=f"study_point:{label}")
+        if control[i]:  # a control arm's own change: shown beside its study's MSC arm, never pooled
+            ax.plot([est], [i], marker="o", ms=size, color="white", markeredgecolor=CONTROL_COLOUR, mew=1.3,
+                    ls="none", gid=f"control_point:{label}")
+        else:
+            ax.plot([est], [i], marker="s", ms=size, color="#333333" if has_ci else "white",
+                    markeredgecolor="#333333", ls="none", gid=f"study_point:{label}")
         t_row = _num(r["time_months"]) if "time_months" in studies.columns else math.nan
         shown = label
         if visit_months is not None and np.isfinite(t_row) and abs(t_row - float(visit_months)) > 0.05:
@@ -237,7 +250,7 @@ def forest_plot(studies: pd.DataFrame, pooled: Mapping | pd.Series | pd.DataFram
         col_n.append((i, f"{int(n)}" if np.isfinite(n) else "NR", False))
         col_est.append((i, fmt_interval(est, lo, hi, decimals), False))
 
-    n_total = sum(v for v in n_values if np.isfinite(v))
+    n_total = sum(v for v, c in zip(n_values, control) if np.isfinite(v) and not c)
     if show_pooled:
         est, lo, hi = (_num(_get(pooled, c)) for c in ("estimate", "lower", "upper"))
         h = 0.34
@@ -325,6 +338,33 @@ def _point_size(n: float, n_ref: float) -> float:
 
 
 NO_CURVE_NOTE = "no pooled time course"
+NOT_POOLED_NOTE = "fewer than two studies at every visit: not pooled"
+
+
+def _curve_evidence(curve: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled, interpolated) masks of a curve's rows from its `evidence` column ('pooled', 'interpolated',
+    'prior_dominated', ...); time 0 (no change by definition) counts as pooled. Without the column every row
+    is pooled (curves built by hand)."""
+    t = curve["time_months"].astype(float).to_numpy()
+    if "evidence" not in curve.columns:
+        return np.ones(len(curve), bool), np.zeros(len(curve), bool)
+    ev = curve["evidence"].astype(str).to_numpy()
+    pooled = (ev == "pooled") | (t == 0)
+    interpolated = (ev == "interpolated") & (t != 0)
+    return pooled, interpolated
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Index ranges [a, b] of consecutive True values; a lone baseline row (index 0) is not a run."""
+    out, start = [], None
+    for i, m in enumerate(list(mask) + [False]):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            if not (start == 0 and i - 1 == 0):
+                out.append((start, i - 1))
+            start = None
+    return out
 
 
 def draw_trajectory(ax, curve: pd.DataFrame | None, points: pd.DataFrame | None, *, unit: str,
@@ -336,19 +376,41 @@ def draw_trajectory(ax, curve: pd.DataFrame | None, points: pd.DataFrame | None,
 
     Returns what was drawn: {'curve': bool, 'prediction': bool, 'open_points': bool}.
     """
-    drawn = {"curve": False, "prediction": False, "open_points": False}
+    drawn = {"curve": False, "prediction": False, "open_points": False, "interpolated": False, "control": False}
     ax.axhline(0.0, color="#555555", lw=0.9, zorder=1, gid="null_line")
     if curve is not None and len(curve):
-        c = curve.sort_values("time_months")
+        c = curve.sort_values("time_months").reset_index(drop=True)
         t = c["time_months"].astype(float).to_numpy()
-        if {"pi_lower", "pi_upper"} <= set(c.columns) and c["pi_lower"].notna().any():
-            ax.fill_between(t, c["pi_lower"].astype(float), c["pi_upper"].astype(float), color=BAND_PI,
-                            alpha=0.55, lw=0, zorder=2, gid="prediction_band")
-            drawn["prediction"] = True
-        ax.fill_between(t, c["lower"].astype(float), c["upper"].astype(float), color=BAND_CRI, alpha=0.55,
-                        lw=0, zorder=3, gid="credible_band")
-        ax.plot(t, c["estimate"].astype(float), color=POOLED_COLOUR, lw=1.8, zorder=4, gid="pooled_median")
-        drawn["curve"] = True
+        pooled, interpolated = _curve_evidence(c)
+        spans = _runs(pooled)
+        has_pi = {"pi_lower", "pi_upper"} <= set(c.columns) and c["pi_lower"].notna().any()
+        for a, b in spans:  # a band only where the estimate is pooled at the visit (>= 2 studies there)
+            part = slice(a, b + 1)
+            if b == a:  # an isolated pooled visit: its interval as a bar
+                ax.vlines(t[a], c["lower"].iloc[a], c["upper"].iloc[a], color=BAND_CRI, lw=5, alpha=0.8,
+                          zorder=3, gid="credible_band")
+                ax.plot(t[a], c["estimate"].iloc[a], marker="_", ms=10, mew=2, color=POOLED_COLOUR, zorder=4,
+                        gid="pooled_median")
+                drawn["curve"] = True
+                continue
+            if has_pi:
+                ax.fill_between(t[part], c["pi_lower"].astype(float)[part], c["pi_upper"].astype(float)[part],
+                                color=BAND_PI, alpha=0.55, lw=0, zorder=2, gid="prediction_band")
+                drawn["prediction"] = True
+            ax.fill_between(t[part], c["lower"].astype(float)[part], c["upper"].astype(float)[part],
+                            color=BAND_CRI, alpha=0.55, lw=0, zorder=3, gid="credible_band")
+            ax.plot(t[part], c["estimate"].astype(float)[part], color=POOLED_COLOUR, lw=1.8, zorder=4,
+                    gid="pooled_median")
+            drawn["curve"] = True
+        # a model-based interpolation (no band): a dashed line from each such visit to its neighbours
+        est = c["estimate"].astype(float).to_numpy()
+        for j in np.flatnonzero(interpolated):
+            for nb in (j - 1, j + 1):
+                if 0 <= nb < len(c) and (pooled[nb] or interpolated[nb]) and (nb > j or not interpolated[nb]):
+                    pair = [min(j, nb), max(j, nb)]
+                    ax.plot(t[pair], est[pair], color=POOLED_COLOUR, lw=1.2, ls=(0, (4, 2)), zorder=4,
+                            gid="interpolated_median")
+                    drawn["interpolated"] = True
     if points is not None and len(points):
         points = points.reset_index(drop=True)
         labels = list(dict.fromkeys(points["label"]))
@@ -360,6 +422,28 @@ def draw_trajectory(ax, curve: pd.DataFrame | None, points: pd.DataFrame | None,
         per_time = points.assign(_t=times).groupby("_t")["label"].nunique()
         shared = times.map(per_time).to_numpy() > 1
         interval_cols = {"lower", "upper"} <= set(points.columns)
+        is_control = (points["control"].fillna(False).astype(bool).to_numpy() if "control" in points.columns
+                      else np.zeros(len(points), bool))
+        ctl = points[is_control]
+        points = points[~is_control].reset_index(drop=True)
+        times = times[~is_control].reset_index(drop=True)
+        shared = shared[~is_control]
+        for j, lab in enumerate(labels):
+            if not len(ctl[ctl["label"] == lab]):
+                continue
+            own = ctl[ctl["label"] == lab]
+            colour, marker = styles.get(lab, (STUDY_COLOURS[j % 12], STUDY_MARKERS[j % 12]))
+            x = own["time_months"].astype(float).to_numpy() + 0.25
+            if interval_cols:
+                lo, hi = own["lower"].astype(float).to_numpy(), own["upper"].astype(float).to_numpy()
+                ok = np.isfinite(lo) & np.isfinite(hi)
+                ax.vlines(x[ok], lo[ok], hi[ok], color=CONTROL_COLOUR, lw=0.9, ls=(0, (3, 1.5)), zorder=5,
+                          gid=f"control_ci:{lab}")
+            n = own["n"].astype(float).to_numpy() if "n" in own else np.full(len(own), np.nan)
+            ax.scatter(x, own["estimate"].astype(float), s=[_point_size(v, n_ref) for v in n], marker=marker,
+                       c="white", edgecolors=CONTROL_COLOUR, linewidths=1.2, zorder=6, gid=f"control_points:{lab}")
+            drawn["control"] = True
+        labels = [lab for lab in labels if (points["label"] == lab).any()]
         for j, lab in enumerate(labels):
             idx = np.flatnonzero((points["label"] == lab).to_numpy())
             own = points.iloc[idx]
@@ -388,7 +472,8 @@ def draw_trajectory(ax, curve: pd.DataFrame | None, points: pd.DataFrame | None,
     ax.grid(axis="y", color="#e5e5e5", lw=0.6, zorder=0)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    full_title = title + ("" if drawn["curve"] else f"\n({NO_CURVE_NOTE})")
+    full_title = title + ("" if drawn["curve"] else
+                          f"\n({NOT_POOLED_NOTE})" if drawn["interpolated"] else f"\n({NO_CURVE_NOTE})")
     ax.set_title(full_title.strip(), fontsize=FONT + 1, loc="left")
     return drawn
 
@@ -400,8 +485,14 @@ def _legend_handles(styles: Mapping[str, tuple[str, str]], drawn: Mapping[str, b
         handles.append(Patch(facecolor=BAND_CRI, alpha=0.55, label="95% credible interval"))
         if drawn.get("prediction"):
             handles.append(Patch(facecolor=BAND_PI, alpha=0.55, label="95% prediction interval"))
+    if drawn.get("interpolated"):
+        handles.append(Line2D([], [], color=POOLED_COLOUR, lw=1.2, ls=(0, (4, 2)),
+                              label="model-based interpolation (< 2 studies at the visit; no band)"))
     for lab, (colour, marker) in styles.items():
         handles.append(Line2D([], [], ls="none", marker=marker, color=colour, ms=6, label=lab))
+    if drawn.get("control"):
+        handles.append(Line2D([], [], ls="none", marker="o", markerfacecolor="white",
+                              markeredgecolor=CONTROL_COLOUR, mew=1.2, ms=6, label="hollow grey: control arm"))
     if drawn.get("open_points"):
         handles.append(Line2D([], [], ls="none", marker="o", markerfacecolor="white", markeredgecolor="#333333",
                               ms=6, label="open marker: no interval reported"))
@@ -475,7 +566,8 @@ def trajectory_grid(panels: Sequence[Mapping], *, ncols: int = 2, max_months: fl
     styles = {lab: st for lab, st in (styles or study_styles(labels)).items() if lab in set(labels)}
     n_ref = max(n_all + [1.0])
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, panel_height * nrows), squeeze=False)
-    drawn_any = {"curve": False, "prediction": False, "open_points": False}
+    drawn_any = {"curve": False, "prediction": False, "open_points": False, "interpolated": False,
+                 "control": False}
     for i, p in enumerate(panels):
         ax = axes[i // ncols][i % ncols]
         drawn = draw_trajectory(ax, p.get("curve"), p.get("points"), unit=p["unit"],
