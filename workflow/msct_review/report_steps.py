@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from . import atomic, claims as claims_mod, dictionary as dictionary_mod, figure_data, harmonise  # noqa: E402
+from . import atomic, between_arm, claims as claims_mod, dictionary as dictionary_mod, figure_data  # noqa: E402
+from . import harmonise  # noqa: E402
 from . import plots, tables  # noqa: E402
 
 
@@ -166,6 +167,16 @@ def run_summary_of_findings(table_csv, studies_csv, summary_csvs: dict, key_visi
     findings = pd.DataFrame(rows)
     frame = tables.summary_of_findings(findings, outcomes) if rows else pd.DataFrame(
         {"Outcome": [], "Statement": ["No outcome has change data in this study set"]})
+    tables.write_table(frame, _stem(out_csv))
+
+
+def run_between_arm(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set, out_csv) -> None:
+    """The randomised comparison of every controlled study of the set: both arms' changes and the between-arm
+    differences from follow-up means and from change scores (msct_review.between_arm)."""
+    outcomes = dictionary_mod.load(dictionary_yaml)
+    table, _, _, labels = _context(table_csv, studies_csv, study_set)
+    summaries = {o: pd.read_csv(p, dtype={"study_id": str}) for o, p in summary_csvs.items()}
+    frame = between_arm.between_arm_table(summaries, outcomes, labels, table)
     tables.write_table(frame, _stem(out_csv))
 
 

@@ -115,6 +115,25 @@ rule summary_of_findings:
         "../scripts/summary_of_findings.py"
 
 
+rule between_arm_table:
+    """The randomised comparison: both arms' changes and the between-arm differences (follow-up means and
+    change scores) of every controlled study, per outcome and visit."""
+    input:
+        table="results/harmonised/analysis_table.csv",
+        studies="results/validated/studies.csv",
+        summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set, OUTCOMES),
+        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set, OUTCOMES),
+        dictionary=DICTIONARY,
+        code=code("between_arm_table.py"),
+    params:
+        outcomes=OUTCOMES,
+    output:
+        csv="results/tables/{study_set}/between_arm.csv",
+        md="results/tables/{study_set}/between_arm.md",
+    script:
+        "../scripts/between_arm_table.py"
+
+
 rule claims_check:
     """Each claim of the 2023 review's abstract (data/claims/) against the data and models."""
     input:
@@ -170,7 +189,7 @@ def figure_targets():
     for s in STUDY_SETS:
         targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
                     f"results/tables/{s}/summary_of_findings.csv", f"results/tables/{s}/claims_check.csv",
-                    f"results/tables/{s}/diagnostics.csv"]
+                    f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv"]
         targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
