@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .figure_data import DISPLAY_UNITS
 from .numbers import fmt_count, fmt_estimate, fmt_number, sig_digits
 
 ESTIMAND_FOLLOW_UP = "follow-up means"
@@ -89,23 +90,27 @@ def _events(table: pd.DataFrame | None, outcome: str, study: str, arm_is_control
     return f"{fmt_count(e)}/{fmt_count(n)} ({fmt_number(100.0 * e / n, 0)}%)"
 
 
-def between_arm_rows(summary: pd.DataFrame, spec, labels: Mapping[str, str],
-                     table: pd.DataFrame | None = None) -> list[dict]:
-    """The table rows of one outcome (see the module docstring); [] without a controlled study."""
+def comparisons(summary: pd.DataFrame, spec, table: pd.DataFrame | None = None) -> list[dict]:
+    """One record per controlled study and visit of one outcome: `study_id`, `visit_months`, the texts
+    `msct`, `control`, `follow_up_means`, `change_scores`, `primary_estimand`, `primary`, and the primary
+    estimand's numbers on the display scale (`primary_estimate`, `primary_lower`, `primary_upper`) and its
+    `analysis_ids` (the rows it was computed from). [] without a controlled study."""
     diff = summary[summary["quantity"] == "between_arm_difference"]
     diff = diff[diff["visit_months"].astype(float) > 0]
     if diff.empty:
         return []
     log = spec.analysis_scale == "log" and spec.kind == "continuous"
     binary = spec.kind == "binary"
-    unit = "%" if log else ("percentage points" if binary else spec.canonical_unit)
     digits = sig_digits("%") if (log or binary) else sig_digits(spec.canonical_unit)
     out = []
     for (study, visit), grp in diff.groupby([diff["study_id"].astype(str), diff["visit_months"].astype(float)],
                                             sort=True):
-        cells = {ESTIMAND_FOLLOW_UP: NOT_REPORTED, ESTIMAND_CHANGE: NOT_REPORTED}
-        primary = ""
-        for r in grp.itertuples():
+        rec = {"study_id": study, "visit_months": float(visit), ESTIMAND_FOLLOW_UP: NOT_REPORTED,
+               ESTIMAND_CHANGE: "not applicable" if binary else NOT_REPORTED, "primary_estimand": NOT_REPORTED,
+               "primary": NOT_REPORTED, "primary_estimate": math.nan, "primary_lower": math.nan,
+               "primary_upper": math.nan, "analysis_ids": ""}
+        rows = list(grp.itertuples())
+        for r in rows:
             estimand = str(getattr(r, "estimand", "") or "")
             est, lo, hi = _num(r.median), _num(r.lower), _num(r.upper)
             if log:
@@ -114,27 +119,39 @@ def between_arm_rows(summary: pd.DataFrame, spec, labels: Mapping[str, str],
                 est, lo, hi = 100 * est, 100 * lo, 100 * hi
                 estimand = ESTIMAND_FOLLOW_UP  # a risk difference compares the arms at follow-up
             text = _interval(est, lo, hi, digits, log)
-            if estimand in cells:
-                cells[estimand] = text
-            if _truthy(getattr(r, "primary", False)):
-                primary = ESTIMAND_RISK if binary else estimand
+            if estimand in rec:
+                rec[estimand] = text
+            if _truthy(getattr(r, "primary", False)) or len(rows) == 1:
+                rec.update(primary_estimand=ESTIMAND_RISK if binary else estimand, primary=text,
+                           primary_estimate=est, primary_lower=lo, primary_upper=hi,
+                           analysis_ids=str(getattr(r, "analysis_ids", "") or ""))
         if binary:
-            msct = _events(table, spec.name, study, False, visit)
-            control = _events(table, spec.name, study, True, visit)
+            rec["msct"] = _events(table, spec.name, study, False, visit)
+            rec["control"] = _events(table, spec.name, study, True, visit)
         else:
-            msct = _arm_change(summary, "study_observed", study, visit, log, digits)
-            control = _arm_change(summary, "control_observed", study, visit, log, digits)
-        out.append({
-            "Outcome": f"{spec.label} ({unit})" if unit else spec.label,
-            "Study": labels.get(study, study),
-            "Visit (months)": fmt_number(visit, 0 if float(visit).is_integer() else 1),
-            "MSC arm": msct,
-            "Control arm": control,
-            "Difference: follow-up means": cells[ESTIMAND_FOLLOW_UP],
-            "Difference: change scores": "not applicable" if binary else cells[ESTIMAND_CHANGE],
-            "Primary estimand": primary or NOT_REPORTED,
-        })
+            rec["msct"] = _arm_change(summary, "study_observed", study, visit, log, digits)
+            rec["control"] = _arm_change(summary, "control_observed", study, visit, log, digits)
+        rec["follow_up_means"], rec["change_scores"] = rec.pop(ESTIMAND_FOLLOW_UP), rec.pop(ESTIMAND_CHANGE)
+        out.append(rec)
     return out
+
+
+def between_arm_rows(summary: pd.DataFrame, spec, labels: Mapping[str, str],
+                     table: pd.DataFrame | None = None) -> list[dict]:
+    """The table rows of one outcome (see the module docstring); [] without a controlled study."""
+    log = spec.analysis_scale == "log" and spec.kind == "continuous"
+    unit = "%" if log else ("percentage points" if spec.kind == "binary" else spec.canonical_unit)
+    unit = DISPLAY_UNITS.get(unit, unit)
+    return [{
+        "Outcome": f"{spec.label} ({unit})" if unit else spec.label,
+        "Study": labels.get(rec["study_id"], rec["study_id"]),
+        "Visit (months)": fmt_number(rec["visit_months"], 0 if float(rec["visit_months"]).is_integer() else 1),
+        "MSC arm": rec["msct"],
+        "Control arm": rec["control"],
+        "Difference: follow-up means": rec["follow_up_means"],
+        "Difference: change scores": rec["change_scores"],
+        "Primary estimand": rec["primary_estimand"],
+    } for rec in comparisons(summary, spec, table)]
 
 
 def between_arm_table(summaries: Mapping[str, pd.DataFrame], dictionary: Mapping, labels: Mapping[str, str],

@@ -72,7 +72,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import atomic, config as config_mod, dictionary as dictionary_mod, figure_data, harmonise, tables
+from . import atomic, between_arm, config as config_mod, dictionary as dictionary_mod, figure_data, harmonise
+from . import tables
 from .figure_data import DISPLAY_UNITS, display_unit
 from .numbers import (fmt_count, fmt_estimate, fmt_interval, fmt_number, fmt_probability, sig_digits)
 
@@ -596,6 +597,90 @@ def _binary(c: _Collector, ctx: _Context, s: str, outcome: str, prefixes: list[s
     put("summary", text)
 
 
+# ---------------------------------------------------------------------------------- randomised comparison
+
+NO_CONTROLLED = "no controlled study in this set"
+NOT_IN_TRIAL = "not reported by the controlled study"
+
+
+def _rct(c: _Collector, ctx: _Context, s: str, prefixes: list[str]) -> None:
+    """The randomised comparison of the set's controlled studies (msct_review.between_arm): per outcome the
+    primary between-arm difference, the other estimand, both arms' changes, and a count of outcomes whose
+    primary difference has a 95% CI that excludes no difference."""
+    ids = ctx.sets.get(s, [])
+    part = ctx.studies[ctx.studies["study_id"].isin(ids)]
+    controlled = part[pd.to_numeric(part["n_control"], errors="coerce").fillna(0) > 0]
+    files = [ctx.files.studies]
+
+    def put(suffix, value, kind="data", files=files, raw_rows=()):
+        c.put([f"{p}.rct.{suffix}" for p in prefixes], value, kind=kind, files=files, raw_rows=raw_rows)
+
+    rows = ctx.study_rows(controlled["study_id"].tolist())
+    put("n_studies", fmt_count(len(controlled)), raw_rows=rows)
+    put("study", join_words([ctx.labels[i] for i in controlled["study_id"]]) if len(controlled) else NO_CONTROLLED,
+        raw_rows=rows)
+    first = controlled.iloc[0] if len(controlled) else None
+    for key, column in (("n_msct", "n_msct"), ("n_control", "n_control")):
+        put(key, fmt_count(int(float(first[column]))) if first is not None else NO_CONTROLLED, raw_rows=rows)
+    put("design", str(first["design_detail"]) if first is not None and str(first.get("design_detail", "")).strip()
+        else (NO_CONTROLLED if first is None else "controlled"), raw_rows=rows)
+    outcomes = list(ctx.cfg["outcomes"]) + list(ctx.cfg["binary_outcomes"])
+    n_with, clear = 0, []
+    for outcome in outcomes:
+        spec = ctx.dictionary[outcome]
+        path = ctx.files.summaries[(s, outcome)]
+        summary = _read_csv(path, dtype={"study_id": str})
+        recs = between_arm.comparisons(summary, spec, ctx.table) if summary is not None else []
+        recs = [r for r in recs if first is not None and r["study_id"] == first["study_id"]]
+        keys = ("primary", "primary_estimand", "follow_up_means", "change_scores", "msct", "control",
+                "visit_text", "summary")
+        if not recs:
+            for k in keys:
+                put(f"{outcome}.{k}", NOT_IN_TRIAL if first is not None else NO_CONTROLLED, kind="model",
+                    files=[path])
+            continue
+        rec = recs[-1]  # the latest visit with both arms
+        n_with += 1
+        raw = ctx.raw_rows_for(frame=ctx.table[(ctx.table["outcome"] == outcome)
+                                              & (ctx.table["study_id"] == rec["study_id"])])
+
+        def fput(k, v, _o=outcome, _path=path, _raw=raw):
+            put(f"{_o}.{k}", v, kind="model", files=[_path, ctx.files.analysis_table], raw_rows=_raw)
+
+        other_name = (between_arm.ESTIMAND_CHANGE if rec["primary_estimand"] == between_arm.ESTIMAND_FOLLOW_UP
+                      else between_arm.ESTIMAND_FOLLOW_UP)
+        other = rec["change_scores"] if other_name == between_arm.ESTIMAND_CHANGE else rec["follow_up_means"]
+        for k in ("primary", "primary_estimand", "follow_up_means", "change_scores", "msct", "control"):
+            fput(k, rec[k])
+        fput("visit_text", visit_text(rec["visit_months"]))
+        unit = ("" if spec.analysis_scale == "log" or spec.kind == "binary"
+                else " " + DISPLAY_UNITS.get(spec.canonical_unit, spec.canonical_unit))
+        head = rec["primary"].replace(" (", f"{unit} (", 1) if rec["primary"] != between_arm.NOT_REPORTED else \
+            rec["primary"]
+        what = ("risk difference in percentage points" if spec.kind == "binary"
+                else f"from {rec['primary_estimand']}")
+        text = f"{head} at {visit_text(rec['visit_months'])} ({what}"
+        if spec.kind != "binary" and other != between_arm.NOT_REPORTED:
+            text += f"; from {other_name}: {other}"
+        text += f"; MSC arm {rec['msct']}, control arm {rec['control']})"
+        fput("summary", text)
+        lo, hi = rec["primary_lower"], rec["primary_upper"]
+        if _finite(lo) and _finite(hi) and (lo > 0 or hi < 0):
+            clear.append(spec.label)
+    put("n_outcomes", fmt_count(n_with), kind="derived")
+    put("n_clear", fmt_count(len(clear)), kind="derived")
+    put("clear_list", join_words(clear) if clear else "none", kind="derived")
+    if first is None:
+        conclusion = NO_CONTROLLED
+    elif not clear:
+        conclusion = (f"none of the {fmt_count(n_with)} between-arm differences had a 95% confidence interval "
+                      "that excluded no difference")
+    else:
+        conclusion = (f"{fmt_count(len(clear))} of {fmt_count(n_with)} between-arm differences had a 95% "
+                      f"confidence interval that excluded no difference ({join_words(clear)})")
+    put("conclusion", conclusion, kind="derived")
+
+
 # ------------------------------------------------------------------------------ set-level: diag & claims
 
 def _diagnostics(c: _Collector, ctx: _Context, s: str, prefixes: list[str]) -> None:
@@ -872,6 +957,7 @@ def build_variables(config_yml: str | Path, results_dir: str | Path = "results",
                               ("n_outcomes_none", counts["none"])):
             c.put([f"{p}.{suffix}" for p in prefixes], fmt_count(value), kind="derived", files=files,
                   note="a count of outcomes (see each outcome's own variables for the data rows)")
+        _rct(c, ctx, s, prefixes)
         _diagnostics(c, ctx, s, prefixes)
         _claims(c, ctx, s, prefixes)
     priors = _methods(c, ctx)
