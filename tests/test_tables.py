@@ -144,44 +144,6 @@ def test_appraisal_table_matrix_in_words():
 
 # ---------------------------------------------------------------------------------------------- summary of findings
 
-def test_summary_of_findings_single_study_makes_no_pooled_claim():
-    f = pd.DataFrame([{"outcome": "proteinuria_24h", "time_months": 6, "n_studies": 1, "n_patients": 12,
-                       "estimate": -2.1, "lower": -3.24, "upper": -0.96, "p_improvement": 0.99, "tau": 0.3}])
-    row = tables.summary_of_findings(f, DICTIONARY).iloc[0]
-    assert "single study, no pooled claim" in row["Statement"]
-    assert "fell" not in row["Statement"]
-    assert row["Change (95% CrI)"].startswith("not pooled (single study")
-    assert "(single study)" in row["P(improvement)"] and "(single study)" in row["Heterogeneity \u03c4"]
-    assert row["Studies"] == 1 and row["Patients"] == 12
-
-
-def test_summary_of_findings_wording_follows_the_numbers():
-    f = pd.DataFrame([
-        {"outcome": "proteinuria_24h", "time_months": 6, "n_studies": 3, "n_patients": 41, "estimate": -1.9,
-         "lower": -2.8, "upper": -1.0, "pi_lower": -3.5, "pi_upper": 0.2, "p_improvement": 0.999, "tau": 0.4},
-        {"outcome": "gfr", "time_months": 12, "n_studies": 2, "n_patients": 90, "estimate": 4.0, "lower": -1.0,
-         "upper": 9.0, "pi_lower": 1.0, "pi_upper": 8.0, "p_improvement": 0.93, "tau": 2.0},
-        {"outcome": "sledai", "time_months": 3, "n_studies": 2, "n_patients": 30, "estimate": 0.1, "lower": -2.0,
-         "upper": 2.1, "pi_lower": -5, "pi_upper": 5, "p_improvement": 0.5, "tau": 1.0},
-        {"outcome": "sledai", "time_months": 1, "n_studies": 4, "n_patients": 60, "estimate": 3.0, "lower": 1.0,
-         "upper": 5.0, "pi_lower": -1, "pi_upper": 7, "p_improvement": 0.01, "tau": 1.0},
-        {"outcome": "proteinuria_24h", "time_months": 1, "n_studies": 0, "n_patients": None},
-    ])
-    t = tables.summary_of_findings(f, DICTIONARY)
-    s = list(t["Statement"])
-    assert s[0].startswith("24-h urine protein fell at 6 months after MSCT")
-    assert "including no improvement" in s[0] and "3 studies, 41 patients" in s[0]
-    assert s[1].startswith("Glomerular filtration rate probably rose at 12 months")
-    assert "a new study would likely see a change of 1.00 to 8.00 mL/min" in s[1]
-    assert s[2].startswith("No clear change in SLEDAI score at 3 months")
-    assert s[3].startswith("SLEDAI score rose (worsened) at 1 month")
-    assert s[4] == "No study reports 24-h urine protein at 1 month."
-    assert t.loc[0, "Change (95% CrI)"] == f"{MINUS}1.90 [{MINUS}2.80, {MINUS}1.00] g/24 h"
-    assert t.loc[0, "P(improvement)"] == ">0.99"
-    assert t.loc[1, "Heterogeneity \u03c4"].endswith("(2 studies: mostly prior)")
-    assert t.loc[4, "Studies"] == 0 and pd.isna(t.loc[4, "Patients"])
-
-
 # ---------------------------------------------------------------------------------------------- rendering
 
 def test_markdown_table_and_write_table(tmp_path):

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from . import atomic, between_arm, claims as claims_mod, dictionary as dictionary_mod, figure_data  # noqa: E402
-from . import harmonise  # noqa: E402
+from . import harmonise, summary_of_findings  # noqa: E402
 from . import plots, tables  # noqa: E402
 
 
@@ -153,20 +153,36 @@ def run_appraisal(appraisal_csv, studies_csv, out_traffic_png, out_summary_png, 
 
 def run_summary_of_findings(table_csv, studies_csv, summary_csvs: dict, key_visit_csvs: dict, dictionary_yaml,
                             study_set, out_csv) -> None:
+    """Summary of findings: the randomised differences of the set's controlled study (every outcome in
+    `summary_csvs`), then each continuous outcome (those in `key_visit_csvs`) at its key visit."""
     outcomes = dictionary_mod.load(dictionary_yaml)
-    table, _, ids, labels = _context(table_csv, studies_csv, study_set)
-    rows = []
+    table, studies, ids, labels = _context(table_csv, studies_csv, study_set)
+    part = studies[studies["study_id"].isin(ids)]
+    controlled = part[pd.to_numeric(part["n_control"], errors="coerce").fillna(0) > 0]
+    change_rows, between_rows = [], []
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
+        summary = pd.read_csv(path, dtype={"study_id": str})
+        for _, st in controlled.iterrows():
+            for rec in between_arm.comparisons(summary, spec, table):
+                if rec["study_id"] == st["study_id"]:
+                    between_rows.append(summary_of_findings.between_arm_row(
+                        rec, spec, labels[st["study_id"]], st["n_msct"], st["n_control"]))
+        if outcome not in key_visit_csvs:
+            continue
         visit = pd.read_csv(key_visit_csvs[outcome])["key_visit_months"].iloc[0]
-        summary = pd.read_csv(path)
         changes = figure_data.study_changes(table, ids, spec, labels, summary)
         row = figure_data.finding(summary, changes, spec, None if pd.isna(visit) else float(visit))
-        if row is not None:
-            rows.append(row)
-    findings = pd.DataFrame(rows)
-    frame = tables.summary_of_findings(findings, outcomes) if rows else pd.DataFrame(
-        {"Outcome": [], "Statement": ["No outcome has change data in this study set"]})
+        if row is None:
+            continue
+        here = figure_data.at_visit(changes, float(visit))
+        if not row.get("evidence"):
+            row["evidence"] = "pooled" if row["n_studies"] >= 2 else "study_estimate"
+        change_rows.append(summary_of_findings.change_row(
+            row, spec, study_label=str(here["label"].iloc[0]) if len(here) == 1 else ""))
+    frame = summary_of_findings.summary_of_findings(change_rows, between_rows)
+    if frame.empty:
+        frame = pd.DataFrame({"Outcome": [], "In words": ["No outcome has change data in this study set"]})
     tables.write_table(frame, _stem(out_csv))
 
 

@@ -101,13 +101,14 @@ rule summary_of_findings:
     input:
         table="results/harmonised/analysis_table.csv",
         studies="results/validated/studies.csv",
-        summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set),
-        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set),
+        summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set, OUTCOMES),
+        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set, OUTCOMES),
         key_visits=lambda w: per_outcome("results/tables/{study_set}/key_visits/{outcome}.csv", w.study_set),
         dictionary=DICTIONARY,
         code=code("summary_of_findings.py"),
     params:
-        outcomes=CONTINUOUS,
+        outcomes=OUTCOMES,
+        continuous=CONTINUOUS,
     output:
         csv="results/tables/{study_set}/summary_of_findings.csv",
         md="results/tables/{study_set}/summary_of_findings.md",
