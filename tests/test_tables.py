@@ -211,3 +211,16 @@ def test_column_widths_follow_the_content():
 ])
 def test_scientific_text(text, expected):
     assert tables.scientific_text(text) == expected
+
+
+def test_every_study_of_a_table_is_cited_by_its_bibliography_key(tmp_path):
+    from msct_review import report_steps
+    bib = tmp_path / "refs.bib"
+    bib.write_text("@comment{gu2014: a note}\n@article{gu2014,\n  title = {x},\n}\n@article{deng2017, title={y}}\n",
+                   encoding="utf-8")
+    assert report_steps.bibliography_keys(bib) == {"gu2014", "deng2017"}
+    frame = pd.DataFrame({"Study": ["Gu 2014", "Deng 2017 (RCT)", "Li 2016"], "n": [81, 18, 20]})
+    labels = {"gu2014": "Gu 2014", "deng2017": "Deng 2017", "li2016": "Li 2016"}
+    out = report_steps.cite_studies(frame, labels, report_steps.bibliography_keys(bib))
+    assert list(out["Study"]) == ["Gu 2014 [@gu2014]", "Deng 2017 [@deng2017] (RCT)", "Li 2016"]
+    assert list(frame["Study"]) == ["Gu 2014", "Deng 2017 (RCT)", "Li 2016"]  # the input is not changed

@@ -6,6 +6,7 @@ functions; figures are written as PNG (300 dpi) and SVG, tables as CSV and Markd
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import arviz as az
@@ -37,7 +38,7 @@ def _context(table_csv: str, studies_csv: str, study_set: str):
 
 
 def _no_change_note(spec, study_set: str) -> str:
-    return f"{spec.label}: no study in the {study_set} set reports a change from baseline"
+    return f"{spec.label}: no study in this study set reports a change from baseline"
 
 
 def _set_styles(ids, labels: dict) -> dict:
@@ -129,10 +130,40 @@ def run_trajectory(table_csv, studies_csv, summary_csv, dictionary_yaml, outcome
     plt.close(fig)
 
 
-def run_characteristics(table_csv, studies_csv, dictionary_yaml, study_set, out_csv) -> None:
+_BIB_KEY = re.compile(r"^@\w+\{\s*([^,\s]+)\s*,", re.M)
+
+
+def bibliography_keys(bib_path) -> set[str]:
+    """The citation keys of a BibTeX/BibLaTeX file (entries only, not @comment)."""
+    text = Path(bib_path).read_text(encoding="utf-8")
+    return {m.group(1) for m in _BIB_KEY.finditer(text)
+            if not text[m.start():m.start() + 9].lower().startswith(("@comment", "@string", "@preamble"))}
+
+
+def cite_studies(frame: pd.DataFrame, labels: dict, keys: set[str], column: str = "Study") -> pd.DataFrame:
+    """The table with a Pandoc citation after each study label whose study id is a bibliography key, so that
+    every study a table lists is cited (and in the reference list); other cells are left as they are."""
+    out = frame.copy()
+    by_label = sorted(((lab, sid) for sid, lab in labels.items() if sid in keys), key=lambda x: -len(x[0]))
+    cells = []
+    for cell in out[column].astype(str):
+        for lab, sid in by_label:
+            if cell.startswith(lab) and f"@{sid}" not in cell:
+                cell = f"{lab} [@{sid}]{cell[len(lab):]}"
+                break
+        cells.append(cell)
+    out[column] = cells
+    return out
+
+
+def run_characteristics(table_csv, studies_csv, dictionary_yaml, study_set, out_csv, bibliography=None) -> None:
+    """Table 1 as CSV and Markdown; in the Markdown every study is cited (its id is its bibliography key)."""
     table, studies, _, labels = _context(table_csv, studies_csv, study_set)
     frame = tables.characteristics_table(studies, table, study_set, dictionary_mod.load(dictionary_yaml), labels)
-    tables.write_table(frame, _stem(out_csv))
+    stem = _stem(out_csv)
+    atomic.write_csv(f"{stem}.csv", frame)
+    shown = cite_studies(frame, labels, bibliography_keys(bibliography)) if bibliography else frame
+    atomic.write_text(f"{stem}.md", tables.markdown_table(shown))
 
 
 def run_appraisal(appraisal_csv, studies_csv, out_traffic_png, out_summary_png, out_csv) -> None:

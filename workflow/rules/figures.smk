@@ -71,6 +71,7 @@ rule characteristics_table:
         table="results/harmonised/analysis_table.csv",
         studies="results/validated/studies.csv",
         dictionary=DICTIONARY,
+        bibliography="manuscript/references.bib",
         code=code("characteristics_table.py"),
     output:
         csv="results/tables/{study_set}/characteristics.csv",
