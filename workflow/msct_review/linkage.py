@@ -38,6 +38,7 @@ twice in the listed rows).
 from __future__ import annotations
 
 import math
+import re
 from typing import Iterable
 
 import numpy as np
@@ -167,8 +168,8 @@ def check_studies(sheet, table: pd.DataFrame) -> list:
         if overlap and overlap != "none" and overlap in OVERLAPS and not source:
             problems.append(Problem(where, row, "overlap_source", "",
                                     f"the URL of the source the overlap '{overlap}' rests on"))
-        if not group:
-            continue  # reported as a required cell
+        if not re.fullmatch(r"[a-z0-9_]+", group):
+            continue  # empty or not an id: reported by the column check
         others = [m for m in members[group] if m != sid]
         if not others and group != sid:
             problems.append(Problem(where, row, "patient_group", group,
@@ -307,8 +308,14 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
                     patients, dist = fu[v]
                 return (patients, n_visits, -dist, year.get(s, -math.inf), s)
 
-            competitors = [s for s in sids if follow_ups(s)]
-            if len(competitors) < 2:
+            present = [s for s in sids if (sid_col[rows] == s).any()]
+            if len(present) < 2:
+                continue
+            competitors = [s for s in present if follow_ups(s)]
+            if not competitors and continuous:  # baselines only: the baseline is then a visit like any other
+                continuous = False
+                competitors = [s for s in present if follow_ups(s)]
+            if not competitors:
                 continue
             if rule == "one_report_per_group":
                 kept = max(competitors, key=rank)
@@ -321,15 +328,13 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
             for v in all_visits:
                 here = [s for s in competitors if v in follow_ups(s)]
                 kept_at[v] = max(here, key=lambda s: rank(s, v))
-            kept_reports = set(kept_at.values())
+            kept_reports = sorted(set(kept_at.values()), key=lambda k: labels.get(k, k))
             for i in rows:
                 s, v = sid_col[i], float(visit_key[i])
                 if continuous and v == 0.0:
-                    if s not in kept_reports and s in competitors:
-                        others = sorted(kept_reports, key=lambda k: labels.get(k, k))
-                        drop[i] = (";".join(others), group, 0.0)
-                    continue
-                if v in kept_at and kept_at[v] != s:
+                    if s not in kept_reports:
+                        drop[i] = (";".join(kept_reports), group, 0.0)
+                elif v in kept_at and kept_at[v] != s:
                     drop[i] = (kept_at[v], group, v)
 
     kept_mask = np.ones(len(t), dtype=bool)
