@@ -214,6 +214,8 @@ def test_unclear_overlap_is_a_warning_naming_the_reports(tmp_path):
     pipeline.run_validate(str(config), str(out), str(out / "report.md"))
     text = (out / "report.md").read_text()
     assert "All sheets passed validation." in text
+    assert "2 reports in 1 patient groups; patients counted once per group (its largest report): 20." in text
+    assert "| Shared | Alpha 2020 (20, unclear), Beta 2021 (18, same patients) | 20 |" in text
     warnings = [line for line in text.splitlines() if line.startswith("- WARNING:")]
     assert warnings == ["- WARNING: Alpha 2020 (alpha2020): overlap unclear; other reports of patient group "
                         "'shared': Beta 2021 (beta2021). No other report in the sheets describes these patients."]

@@ -223,6 +223,22 @@ def warnings_markdown(studies: pd.DataFrame) -> str:
             + "".join(f"- WARNING: {line}\n" for line in lines))
 
 
+def report_section(studies: pd.DataFrame) -> str:
+    """The validation report's account of reports and patient groups: each group with its reports and the
+    patients counted once, then the warnings of `warnings_markdown`."""
+    if "patient_group" not in studies:
+        return ""
+    groups = study_groups(studies)
+    lines = ["", "## Reports and patient groups (studies)", "",
+             f"{len(studies)} reports in {len(groups)} patient groups; patients counted once per group (its "
+             f"largest report): {unique_patients(studies)}.", "",
+             "| patient group | reports (patients, overlap) | patients counted |", "|---|---|---|"]
+    for g in groups.to_dict("records"):
+        n = f"{int(g['patients'])}" if np.isfinite(g["patients"]) else "not reported"
+        lines.append(f"| {g['label']} | {g['reports']} | {n} |")
+    return "\n".join(lines) + "\n" + warnings_markdown(studies)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # selection of reports per outcome and visit
 # ----------------------------------------------------------------------------------------------------------------
@@ -285,53 +301,45 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
         in_group = sid_col.isin(sids).to_numpy()
         for outcome in pd.unique(t.loc[in_group, "outcome"]):
             rows = np.flatnonzero(in_group & (t["outcome"].to_numpy() == outcome))
-            continuous = all(k == "continuous" for k in kinds[rows])
-            # per report and visit: patients, distance to the visit (poolable rows only)
-            stats: dict[str, dict[float, tuple[float, float]]] = {}
-            for i in rows:
-                if not poolable[i]:
-                    continue
-                s, v = sid_col[i], float(visit_key[i])
-                p, d = _row_patients(t.iloc[i]), float(distance[i])
-                old = stats.setdefault(s, {}).get(v)
-                stats[s][v] = (max(p, old[0]), min(d, old[1])) if old else (p, d)
-            def follow_ups(s):
-                return {v: pd_ for v, pd_ in stats.get(s, {}).items() if not (continuous and v == 0.0)}
-
-            def rank(s, v=None):
-                fu = follow_ups(s)
-                n_visits = len(fu)
-                if v is None:  # one report per group: patient-visits over all follow-up visits
-                    patients = sum(p for p, _ in fu.values())
-                    dist = sum(d for _, d in fu.values())
-                else:
-                    patients, dist = fu[v]
-                return (patients, n_visits, -dist, year.get(s, -math.inf), s)
-
-            present = [s for s in sids if (sid_col[rows] == s).any()]
+            present = [s for s in sids if (sid_col.iloc[rows] == s).any()]
             if len(present) < 2:
                 continue
-            competitors = [s for s in present if follow_ups(s)]
-            if not competitors and continuous:  # baselines only: the baseline is then a visit like any other
-                continuous = False
-                competitors = [s for s in present if follow_ups(s)]
+            # per report and visit: (most patients, nearest distance to the visit) over its poolable rows
+            data: dict[str, dict[float, tuple[float, float]]] = {s: {} for s in present}
+            for i in rows:
+                if poolable[i]:
+                    s, v = sid_col.iloc[i], float(visit_key[i])
+                    p, d = _row_patients(t.iloc[i]), float(distance[i])
+                    old = data[s].get(v)
+                    data[s][v] = (max(p, old[0]), min(d, old[1])) if old else (p, d)
+            baseline_apart = all(k == "continuous" for k in kinds[rows]) and any(
+                v != 0.0 for visits in data.values() for v in visits)
+            follow = {s: {v: x for v, x in data[s].items() if not (baseline_apart and v == 0.0)} for s in present}
+            competitors = [s for s in present if follow[s]]
             if not competitors:
                 continue
+
+            def rank(s, v=None, follow=follow):
+                """(patients, visits, -distance, year, study_id): the largest wins."""
+                visits = follow[s]
+                if v is None:  # one report per group: patient-visits over all its visits
+                    patients, dist = sum(p for p, _ in visits.values()), sum(d for _, d in visits.values())
+                else:
+                    patients, dist = visits[v]
+                return (patients, len(visits), -dist, year.get(s, -math.inf), s)
+
             if rule == "one_report_per_group":
                 kept = max(competitors, key=rank)
                 for i in rows:
-                    if sid_col[i] != kept:
+                    if sid_col.iloc[i] != kept:
                         drop[i] = (kept, group, math.nan)
                 continue
-            all_visits = sorted({v for s in competitors for v in follow_ups(s)})
-            kept_at = {}
-            for v in all_visits:
-                here = [s for s in competitors if v in follow_ups(s)]
-                kept_at[v] = max(here, key=lambda s: rank(s, v))
+            kept_at = {v: max((s for s in competitors if v in follow[s]), key=lambda s, v=v: rank(s, v))
+                       for v in sorted({v for s in competitors for v in follow[s]})}
             kept_reports = sorted(set(kept_at.values()), key=lambda k: labels.get(k, k))
             for i in rows:
-                s, v = sid_col[i], float(visit_key[i])
-                if continuous and v == 0.0:
+                s, v = sid_col.iloc[i], float(visit_key[i])
+                if baseline_apart and v == 0.0:
                     if s not in kept_reports:
                         drop[i] = (";".join(kept_reports), group, 0.0)
                 elif v in kept_at and kept_at[v] != s:

@@ -30,7 +30,7 @@ def run_validate(resolved_config: str, out_dir: str, report: str) -> None:
     outcomes = dictionary_mod.load(data["outcome_dictionary"])
     sheets = sheets_mod.read_sheets(data["raw_dir"], data["workbook"])
     tables = validation.validate(sheets, outcomes)
-    text = validation.report(tables, sheets, outcomes) + linkage.warnings_markdown(tables["studies"])
+    text = validation.report(tables, sheets, outcomes) + linkage.report_section(tables["studies"])
     for name in VALIDATED:
         frame = tables[name].rename(columns={ROW: "source_row"})
         atomic.write_csv(Path(out_dir) / f"{name}.csv", frame)
