@@ -261,3 +261,25 @@ def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkey
     dropped = pd.read_csv(tmp_path / "m" / "dropped_reports.csv")
     assert sorted(dropped["analysis_id"]) == ["b0", "b12"]
     assert np.all(dropped["kept_study_id"] == "alpha2014")
+
+
+def test_run_fit_selects_binary_rows_in_the_default_time_bins(tmp_path, monkeypatch):
+    from msct_review import models
+
+    seen = {}
+    monkeypatch.setattr(models, "run_model", lambda tab, *a, **k: seen.update(table=tab) or pd.DataFrame())
+    slice_csv = tmp_path / "slice.csv"
+    table([row("a12", "alpha2014", 12, None, outcome="surv", kind="binary", events=77, total=81),
+           row("b60", "beta2016", 60, None, outcome="surv", kind="binary", events=68, total=81)]
+          ).to_csv(slice_csv, index=False)
+    STUDIES.to_csv(tmp_path / "studies.csv", index=False)
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"sampling": {"seed": 1}}))  # no grid, no rule: defaults
+    (tmp_path / "dictionary.yaml").write_text(yaml.safe_dump({"outcomes": {"surv": {
+        "label": "Survival", "kind": "binary", "canonical_unit": "%", "units": {"%": None},
+        "direction_of_benefit": "increase", "analysis_scale": "logit"}}}))
+    pipeline.run_fit(str(slice_csv), str(tmp_path / "settings.yaml"), str(tmp_path / "studies.csv"),
+                     str(tmp_path / "dictionary.yaml"), "surv", "all", str(tmp_path / "idata.nc"),
+                     str(tmp_path / "summary.csv"))
+    assert list(seen["table"]["analysis_id"]) == ["a12"]  # 60 months falls in the default grid's 12-month bin
+    dropped = pd.read_csv(tmp_path / "dropped_reports.csv")
+    assert list(dropped["reason"]) == ["overlapping patients: Cohort G, Alpha 2014 used at 12 months"]

@@ -102,6 +102,7 @@ def run_fit(slice_csv: str, model_config: str, studies_csv: str, dictionary_yaml
     beside the summary), each with the report used instead. Binary outcomes are selected in the model's time bins.
     """
     from . import models
+    from .model_data import resolved_settings
 
     settings = yaml.safe_load(Path(model_config).read_text(encoding="utf-8"))
     spec = dictionary_mod.load(dictionary_yaml)[outcome].as_spec()
@@ -110,7 +111,7 @@ def run_fit(slice_csv: str, model_config: str, studies_csv: str, dictionary_yaml
     study_ids = harmonise_mod.study_sets(studies).get(study_set, [])
     table = pd.read_csv(slice_csv)
     rule = (settings.get("reports") or {}).get("rule", linkage.DEFAULT_RULE)
-    grid = settings.get("visit_grid_months") if spec["kind"] == "binary" else None
+    grid = resolved_settings(settings)["visit_grid_months"] if spec["kind"] == "binary" else None
     kept, dropped = linkage.select_reports(table, studies, study_ids, rule=rule, visit_grid=grid)
     summary = models.run_model(kept, {outcome: spec}, settings, outcome, study_set, study_ids, idata_out,
                                summary_out, seed=seed)
