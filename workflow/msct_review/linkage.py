@@ -272,8 +272,9 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
     poolable, kind, arm, cohort, measure, analysis_id). `studies`: the studies sheet with `patient_group`.
     `visit_grid`: when given, times are binned to the nearest grid point (binary outcomes; see the module
     docstring). Returns (kept rows: the table without the dropped rows, same columns and order; dropped rows with
-    `DROPPED_COLUMNS`, each with a reason naming the report kept). Rows of reports outside `study_ids` are kept
-    untouched (the model selects its study set itself).
+    `DROPPED_COLUMNS`, each with a reason naming the report kept; `kept_study_id` of a dropped baseline lists the
+    reports kept at the follow-up visits, ';'-joined). Rows of reports outside `study_ids` are kept untouched (the
+    model selects its study set itself).
     """
     if rule not in RULES:
         raise ValueError(f"reports.rule = {rule!r}; expected one of {', '.join(RULES)}")
