@@ -101,6 +101,24 @@ def test_characteristics_table_one_row_per_study_in_the_set():
     assert li["Outcomes reported"] == "none extracted"
 
 
+def test_characteristics_table_shows_patient_group_and_overlap():
+    linked = STUDIES.assign(patient_group=["nanjing", "deng2017", "li2016", "nanjing"],
+                            overlap=["partial", "none", "none", "later_follow_up"],
+                            overlap_basis=["judgement"] * 4)
+    t = tables.characteristics_table(linked, None, "all_candidates").set_index("Study")
+    # group members oldest first; the undated report ('grp') counts as the earliest
+    assert t.loc["Gu 2014", "Patient group"] == ("Nanjing: Nanjing group (n.d.) (12, later follow-up), "
+                                                 "Gu 2014 (81, partial overlap)")
+    assert t.loc["Gu 2014", "Overlap"] == "partial overlap (judgement)"
+    assert t.loc["Deng 2017", "Patient group"] == "this report only"
+    assert t.loc["Deng 2017", "Overlap"] == "none (judgement)"
+    review = tables.characteristics_table(linked, None, "review_2023").set_index("Study")
+    assert review.loc["Gu 2014", "Patient group"] == ("Nanjing: Gu 2014 (81, partial overlap) "
+                                                      "(and 1 report outside this study set)")
+    old_sheet = tables.characteristics_table(STUDIES, None, "review_2023")
+    assert set(old_sheet["Patient group"]) == set(old_sheet["Overlap"]) == {"not recorded"}
+
+
 def test_characteristics_table_of_the_real_sheet_has_the_review_four():
     studies = pd.read_csv(ROOT / "data" / "raw" / "studies.csv", dtype=str, keep_default_na=False)
     t = tables.characteristics_table(studies, None, "review_2023")

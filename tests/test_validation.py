@@ -124,6 +124,27 @@ CASES = [
      "listed in the studies sheet"),
     ("change_at_baseline", set_cell("outcomes", 5, "time_value", "0"), "outcomes", 7, "time_value",
      "follow-up time > 0"),
+    # linkage columns of the studies sheet (which reports describe the same patients)
+    ("overlap_unknown", set_cell("studies", 0, "overlap", "duplicate"), "studies", 2, "overlap",
+     "one of none, same_patients, subset, later_follow_up, partial, unclear"),
+    ("overlap_basis_unknown", set_cell("studies", 1, "overlap_basis", "guess"), "studies", 3, "overlap_basis",
+     "one of stated, judgement"),
+    ("patient_group_empty", set_cell("studies", 1, "patient_group", ""), "studies", 3, "patient_group",
+     "this column is required"),
+    ("patient_group_not_an_id", set_cell("studies", 0, "patient_group", "Nanjing group"), "studies", 2,
+     "patient_group", "matching ^[a-z0-9_]+$"),
+    ("judgement_without_reason", set_cell("studies", 0, "overlap_reason", ""), "studies", 2, "overlap_reason",
+     "because overlap_basis is 'judgement'"),
+    ("none_in_shared_group", set_cell("studies", 1, "patient_group", "alpha2020"), "studies", 3, "overlap",
+     "an overlap other than 'none': reports alpha2020 share patient group 'alpha2020'"),
+    ("lone_report_other_group_id", set_cell("studies", 1, "patient_group", "trial_x"), "studies", 3,
+     "patient_group", "'beta2021' (a report alone in its patient group uses its own study_id)"),
+    ("subset_of_nobody", set_cell("studies", 1, "overlap", "subset"), "studies", 3, "overlap",
+     "'none' or 'unclear': no other report is in patient group 'beta2021'"),
+    ("overlap_without_source", set_cell("studies", 1, "overlap", "unclear"), "studies", 3, "overlap_source",
+     "the URL of the source the overlap 'unclear' rests on"),
+    ("overlap_source_not_url", set_cell("studies", 0, "overlap_source", "the paper"), "studies", 2,
+     "overlap_source", "matching ^https?://"),
 ]
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 
 from . import atomic, config as config_mod, dictionary as dictionary_mod, harmonise as harmonise_mod
-from . import sheets as sheets_mod, validation
+from . import linkage, sheets as sheets_mod, validation
 from .sheets import ROW
 
 VALIDATED = ("studies", "outcomes", "appraisal")
@@ -30,7 +30,7 @@ def run_validate(resolved_config: str, out_dir: str, report: str) -> None:
     outcomes = dictionary_mod.load(data["outcome_dictionary"])
     sheets = sheets_mod.read_sheets(data["raw_dir"], data["workbook"])
     tables = validation.validate(sheets, outcomes)
-    text = validation.report(tables, sheets, outcomes)
+    text = validation.report(tables, sheets, outcomes) + linkage.report_section(tables["studies"])
     for name in VALIDATED:
         frame = tables[name].rename(columns={ROW: "source_row"})
         atomic.write_csv(Path(out_dir) / f"{name}.csv", frame)
@@ -79,6 +79,7 @@ def model_settings(cfg: dict, outcome: str) -> dict:
         "priors": {k: priors[k] for k in ("default", outcome) if k in priors},
         "sampling": cfg["sampling"],
         "diagnostics": cfg["diagnostics"],
+        "reports": cfg.get("reports", {"rule": linkage.DEFAULT_RULE}),
     }
 
 
@@ -93,15 +94,29 @@ def study_ids_in_set(studies_csv: str, study_set: str) -> list[str]:
 
 
 def run_fit(slice_csv: str, model_config: str, studies_csv: str, dictionary_yaml: str, outcome: str,
-            study_set: str, idata_out: str, summary_out: str) -> pd.DataFrame:
-    """Fit one outcome in one study set; the seed is derived from the configured base seed and the outcome."""
+            study_set: str, idata_out: str, summary_out: str, dropped_out: str | None = None) -> pd.DataFrame:
+    """Fit one outcome in one study set; the seed is derived from the configured base seed and the outcome.
+
+    Before the model data are built, each patient group is counted once (`linkage.select_reports`, rule from
+    config `reports.rule`); the report rows left out are written to `dropped_out` (default: dropped_reports.csv
+    beside the summary), each with the report used instead. Binary outcomes are selected in the model's time bins.
+    """
     from . import models
+    from .model_data import resolved_settings
 
     settings = yaml.safe_load(Path(model_config).read_text(encoding="utf-8"))
     spec = dictionary_mod.load(dictionary_yaml)[outcome].as_spec()
     seed = models.outcome_seed(settings["sampling"]["seed"], outcome)
-    return models.run_model(slice_csv, {outcome: spec}, settings, outcome, study_set,
-                            study_ids_in_set(studies_csv, study_set), idata_out, summary_out, seed=seed)
+    studies = pd.read_csv(studies_csv, dtype=str, keep_default_na=False)
+    study_ids = harmonise_mod.study_sets(studies).get(study_set, [])
+    table = pd.read_csv(slice_csv)
+    rule = (settings.get("reports") or {}).get("rule", linkage.DEFAULT_RULE)
+    grid = resolved_settings(settings)["visit_grid_months"] if spec["kind"] == "binary" else None
+    kept, dropped = linkage.select_reports(table, studies, study_ids, rule=rule, visit_grid=grid)
+    summary = models.run_model(kept, {outcome: spec}, settings, outcome, study_set, study_ids, idata_out,
+                               summary_out, seed=seed)
+    atomic.write_csv(dropped_out or Path(summary_out).with_name("dropped_reports.csv"), dropped)
+    return summary
 
 
 def run_diagnose(idata_path: str, model_config: str, outcome: str, study_set: str, report: str, out: str) -> None:

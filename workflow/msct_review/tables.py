@@ -345,7 +345,8 @@ def scientific_text(text: str) -> str:
 
 
 CHARACTERISTICS_COLUMNS = ["Study", "Design", "Population", "n (MSCT/control)", "MSC source", "Dose", "Route",
-                           "Follow-up (months)", "Outcomes reported", "Review inclusion", "Study sets"]
+                           "Follow-up (months)", "Outcomes reported", "Review inclusion", "Study sets", "Patient group",
+                           "Overlap"]
 
 
 def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | None = None,
@@ -359,9 +360,25 @@ def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | 
     `analysis_table`: the harmonised table; its outcomes (kind other than `characteristic`) per study become
     'Outcomes reported', labelled from `dictionary`, with '(not poolable)' where no row of that outcome is poolable.
     Missing facts are written 'not reported', never left looking like a zero.
+    'Patient group' lists the reports of the set that describe the same patients (studies-sheet `patient_group`;
+    'Nanjing Drum Tower: Gu 2014 (81, partial overlap), Wang 2018 (81, later follow-up)'), 'this report only'
+    for a report alone in its group; 'Overlap' is the report's `overlap` and `overlap_basis` in words
+    ('later follow-up (judgement)'). Sheets without the linkage columns give 'not recorded'.
     """
+    from . import linkage
+
     part = studies_in_set(studies, study_set)
     labels = dict(labels or study_labels(studies))
+    linked = "patient_group" in part
+    group_text = {}
+    if linked:
+        size = linkage.study_groups(studies).set_index("patient_group")["n_reports"]
+        for g in linkage.study_groups(studies, part["study_id"].tolist()).to_dict("records"):
+            one = size[g["patient_group"]] == 1 and g["study_ids"] == g["patient_group"]
+            outside = int(size[g["patient_group"]] - g["n_reports"])
+            more = f" (and {outside} report{'s' if outside > 1 else ''} outside this study set)" if outside else ""
+            for sid in g["study_ids"].split(";"):
+                group_text[sid] = "this report only" if one else f"{g['label']}: {g['reports']}{more}"
     order = list((dictionary or {}).keys())
     rows = []
     for r in part.to_dict("records"):
@@ -400,6 +417,10 @@ def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | 
             "Outcomes reported": outcomes_text,
             "Review inclusion": f"{inclusion} ({conf} confidence)" if conf else inclusion,
             "Study sets": "; ".join(x.strip() for x in _text(r.get("study_sets")).split(";") if x.strip()),
+            "Patient group": group_text.get(sid, "not recorded"),
+            "Overlap": (f"{linkage.OVERLAP_WORDS.get(_text(r.get('overlap')), _text(r.get('overlap'), 'not recorded'))}"
+                        + (f" ({_text(r.get('overlap_basis'))})" if _text(r.get("overlap_basis")) else ""))
+            if linked else "not recorded",
         })
     return pd.DataFrame(rows, columns=CHARACTERISTICS_COLUMNS)
 

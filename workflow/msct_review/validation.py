@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from . import linkage
 from .dictionary import UNIT_NOT_REPORTED, Outcome
 from .sheets import ROW, Sheet
 
@@ -91,6 +92,11 @@ SCHEMAS: dict[str, dict[str, Col]] = {
         "source_url": URL,
         "locator": Col(required=True),
         "notes": Col(),
+        "patient_group": Col(required=True, pattern=ID_PATTERN),
+        "overlap": Col(required=True, allowed=linkage.OVERLAPS),
+        "overlap_basis": Col(required=True, allowed=linkage.BASES),
+        "overlap_reason": Col(),
+        "overlap_source": Col(pattern=r"^https?://\S+$"),
     },
     "outcomes": {
         "row_id": Col(required=True, pattern=r"^[a-z0-9_]+-[0-9]+$", unique=True),
@@ -358,6 +364,7 @@ def validate(sheets: dict[str, Sheet], dictionary: dict[str, Outcome]) -> dict[s
         checked.tables[name] = table
         checked.problems += problems
     studies = checked.tables["studies"]
+    checked.problems += linkage.check_studies(sheets["studies"], studies)
     reported = {(p.row, p.column) for p in checked.problems if p.where == sheets["outcomes"].where()}
     checked.problems += check_outcome_rows(sheets["outcomes"], checked.tables["outcomes"], studies, dictionary,
                                            reported)

@@ -31,7 +31,8 @@ rule model_config:
 
 
 rule fit_model:
-    """Bayesian hierarchical model of one outcome's change over time (PyMC + nutpie, 4 chains)."""
+    """Bayesian hierarchical model of one outcome's change over time (PyMC + nutpie, 4 chains); each patient group
+    counted once (the report rows left out, with the report used instead, in dropped_reports.csv)."""
     input:
         table="results/harmonised/by_outcome/{outcome}.csv",
         settings="results/config/models/{outcome}.yaml",
@@ -41,6 +42,7 @@ rule fit_model:
     output:
         idata="results/models/{study_set}/{outcome}/idata.nc",
         summary="results/models/{study_set}/{outcome}/summary.csv",
+        dropped="results/models/{study_set}/{outcome}/dropped_reports.csv",
     log:
         "results/logs/fit_model/{study_set}/{outcome}.log",
     threads: 1

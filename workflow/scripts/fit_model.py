@@ -9,4 +9,4 @@ s = snakemake  # noqa: F821
 logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0]), logging.StreamHandler(sys.stderr)])
 logging.getLogger("msct_review").setLevel(logging.INFO)
 run_fit(s.input.table, s.input.settings, s.input.studies, s.input.dictionary, s.wildcards.outcome,
-        s.wildcards.study_set, s.output.idata, s.output.summary)
+        s.wildcards.study_set, s.output.idata, s.output.summary, s.output.dropped)
