@@ -73,7 +73,7 @@ import pandas as pd
 import yaml
 
 from . import atomic, between_arm, config as config_mod, dictionary as dictionary_mod, figure_data, harmonise
-from . import tables
+from . import linkage, tables
 from .figure_data import DISPLAY_UNITS, display_unit
 from .numbers import (fmt_count, fmt_estimate, fmt_interval, fmt_number, fmt_probability, sig_digits)
 
@@ -96,6 +96,12 @@ STRUCTURE_WORDS = {"cs": "compound symmetric", "ar1": "first-order autoregressiv
 TAU_FAMILY_WORDS = {"half_normal": "half-normal", "half_cauchy": "half-Cauchy",
                     "half_student_t": "half-Student-t", "exponential": "exponential"}
 
+REPORT_RULE_WORDS = {
+    "most_complete_per_visit": ("for each outcome and visit, the report of a patient group with the most patients "
+                                "at that visit is used and the group's other reports are left out"),
+    "one_report_per_group": ("for each outcome, the single report of a patient group with the most complete data "
+                             "across all visits is used and the group's other reports are left out"),
+}
 NO_DATA = "no study in this set reports a change from baseline"
 NOT_ANALYSED = "not analysed (no model results)"
 SINGLE = "not estimable (single study)"
@@ -374,12 +380,28 @@ def _put_set(c: _Collector, ctx: _Context, s: str, prefixes: list[str]) -> None:
 
     put("id", s, kind="config", files=[ctx.files.config], config_key="study_sets")
     put("name", _set_name(s), kind="config", files=[ctx.files.config], config_key="study_sets")
+    put("name_capital", _set_name(s)[:1].upper() + _set_name(s)[1:], kind="config", files=[ctx.files.config],
+        config_key="study_sets")
     n_msct = pd.to_numeric(part["n_msct"], errors="coerce").fillna(0).sum()
     n_control = pd.to_numeric(part["n_control"], errors="coerce").fillna(0).sum()
     put("n_studies", fmt_count(len(part)), kind="data", files=files, raw_rows=rows)
     put("n_msct", fmt_count(n_msct), kind="data", files=files, raw_rows=rows)
     put("n_control", fmt_count(n_control), kind="data", files=files, raw_rows=rows)
-    put("n_patients", fmt_count(n_msct + n_control), kind="data", files=files, raw_rows=rows)
+    counts = linkage.set_counts(ctx.studies, ids)
+    put("n_patients", fmt_count(counts["n_patients_unique"]), kind="data", files=files, raw_rows=rows)
+    put("n_unique_patients", fmt_count(counts["n_patients_unique"]), kind="data", files=files, raw_rows=rows)
+    put("n_groups", fmt_count(counts["n_studies"]), kind="data", files=files, raw_rows=rows)
+    put("n_reports", fmt_count(counts["n_reports"]), kind="data", files=files, raw_rows=rows)
+    groups = linkage.study_groups(ctx.studies, ids)
+    shared = groups[groups["n_reports"] > 1]
+    if shared.empty:
+        overlap = "no two reports of this set describe the same patients"
+    else:
+        overlap = "; ".join(
+            f"the {fmt_count(int(g['n_reports']))} reports of the {g['label']} programme ({g['reports']}) were "
+            f"counted as one patient group of {fmt_count(int(g['patients']))} patients, its largest report"
+            for g in shared.to_dict("records"))
+    put("overlap_sentence", overlap, kind="data", files=files, raw_rows=rows)
     designs = part["design"].value_counts()
     for design in DESIGN_WORDS:
         sub = part[part["design"] == design]
@@ -813,6 +835,8 @@ def _methods(c: _Collector, ctx: _Context) -> pd.DataFrame:
           raw_rows=ctx.study_rows(sorted({i for s in cfg["study_sets"] for i in ctx.sets.get(s, [])})),
           config_key="study_sets")
     put("n_study_sets", fmt_count(len(cfg["study_sets"])), "study_sets")
+    rule = (cfg.get("reports") or {}).get("rule", "most_complete_per_visit")
+    put("report_rule", REPORT_RULE_WORDS.get(rule, rule.replace("_", " ")), "reports.rule")
     put("n_outcomes", fmt_count(len(cfg["outcomes"])), "outcomes")
     put("n_binary_outcomes", fmt_count(len(cfg["binary_outcomes"])), "binary_outcomes")
     h = cfg["harmonisation"]
