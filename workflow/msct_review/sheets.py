@@ -69,18 +69,14 @@ def _cell_text(value) -> str:
 
 
 def _find_header(rows: list[tuple[int, list]], where: str) -> int:
-    """Index of the header among `rows`: the first row, unless it is blank or a lone title (one filled cell, as
-    a merged title cell leaves) above a row with at least two filled cells."""
+    """Index of the header among `rows`: the first row holding at least half as many filled cells as the fullest
+    of the first rows. Rows above it are blank or titles (a merged title cell leaves one filled cell)."""
     filled = [sum(1 for v in values if _cell_text(v)) for _, values in rows[:TITLE_ROWS_SEARCHED]]
     if not filled or max(filled) == 0:
         raise SheetReadError(f"{where}: no column names in the first {TITLE_ROWS_SEARCHED} rows; expected the "
                              "column names on row 1")
-    if filled[0] >= 2:
-        return 0
-    for index, count in enumerate(filled):
-        if count >= 2:
-            return index
-    return 0
+    threshold = max(2, (max(filled) + 1) // 2)
+    return next((i for i, count in enumerate(filled) if count >= threshold), 0)
 
 
 def _frame(rows: list[tuple[int, list]], where: str) -> tuple[pd.DataFrame, int, tuple[str, ...]]:
