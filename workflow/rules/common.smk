@@ -25,8 +25,9 @@ def _relative(path):
         return str(path)
 
 
-CONFIG_SOURCE = config_mod.describe_sources(
-    [_relative(p) for p in [*workflow.configfiles, *workflow.config_settings.configfiles]],
+_CLI_CONFIGFILES = [_relative(p) for p in workflow.config_settings.configfiles]
+CONFIG_SOURCE = config_mod.describe_sources(  # in the order Snakemake applies them: configfile:, --configfile, --config
+    [*(f for f in map(_relative, workflow.configfiles) if f not in _CLI_CONFIGFILES), *_CLI_CONFIGFILES],
     workflow.config_settings.config,
 )
 try:
