@@ -200,7 +200,8 @@ def check_inputs(config: dict, source: str = "config.yaml") -> None:
                                         f"{outcomes[name].kind} outcome '{name}'; expected one of {', '.join(allowed)}")
     if not problems:
         try:
-            studies = sheets_mod.read_sheets(data["raw_dir"], data["workbook"])["studies"]
+            studies = (sheets_mod.read_workbook_sheet(data["workbook"], "studies") if data["workbook"]
+                       else sheets_mod.read_csv_sheet(Path(data["raw_dir"]) / "studies.csv", "studies"))
         except (sheets_mod.SheetReadError, OSError, ValueError, KeyError):
             studies = None  # the validation step reports why, naming the file and row
         if studies is not None and "study_sets" in studies.data:

@@ -3,16 +3,19 @@
 
 rule resolve_config:
     """Write the resolved configuration (Snakemake's merged config with every default filled)."""
-    # Rerun trigger, chosen on purpose: a fingerprint of the resolved text is the only param; no inputs.
+    # Rerun trigger, chosen on purpose: a fingerprint of the resolved text is the only param; no data inputs.
     # - params: Snakemake reruns the job when a param differs from the one recorded when the file was last
     #   written, i.e. exactly when the resolved content changes, wherever the change came from (config.yaml,
     #   --configfile, --config, a new schema default). Unchanged content: the job does not run, the file is not
     #   rewritten, nothing downstream reruns.
     # - input/mtime: config.yaml is deliberately not an input. It would miss --configfile/--config, and touching
     #   it (or the schema) without changing the content would rerun the job and rewrite an identical file.
-    # - code: a change to this rule's script reruns it; the rewritten file has the same content, and Snakemake
-    #   (>= 8) skips downstream jobs whose newer input has the checksum it recorded.
+    # - code: a change to the package code it runs reruns it (code inputs, as for every rule).
+    # Whenever this job runs, Snakemake also schedules every rule reading the file (it does not compare content
+    # after a job); rules that need only a slice of the config should take it as params instead (validate does).
     # With `--rerun-triggers mtime` alone a config change is not noticed: delete the file to force a rewrite.
+    input:
+        code=code("resolve_config.py"),
     params:
         fingerprint=config_mod.fingerprint(RESOLVED_CONFIG_TEXT),
     output:
