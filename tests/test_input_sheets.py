@@ -340,3 +340,29 @@ def test_valid_fixture_writes_outputs_and_no_warnings(tmp_path):
     assert pd.read_csv(results / "validated" / "warnings.csv").empty
     assert "## Warnings\n\nPlausible but worth a second look; not errors (also in warnings.csv).\n\nNone." in (
         results / "validated" / "report.md").read_text()
+
+
+def test_unclosed_quote_names_the_row(tmp_path):
+    loc = write_csv(frames(), tmp_path / "raw")
+    path = tmp_path / "raw" / "appraisal.csv"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace(",randomised,", ',"randomised,', 1)  # an opening quote never closed
+    assert '"randomised' in lines[2]
+    path.write_text("\n".join(lines) + "\n")
+    assert_stops(tmp_path, loc, str(path), None, 3, None, "expected each quoted cell to end with a closing quote")
+
+
+def test_damaged_workbook_is_a_message_not_a_traceback(tmp_path):
+    write_xlsx(frames(), tmp_path / "good.xlsx")
+    (tmp_path / "extraction.xlsx").write_bytes((tmp_path / "good.xlsx").read_bytes()[:2000])  # truncated copy
+    loc = {"raw_dir": str(tmp_path), "workbook": str(tmp_path / "extraction.xlsx")}
+    assert_stops(tmp_path, loc, loc["workbook"], None, None, None, "cannot be opened as an Excel workbook")
+
+
+def test_number_turned_into_a_date_by_excel(tmp_path):
+    def hook(name, ws):
+        if name == "outcomes":
+            import datetime
+            _outcomes_cell(ws, 2, "time_value").value = datetime.datetime(2026, 3, 6)
+    loc = write_xlsx(frames(), tmp_path / "extraction.xlsx", hook)
+    assert_stops(tmp_path, loc, loc["workbook"], "outcomes", 2, "time_value", "turned what was typed into a date")

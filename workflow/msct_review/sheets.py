@@ -151,7 +151,16 @@ def read_csv_sheet(path: str | Path, name: str) -> Sheet:
                              f"locale does this); {SAVE_AS_CSV} with ',' as list separator")
     # A record's row is its position among records, as a spreadsheet shows it: a quoted cell spanning several
     # lines is still one row, so the reader's line count (reader.line_num) would be off after it.
-    rows = [(number, values) for number, values in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)]
+    rows: list[tuple[int, list]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        for number, values in enumerate(reader, start=1):
+            rows.append((number, values))
+    except csv.Error as exc:
+        raise SheetReadError(
+            f"{path}: row {len(rows) + 1} (line {reader.line_num}): {exc}; expected each quoted cell to end with "
+            "a closing quote (\") followed by a comma or the end of the line - check the quotes in this row"
+        ) from None
     frame, header_row, notes = _frame(rows, str(path))
     return Sheet(name, str(path), None, frame, header_row, (), notes)
 
@@ -180,7 +189,11 @@ def read_workbook_sheet(path: str | Path, name: str) -> Sheet:
     where = f"{path}, sheet '{name}'"
     # Two loads: data_only gives the values Excel last saved (None for a formula never calculated), the other the
     # formulas themselves, so that a formula without a saved result is told apart from an empty cell.
-    values = load_workbook(path, read_only=True, data_only=True)
+    try:
+        values = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # a damaged zip, a password-protected or non-Excel zip: openpyxl raises many kinds
+        raise SheetReadError(f"{path}: cannot be opened as an Excel workbook ({type(exc).__name__}: {exc}); open it "
+                             "in Excel and save it again as 'Excel Workbook (*.xlsx)' without a password") from None
     try:
         if name not in values.sheetnames:
             raise SheetReadError(

@@ -194,6 +194,9 @@ def _number_problem(text: str, col: Col) -> str | None:
         return (f"{col.expected()} with '.' as the decimal point and no thousands separator; '{text}' reads as a "
                 f"different number in different locales, so it is not read: write "
                 f"{' or '.join(readings) or 'the number'}, whichever the paper means")
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?", body):
+        return (f"{col.expected()}; the spreadsheet turned what was typed into a date ({body[:10]}): format the "
+                "column as Number or Text and type the value again")
     if body.endswith("%") and NUMBER.match(body[:-1].strip()):
         return f"{col.expected()} without the % sign (write {body[:-1].strip()})"
     return col.expected()

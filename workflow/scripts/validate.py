@@ -3,6 +3,7 @@ from pathlib import Path
 
 import yaml
 
+from msct_review.dictionary import DictionaryError
 from msct_review.pipeline import run_validate
 from msct_review.sheets import SheetReadError
 from msct_review.validation import ValidationError
@@ -11,7 +12,7 @@ s = snakemake  # noqa: F821
 try:
     run_validate(yaml.safe_load(s.params.settings), str(Path(s.output.report).parent), s.output.report,
                  s.output.warnings)
-except (SheetReadError, ValidationError) as exc:
+except (SheetReadError, ValidationError, DictionaryError) as exc:
     # An input error is the user's to fix, not a crash: the message names file, row and column; no traceback.
     print(exc, file=sys.stderr)
     Path(s.log[0]).parent.mkdir(parents=True, exist_ok=True)
