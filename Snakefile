@@ -1,11 +1,27 @@
 # The MSCT lupus nephritis review, from raw extraction sheets to manuscript.
 # Every rule is thin: it calls one function of the msct_review package (workflow/msct_review/).
 
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
 
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+from msct_review import config as config_mod
 
+# Snakemake's own message for a YAML error names neither the line nor the tab; check config.yaml first. A file
+# given with --configfile is read by Snakemake before this Snakefile runs, so only config.yaml can be checked here.
+try:
+    config_mod.check_yaml_file("config.yaml")
+except config_mod.ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+
+# The defaults; `snakemake --configfile other.yaml` and `--config key=value` are merged over them by Snakemake,
+# and the resolved config (common.smk) is built from the merged `config` object, never from this file alone.
 configfile: "config.yaml"
 
 

@@ -86,3 +86,29 @@ def test_workbook_input_gives_the_same_table(project):
     result = snakemake(project, *DATA_TARGETS)
     assert result.returncode == 0, result.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_csv(project / "results/harmonised/analysis_table.csv"), csv_table)
+
+
+RESOLVED = "results/config/resolved_config.yaml"
+
+
+def test_configfile_and_config_reach_the_resolved_config_and_rerun_only_on_change(project):
+    """`--configfile` (a file changing two numbers) and `--config key=value` are merged over config.yaml; the
+    resolved config is rewritten only when its content changes."""
+    (project / "other.yaml").write_text("harmonisation:\n  within_person_correlation: 0.3\nsampling:\n  draws: 321\n")
+    first = snakemake(project, RESOLVED, "--configfile", "other.yaml")
+    assert first.returncode == 0, first.stderr[-3000:]
+    resolved = yaml.safe_load((project / RESOLVED).read_text())
+    assert resolved["harmonisation"]["within_person_correlation"] == 0.3
+    assert resolved["sampling"]["draws"] == 321
+    assert resolved["sampling"]["chains"] == 4  # keys other.yaml leaves out keep config.yaml's values
+    mtime = (project / RESOLVED).stat().st_mtime_ns
+    again = snakemake(project, RESOLVED, "--configfile", "other.yaml")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    assert (project / RESOLVED).stat().st_mtime_ns == mtime  # same content: not rewritten
+    override = snakemake(project, RESOLVED, "--configfile", "other.yaml", "--config", "main_study_set=all_candidates")
+    assert override.returncode == 0, override.stderr[-3000:]
+    resolved = yaml.safe_load((project / RESOLVED).read_text())
+    assert resolved["main_study_set"] == "all_candidates" and resolved["sampling"]["draws"] == 321
+    shipped = snakemake(project, RESOLVED)
+    assert shipped.returncode == 0
+    assert yaml.safe_load((project / RESOLVED).read_text())["sampling"]["draws"] == 2000

@@ -23,17 +23,21 @@ def run_resolve_config(config_path: str, out: str) -> dict:
     return resolved
 
 
-def run_validate(resolved_config: str, out_dir: str, report: str) -> None:
-    """Validate the raw sheets named in the resolved config; write typed copies and a report."""
-    cfg = config_mod.load(resolved_config)
+def run_validate(resolved_config, out_dir: str, report: str, warnings_out: str | None = None) -> None:
+    """Validate the raw sheets named in the resolved config (a mapping, or the path of a resolved config file);
+    write typed copies, the report and warnings.csv. A sheet that cannot be read or has problems writes nothing."""
+    cfg = config_mod.load(resolved_config) if isinstance(resolved_config, (str, Path)) else resolved_config
     data = cfg["data"]
     outcomes = dictionary_mod.load(data["outcome_dictionary"])
     sheets = sheets_mod.read_sheets(data["raw_dir"], data["workbook"])
-    tables = validation.validate(sheets, outcomes)
-    text = validation.report(tables, sheets, outcomes) + linkage.report_section(tables["studies"])
+    notices: list = []
+    tables = validation.validate(sheets, outcomes, cfg, notices)
+    text = validation.report(tables, sheets, outcomes, notices) + linkage.report_section(tables["studies"])
     for name in VALIDATED:
         frame = tables[name].rename(columns={ROW: "source_row"})
         atomic.write_csv(Path(out_dir) / f"{name}.csv", frame)
+    if warnings_out:
+        atomic.write_csv(warnings_out, validation.warnings_frame(notices))
     atomic.write_text(report, text)
 
 

@@ -8,6 +8,7 @@ bad value and what was expected, so a review author can fix the sheet without re
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -183,16 +184,36 @@ class Checked:
     problems: list[Problem] = field(default_factory=list)
 
 
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _number_problem(text: str, col: Col) -> str | None:
+    """What is wrong with the text of a numeric cell, or None. A comma, a space or an apostrophe inside a number
+    is never reinterpreted: '1,234' is 1.234 in one locale and 1234 in another."""
+    if text == "" or NUMBER.match(text) and math.isfinite(float(text)) and (
+            col.kind != "integer" or float(text).is_integer()):
+        return None
+    body = text.strip().replace("\u2212", "-")
+    if re.fullmatch(r"[+-]?[\d.,' \u00a0\u202f]*\d[\d.,' \u00a0\u202f]*", body) and re.search(r"[,' \u00a0\u202f]", body):
+        digits = re.sub(r"[' \u00a0\u202f]", "", body)
+        readings = sorted(r for r in {digits.replace(",", ""), digits.replace(",", ".")} if NUMBER.match(r))
+        return (f"{col.expected()} with '.' as the decimal point and no thousands separator; '{text}' reads as a "
+                f"different number in different locales, so it is not read: write "
+                f"{' or '.join(readings) or 'the number'}, whichever the paper means")
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?", body):
+        return (f"{col.expected()}; the spreadsheet turned what was typed into a date ({body[:10]}): format the "
+                "column as Number or Text and type the value again")
+    if body.endswith("%") and NUMBER.match(body[:-1].strip()):
+        return f"{col.expected()} without the % sign (write {body[:-1].strip()})"
+    return col.expected()
+
+
 def _parse_number(text: str, kind: str) -> float | None:
     if text == "":
         return None
-    try:
-        number = float(text.replace(",", "")) if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", text) else float(text)
-    except ValueError:
+    if _number_problem(text, Col(kind)) is not None:
         return math.nan
-    if not math.isfinite(number) or (kind == "integer" and not number.is_integer()):
-        return math.nan
-    return number
+    return float(text)
 
 
 def _pandera_schema(columns: dict[str, Col]) -> pa.DataFrameSchema:
@@ -226,6 +247,11 @@ def check_columns(sheet: Sheet) -> tuple[pd.DataFrame, list[Problem]]:
     for name in present:
         if name not in columns:
             problems.append(Problem(where, 0, name, name, f"only the columns {', '.join(columns)}"))
+    flagged = {(i.row, i.column) for i in sheet.issues}
+    problems += [Problem(where, i.row, i.column, i.value, i.expected) for i in sheet.issues]
+    if raw.empty:
+        problems.append(Problem(where, 0, "(all)", "", f"at least one data row below the column names on row "
+                                                      f"{sheet.header_row}; the sheet has only its header"))
     parsed = pd.DataFrame({ROW: raw[ROW].to_numpy()}, index=raw.index)
     for name, col in columns.items():
         if name not in raw:
@@ -236,8 +262,11 @@ def check_columns(sheet: Sheet) -> tuple[pd.DataFrame, list[Problem]]:
             continue
         values = [_parse_number(t, col.kind) for t in text]
         for idx, (t, v) in enumerate(zip(text, values)):
-            if v is not None and math.isnan(v):
-                problems.append(Problem(where, int(raw[ROW].iloc[idx]), name, t, col.expected()))
+            row = int(raw[ROW].iloc[idx])
+            if (row, name) in flagged:
+                values[idx] = math.nan  # a cell the reader distrusts is reported once and never used
+            elif v is not None and math.isnan(v):
+                problems.append(Problem(where, row, name, t, _number_problem(t, col) or col.expected()))
         parsed[name] = pd.array([np.nan if v is None or math.isnan(v) else v for v in values], dtype="float64")
     bad_type = {(p.row, p.column) for p in problems}
     try:
@@ -248,7 +277,7 @@ def check_columns(sheet: Sheet) -> tuple[pd.DataFrame, list[Problem]]:
                 continue
             row = int(parsed.loc[case.index, ROW])
             col = columns[case.column]
-            if (row, case.column) in bad_type:
+            if (row, case.column) in bad_type or (row, case.column) in flagged:
                 continue  # already reported as not a number
             if case.check == "not_nullable":
                 expected = f"a value ({col.expected()}); this column is required"
@@ -356,26 +385,136 @@ def check_references(sheet: Sheet, table: pd.DataFrame, studies: pd.DataFrame) -
     return problems
 
 
-def validate(sheets: dict[str, Sheet], dictionary: dict[str, Outcome]) -> dict[str, pd.DataFrame]:
-    """Check all sheets; return the typed tables, or raise ValidationError listing every problem."""
+@dataclass(frozen=True, order=True)
+class Notice:
+    """Something plausible but worth a second look (a real study can legitimately differ); listed in the report
+    and in warnings.csv, never an error."""
+
+    file: str
+    sheet: str  # workbook sheet name; empty for CSV
+    row: int  # spreadsheet row; 0 for the whole sheet or the config
+    column: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}, sheet '{self.sheet}'" if self.sheet else self.file
+        row = f", row {self.row}" if self.row else ""
+        column = f", column '{self.column}'" if self.column else ""
+        value = f": value {self.value!r}" if self.value != "" else ""
+        return f"{where}{row}{column}{value}: {self.message}"
+
+
+WARNING_COLUMNS = ("file", "sheet", "row", "column", "value", "message")
+
+
+def warnings_frame(notices: list[Notice]) -> pd.DataFrame:
+    """warnings.csv: one row per notice, in a stable order."""
+    return pd.DataFrame([[getattr(n, c) for c in WARNING_COLUMNS] for n in sorted(notices)],
+                        columns=list(WARNING_COLUMNS))
+
+
+def _notice(sheet: Sheet, row: int, column: str, value, message: str) -> Notice:
+    return Notice(sheet.file, sheet.sheet or "", row, column, _fmt(value), message)
+
+
+def check_plausibility(sheets: dict[str, Sheet], tables: dict[str, pd.DataFrame], config: dict | None,
+                       reported: set) -> tuple[list[Problem], list[Notice]]:
+    """Rules across sheets and against the config: a visit's n or an event total above its arm's enrolled n
+    (an error: no visit sees more patients than were treated), a visit after the stated follow-up (a warning: a
+    long-term report may extend it), study-set names nothing analyses, and analysed outcomes without data."""
+    problems: list[Problem] = []
+    notices: list[Notice] = []
+    studies, outcomes = tables["studies"], tables["outcomes"]
+    s_sheet, o_sheet = sheets["studies"], sheets["outcomes"]
+    by_id = {r["study_id"]: r for _, r in studies.iterrows() if r.get("study_id") is not None}
+    number = lambda v: v is not None and not (isinstance(v, float) and math.isnan(v))  # noqa: E731
+    for _, r in outcomes.iterrows():
+        study = by_id.get(r.get("study_id"))
+        if study is None:
+            continue
+        row = int(r[ROW])
+        enrolled_column = "n_msct" if r.get("arm") == "MSCT" else "n_control" if r.get("arm") == "control" else None
+        enrolled = study.get(enrolled_column) if enrolled_column else None
+        if number(enrolled):
+            for column in ("n", "total"):
+                value = r.get(column)
+                if number(value) and value > enrolled and (row, column) not in reported:
+                    problems.append(Problem(o_sheet.where(), row, column, _fmt(value),
+                                            f"at most the {enrolled:g} patients enrolled in the {r['arm']} arm "
+                                            f"({enrolled_column} of {r['study_id']} in the studies sheet, row "
+                                            f"{int(study[ROW])})"))
+        follow_up = study.get("follow_up_months")
+        time_value, unit = r.get("time_value"), r.get("time_unit")
+        if number(follow_up) and number(time_value) and unit in TIME_UNITS:
+            months = time_value * TIME_UNITS[unit]
+            if months > follow_up + 1e-9:
+                notices.append(_notice(o_sheet, row, "time_value", time_value,
+                                       f"visit at {months:g} months is after the follow-up of {follow_up:g} months "
+                                       f"stated for {r['study_id']} (studies sheet, row {int(study[ROW])}); "
+                                       "check the time or follow_up_months"))
+    if config:
+        analysed = list(config.get("study_sets") or [])
+        for _, r in studies.iterrows():
+            sets = [x for x in (r.get("study_sets") or "").split(";") if x]
+            if not sets:
+                continue
+            unknown = [x for x in sets if x not in analysed]
+            for name in unknown:
+                close = difflib.get_close_matches(name, analysed, n=1, cutoff=0.8)
+                if close:
+                    problems.append(Problem(s_sheet.where(), int(r[ROW]), "study_sets", r["study_sets"],
+                                            f"set names from the config's study_sets ({', '.join(analysed)}); "
+                                            f"'{name}' looks like a typo of '{close[0]}'"))
+            if len(unknown) == len(sets) and not any(difflib.get_close_matches(x, analysed, n=1, cutoff=0.8)
+                                                     for x in unknown):
+                notices.append(_notice(s_sheet, int(r[ROW]), "study_sets", r["study_sets"],
+                                       f"study {r.get('study_id')} is in no analysed study set (config study_sets: "
+                                       f"{', '.join(analysed)}), so no model uses it"))
+        named = set(outcomes["outcome"].dropna()) if "outcome" in outcomes else set()
+        for key in ("outcomes", "binary_outcomes"):
+            for name in config.get(key) or []:
+                if name not in named:
+                    notices.append(Notice("config", "", 0, key, name,
+                                          f"outcome '{name}' is analysed (config {key}) but no row of "
+                                          f"{o_sheet.where()} reports it; its results will say 'no data'"))
+    return problems, notices
+
+
+def validate(sheets: dict[str, Sheet], dictionary: dict[str, Outcome], config: dict | None = None,
+             warnings: list[Notice] | None = None) -> dict[str, pd.DataFrame]:
+    """Check all sheets; return the typed tables, or raise ValidationError listing every problem.
+
+    With the resolved `config`, cross-sheet plausibility is checked against it too; plausible-but-odd findings
+    are appended to `warnings` when a list is given.
+    """
     checked = Checked()
+    notices: list[Notice] = []
     for name, sheet in sheets.items():
         table, problems = check_columns(sheet)
         checked.tables[name] = table
         checked.problems += problems
+        notices += [Notice(sheet.file, sheet.sheet or "", 1, "", "", note) for note in sheet.notes]
     studies = checked.tables["studies"]
     checked.problems += linkage.check_studies(sheets["studies"], studies)
     reported = {(p.row, p.column) for p in checked.problems if p.where == sheets["outcomes"].where()}
     checked.problems += check_outcome_rows(sheets["outcomes"], checked.tables["outcomes"], studies, dictionary,
                                            reported)
     checked.problems += check_references(sheets["appraisal"], checked.tables["appraisal"], studies)
+    reported = {(p.row, p.column) for p in checked.problems if p.where == sheets["outcomes"].where()}
+    problems, plausibility = check_plausibility(sheets, checked.tables, config, reported)
+    checked.problems += problems
+    notices += plausibility
+    if warnings is not None:
+        warnings += notices
     if checked.problems:
         raise ValidationError(checked.problems)
     return checked.tables
 
 
-def report(tables: dict[str, pd.DataFrame], sheets: dict[str, Sheet], dictionary: dict[str, Outcome]) -> str:
-    """A short human-readable account of what was validated."""
+def report(tables: dict[str, pd.DataFrame], sheets: dict[str, Sheet], dictionary: dict[str, Outcome],
+           warnings: list[Notice] | None = None) -> str:
+    """A short human-readable account of what was validated, with every warning (also in warnings.csv)."""
     outcomes = tables["outcomes"]
     usable = outcomes[outcomes["usable"] == "yes"]
     lines = [
@@ -398,4 +537,7 @@ def report(tables: dict[str, pd.DataFrame], sheets: dict[str, Sheet], dictionary
     ]
     for _, r in outcomes[outcomes["usable"] == "no"].iterrows():
         lines.append(f"| {r['row_id']} | {r['study_id']} | {r['outcome']} | {r['not_usable_reason']} |")
+    lines += ["", "## Warnings", "",
+              "Plausible but worth a second look; not errors (also in warnings.csv).", ""]
+    lines += [f"- {n}" for n in sorted(warnings or [])] or ["None."]
     return "\n".join(lines) + "\n"

@@ -1,16 +1,45 @@
 # Shared set-up: the config is validated when the workflow is parsed (so a typo fails at once, naming the key),
 # and each rule receives the resolved slice it depends on as params, so that changing one outcome's prior
 # reruns only that outcome's jobs.
+#
+# The config is Snakemake's `config` object: config.yaml, then any --configfile, then any --config key=value,
+# merged by Snakemake. It is resolved (schema defaults filled) and checked against what it points at (data
+# folder or workbook, outcome dictionary, study sets in the data) here, before any job runs.
 
+import os
 import sys
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from msct_review import config as config_mod
 from msct_review import sheets as sheets_mod
 
-CONFIG = config_mod.resolve(config)
+
+def _relative(path):
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+_CLI_CONFIGFILES = [_relative(p) for p in workflow.config_settings.configfiles]
+CONFIG_SOURCE = config_mod.describe_sources(  # in the order Snakemake applies them: configfile:, --configfile, --config
+    [*(f for f in map(_relative, workflow.configfiles) if f not in _CLI_CONFIGFILES), *_CLI_CONFIGFILES],
+    workflow.config_settings.config,
+)
+try:
+    CONFIG = config_mod.resolve(config, source=CONFIG_SOURCE)
+    config_mod.check_inputs(CONFIG, source=CONFIG_SOURCE)
+except config_mod.ConfigError as exc:
+    raise WorkflowError(str(exc)) from None  # the message names every key; a stack trace would add nothing
+
+# The text of results/config/resolved_config.yaml, computed here from the resolved config. The resolve_config rule
+# receives its fingerprint as a param: Snakemake's params rerun trigger (on by default) reruns the rule when the
+# text differs from what it last wrote, and only then; downstream rules see the file change and rerun.
+RESOLVED_CONFIG_TEXT = config_mod.resolved_text(CONFIG)
 RAW_INPUTS = sheets_mod.input_files(CONFIG["data"]["raw_dir"], CONFIG["data"]["workbook"])
 STUDY_SETS = CONFIG["study_sets"]
 OUTCOMES = CONFIG["outcomes"] + CONFIG["binary_outcomes"]

@@ -2,11 +2,22 @@
 
 
 rule resolve_config:
-    """Validate config.yaml against its schema and write it with every default filled."""
+    """Write the resolved configuration (Snakemake's merged config with every default filled)."""
+    # Rerun trigger, chosen on purpose: a fingerprint of the resolved text is the only param; no data inputs.
+    # - params: Snakemake reruns the job when a param differs from the one recorded when the file was last
+    #   written, i.e. exactly when the resolved content changes, wherever the change came from (config.yaml,
+    #   --configfile, --config, a new schema default). Unchanged content: the job does not run, the file is not
+    #   rewritten, nothing downstream reruns.
+    # - input/mtime: config.yaml is deliberately not an input. It would miss --configfile/--config, and touching
+    #   it (or the schema) without changing the content would rerun the job and rewrite an identical file.
+    # - code: a change to the package code it runs reruns it (code inputs, as for every rule).
+    # Whenever this job runs, Snakemake also schedules every rule reading the file (it does not compare content
+    # after a job); rules that need only a slice of the config should take it as params instead (validate does).
+    # With `--rerun-triggers mtime` alone a config change is not noticed: delete the file to force a rewrite.
     input:
-        "config.yaml",
-        "workflow/schemas/config.schema.yaml",
         code=code("resolve_config.py"),
+    params:
+        fingerprint=config_mod.fingerprint(RESOLVED_CONFIG_TEXT),
     output:
         "results/config/resolved_config.yaml",
     log:
@@ -18,15 +29,19 @@ rule resolve_config:
 rule validate:
     """Check every raw sheet; all problems are reported together, raw files are only read."""
     input:
-        config="results/config/resolved_config.yaml",
         sheets=RAW_INPUTS,
         dictionary=CONFIG["data"]["outcome_dictionary"],
         code=code("validate.py"),
+    params:
+        # only the keys validation reads, as canonical text: a change to e.g. sampling does not revalidate, and a
+        # failed validation writes nothing under results/ but its log (no resolved config is needed first)
+        settings=config_mod.dump({k: CONFIG[k] for k in ("data", "study_sets", "outcomes", "binary_outcomes")}),
     output:
         studies="results/validated/studies.csv",
         outcomes="results/validated/outcomes.csv",
         appraisal="results/validated/appraisal.csv",
         report="results/validated/report.md",
+        warnings="results/validated/warnings.csv",
     log:
         "results/logs/validate.log",
     script:

@@ -1,3 +1,6 @@
-from msct_review.pipeline import run_resolve_config
+from msct_review.config import write_snakemake_resolved
 
-run_resolve_config(snakemake.input[0], snakemake.output[0])  # noqa: F821
+# snakemake.config is Snakemake's merged config (config.yaml, --configfile, --config); the rule reruns exactly
+# when the fingerprint of its resolved text changes (see the rule in data.smk).
+s = snakemake  # noqa: F821
+write_snakemake_resolved(s.config, s.output[0], s.params.fingerprint)

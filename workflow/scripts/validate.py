@@ -1,6 +1,20 @@
+import sys
 from pathlib import Path
 
+import yaml
+
+from msct_review.dictionary import DictionaryError
 from msct_review.pipeline import run_validate
+from msct_review.sheets import SheetReadError
+from msct_review.validation import ValidationError
 
 s = snakemake  # noqa: F821
-run_validate(s.input.config, str(Path(s.output.report).parent), s.output.report)
+try:
+    run_validate(yaml.safe_load(s.params.settings), str(Path(s.output.report).parent), s.output.report,
+                 s.output.warnings)
+except (SheetReadError, ValidationError, DictionaryError) as exc:
+    # An input error is the user's to fix, not a crash: the message names file, row and column; no traceback.
+    print(exc, file=sys.stderr)
+    Path(s.log[0]).parent.mkdir(parents=True, exist_ok=True)
+    Path(s.log[0]).write_text(f"{exc}\n", encoding="utf-8")
+    sys.exit(1)
