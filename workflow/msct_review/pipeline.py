@@ -79,6 +79,8 @@ def model_settings(cfg: dict, outcome: str) -> dict:
         "priors": {k: priors[k] for k in ("default", outcome) if k in priors},
         "sampling": cfg["sampling"],
         "diagnostics": cfg["diagnostics"],
+        # a single study's change from absolute means (no model) uses the configured within-person r
+        "within_person_correlation": cfg["harmonisation"]["within_person_correlation"],
     }
 
 
