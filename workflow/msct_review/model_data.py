@@ -132,12 +132,7 @@ def label_between_arm(study_id: str, msct_n, control_n, estimand: str, primary: 
             f"{estimand}, {role})")
 
 
-LABEL_POOLED = "pooled"
-LABEL_SINGLE = "single study estimate (not pooled)"
 LABEL_MEDIAN_ONLY = "median only: listed, not pooled"
-LABEL_POOLED_ONE_STUDY = "pooled time course (1 study at this visit)"
-LABEL_INTERPOLATED = "interpolated (no study at this visit)"
-LABEL_BETWEEN_ARM = "between-arm difference (study's own data, inverse-variance)"
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "visit_grid_months": [0, 1, 3, 6, 9, 12],

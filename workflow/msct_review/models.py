@@ -40,10 +40,16 @@ changes delta_{i,k}) and ``baseline``. A new study's change (prediction interval
 u_new ~ MvNormal(0, tau^2 R), drawn with a fixed seed (``predictions`` group). Posterior predictive: y_rep
 ~ MvNormal(beta + delta, Sigma) given the latent draws.
 
-Binary outcomes (events/total of the MSCT arm, time bins on the config grid, see ``model_data``):
+Binary outcomes (events/total of the MSCT arm, one follow-up duration at a time, see ``model_data``): only a
+duration that >= 2 studies report is modelled,
     events_j ~ Binomial(total_j, logit^-1(mu_{b(j)} + tau z_j)),  mu_b ~ N(0, mu_sd^2), z_j ~ N(0, 1)
-    (non-centred; one study: logit p_j = mu_{b(j)}, no tau: the study's own proportion); tau is shared
-    across bins; study effects independent across bins.
+    (non-centred; tau shared across durations; study effects independent across durations); defaults
+    ``DEFAULT_BINARY_PRIOR`` (weakly informative for rare events). A duration one study reports, and an
+    outcome without any shared duration, is not modelled: the study's events/total with its exact
+    (Clopper-Pearson) interval is reported ("study's own estimate"). One study of a continuous outcome is
+    likewise its own change with a t interval, not sampled.
+
+Which number is what: the summary's ``evidence`` column (``model_data.Evidence``) and its ``label`` wording.
 
 Pointwise log-likelihood (PSIS-LOO): the marginal MvNormal does not factorise, so ``log_likelihood`` holds
 log p(y_j | y_-j, hyperparameters), the leave-one-out conditional densities of Buerkner, Gabry & Vehtari
