@@ -1072,10 +1072,10 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
                 n_patients=int(r["n"]), evidence=Evidence.STUDY_ESTIMATE, label=label_study(r["study_id"], r["n"]),
                 note=f"{r['method']}; se={r['se']:.4g}; t interval, {r['df']:g} df")
             if not fitted:   # one study: its own numbers are the result (no model)
-                for q, tr in (("delta", None), ("delta_percent", 100.0)):
-                    if q == "delta_percent" and md.analysis_scale != "log":
-                        continue
-                    f = (lambda x: x) if tr is None else (lambda x: float(100 * np.expm1(x)))
+                quantities = {"delta": lambda x: x}
+                if md.analysis_scale == "log":
+                    quantities["delta_percent"] = lambda x: float(100 * np.expm1(x))
+                for q, f in quantities.items():
                     add(quantity=q, study_id=r["study_id"], visit_months=r["visit_months"], median=f(r["estimate"]),
                         lower=f(lo), upper=f(hi),
                         p_improvement=_p_improve_t(r["estimate"], r["se"], r["df"], md.direction), n_studies=1,
