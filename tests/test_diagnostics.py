@@ -40,6 +40,19 @@ def test_gate_passes_a_clean_synthetic_posterior():
     table = check_convergence(_synthetic_idata(stuck=False), THRESHOLDS, "sledai", "review_2023")
     assert table["passed"].all()
     assert "fixed" not in set(table["parameter"])          # constant elements are not diagnosed
+    assert set(table["gate"]) == {"passed"}
+
+
+def test_gate_column_says_failed_or_not_sampled():
+    from msct_review.diagnostics import diagnostics_table
+    table, failures = diagnostics_table(_synthetic_idata(stuck=True), THRESHOLDS, "sledai", "review_2023")
+    assert failures and set(table["gate"]) == {"failed"}
+    # outcomes reported as a study's own estimate, or without data, have no model: never "passed"
+    for status, gate in (("study_estimate", "not sampled (study's own estimate)"), ("no_data", "not sampled (no data)")):
+        idata = az.InferenceData(constant_data=__import__("xarray").Dataset({"n_listed_rows": ((), 0)},
+                                                                           attrs={"fit_status": status}))
+        table, failures = diagnostics_table(idata, THRESHOLDS, "death", "review_2023")
+        assert not failures and list(table["gate"]) == [gate]
 
 
 def test_gate_message_names_outcome_checks_values_and_remedies():

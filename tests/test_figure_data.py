@@ -103,3 +103,38 @@ def test_log_scale_study_changes_use_the_models_ratio_of_means_when_given():
     assert "ratio of means" in a["basis"]
     b = changes[changes["study_id"] == "b"].iloc[0]   # not in the summary: percent of baseline as before
     assert b["estimate"] == pytest.approx(-25.0)
+
+
+def delta_rows(spec_rows):
+    """Summary delta rows from (visit, n_studies, n_patients)."""
+    return pd.DataFrame([dict(status="pooled", quantity="delta", visit_months=t, median=-0.3, lower=-0.6,
+                              upper=0.0, p_improvement=0.9, n_studies=k, n_patients=n, n_studies_model=4,
+                              n_patients_model=56, evidence="pooled" if k >= 2 else "interpolated",
+                              label=f"label {t}") for t, k, n in spec_rows])
+
+
+def test_key_visit_rule_most_studies_then_most_patients_ties_later():
+    empty = pd.DataFrame(columns=["study_id", "time_months", "n"])
+    # most studies at a visit (a pooled estimate) wins, even over a later visit with one large study
+    assert figure_data.key_visit(delta_rows([(1, 2, 20), (3, 3, 30), (6, 1, 80), (12, 2, 40)]), empty, []) == 3.0
+    # ties in the number of studies: the later visit
+    assert figure_data.key_visit(delta_rows([(1, 2, 20), (6, 1, 80), (12, 2, 15)]), empty, []) == 12.0
+    # no visit with >= 2 studies: the most patients, ties later; visits without a study never count
+    assert figure_data.key_visit(delta_rows([(1, 1, 30), (6, 1, 12), (9, 0, 0)]), empty, []) == 1.0
+    assert figure_data.key_visit(delta_rows([(1, 1, 12), (6, 1, 12), (9, 0, 0)]), empty, []) == 6.0
+    assert figure_data.key_visit(delta_rows([]), empty, [0, 1]) is None
+
+
+def test_pooled_rows_and_findings_carry_the_evidence_and_its_label():
+    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
+    summ = summary()
+    summ["evidence"], summ["label"] = "pooled", "pooled at 6 months from 2 studies (30 patients)"
+    summ["n_studies_model"], summ["n_patients_model"] = 3, 38
+    curve = figure_data.pooled_curve(summ, spec())
+    p = figure_data.pooled_at(curve, 6.0)
+    assert p["evidence"] == "pooled" and p["label"].startswith("pooled at 6 months")
+    assert p["n_studies_model"] == 3 and p["n_patients_model"] == 38
+    row = figure_data.finding(summ, changes, spec(), 6.0)
+    assert row["evidence"] == "pooled" and row["label"] == "pooled at 6 months from 2 studies (30 patients)"
+    single = figure_data.finding(summ, changes, spec(), 1.0)
+    assert single["evidence"] == "study_estimate" and single["label"] == "study's own estimate (c, 8 patients)"

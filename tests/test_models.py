@@ -124,7 +124,7 @@ def test_thin_evidence_single_study_and_median_only():
     idata = M.fit_outcome(none, {"sampling": QUIET}, seed=1)
     assert "posterior" not in idata.groups()
     summ = M.summarise(idata, none, {})
-    assert list(summ["label"]) == [MD.LABEL_MEDIAN_ONLY]
+    assert list(summ["label"]) == [MD.LABEL_MEDIAN_ONLY] and list(summ["evidence"]) == ["median_only"]
 
 
 def test_default_priors_cover_the_dictionary_outcomes():
@@ -159,7 +159,9 @@ def test_between_arm_difference_matches_closed_form():
     se6 = math.sqrt(4.5 ** 2 / 20 + 5.0 ** 2 / 18)
     assert ba.loc[6.0, "estimate"] == pytest.approx(-3.5)
     assert ba.loc[6.0, "se"] == pytest.approx(se6)
-    assert ba.loc[6.0, "lower"] == pytest.approx(-3.5 - stats.norm.ppf(0.975) * se6)
+    # t interval with n1 + n2 - 2 = 36 df (the methods: t for small samples)
+    assert ba.loc[6.0, "lower"] == pytest.approx(-3.5 - stats.t.ppf(0.975, 36) * se6)
+    assert ba.loc[6.0, "estimand"] == "change scores" and bool(ba.loc[6.0, "primary"])  # the only one at 6
     # follow-up means at 12 months
     se12 = math.sqrt(3.0 ** 2 / 19 + 4.0 ** 2 / 17)
     assert ba.loc[12.0, "estimate"] == pytest.approx(-3.0) and ba.loc[12.0, "se"] == pytest.approx(se12)
@@ -340,9 +342,14 @@ def test_same_seed_gives_identical_summaries_and_groups(example, tmp_path):
         assert c in s.columns
     delta = s[s["quantity"] == "delta"].set_index("visit_months")
     assert (delta["lower"] < delta["median"]).all() and (delta["median"] < delta["upper"]).all()
-    assert delta.loc[1.0, "n_studies"] == 2 and delta.loc[1.0, "label"] == MD.LABEL_POOLED
+    assert delta.loc[1.0, "n_studies"] == 2 and delta.loc[1.0, "evidence"] == MD.Evidence.POOLED
     assert delta.loc[1.0, "n_patients"] == 27
-    assert delta.loc[9.0, "label"] == MD.LABEL_INTERPOLATED
+    assert delta.loc[1.0, "label"] == ("pooled at 1 month from 2 studies (27 patients); time course fitted to "
+                                       "4 studies (85 patients)")
+    assert (delta["n_studies_model"] == 4).all() and (delta["n_patients_model"] == 85).all()
+    assert delta.loc[9.0, "evidence"] == MD.Evidence.INTERPOLATED
+    assert delta.loc[9.0, "label"].startswith("model-based interpolation: no study at 9 months; time course "
+                                              "fitted to 4 studies")
     assert {"delta_percent", "prediction", "study_delta", "study_observed", "tau", "rho_within", "rho_between",
             "between_arm_difference"} <= set(s["quantity"])
     obs12 = s[(s["quantity"] == "study_observed") & (s["study_id"] == "sa_c")].iloc[0]
@@ -363,15 +370,20 @@ def test_single_study_and_binary_outcomes(example):
     idata = M.fit_outcome(md, FIT_SETTINGS, seed=5)
     s = M.summarise(idata, md, FIT_SETTINGS)
     d = s[s["quantity"] == "delta"]
-    assert set(d["label"]) == {MD.LABEL_SINGLE} and (d["n_studies"] == 1).all()
-    assert "tau" not in set(s["quantity"])
-    # the study's own estimate: close to the observed change (albumin 27.0 -> 32.0 at 3 months)
-    assert d.set_index("visit_months").loc[3.0, "median"] == pytest.approx(5.0, abs=0.6)
+    assert set(d["evidence"]) == {MD.Evidence.STUDY_ESTIMATE} and (d["n_studies"] == 1).all()
+    assert set(d["label"]) == {"study's own estimate (sa_b, 15 patients)"}
+    assert "tau" not in set(s["quantity"]) and "posterior" not in idata.groups()   # no model for one study
+    # the study's own estimate: the observed change (albumin 27.0 -> 32.0 at 3 months), t interval with 14 df,
+    # Var = (5.0^2 + 4.8^2 - 2 r 5.0 4.8) / 15 at the configured within-person r (0.5 by default)
+    d3 = d.set_index("visit_months").loc[3.0]
+    se = math.sqrt((5.0 ** 2 + 4.8 ** 2 - 2 * 0.5 * 5.0 * 4.8) / 15)
+    assert d3["median"] == pytest.approx(5.0)
+    assert d3["upper"] == pytest.approx(5.0 + stats.t.ppf(0.975, 14) * se)
 
     mb = MD.build_model_data(tab, "remission", studies, dic["remission"], FIT_SETTINGS)
     ib = M.fit_outcome(mb, FIT_SETTINGS, seed=5)
     sb = M.summarise(ib, mb, FIT_SETTINGS)
-    pooled = sb[(sb["quantity"] == "proportion") & (sb["label"] == MD.LABEL_POOLED)].set_index("visit_months")
+    pooled = sb[(sb["quantity"] == "proportion") & (sb["evidence"] == MD.Evidence.POOLED)].set_index("visit_months")
     assert set(pooled.index) == {6.0, 12.0}
     assert 0.3 < pooled.loc[12.0, "median"] < 0.75
     rd = sb[sb["quantity"] == "between_arm_difference"].iloc[0]

@@ -110,7 +110,7 @@ def qmd_keys(path=QMD) -> list[str]:
     ("methods.within_prior", "Beta(2, 2)"),
     ("methods.tau_family", "half-normal"),
     ("methods.priors.proteinuria_24h.tau_scale", "0.5"),
-    ("methods.priors.renal_remission.text", "logit proportion ~ Normal(0, 1.5\u00b2); \u03c4 ~ half-normal(scale 1)"),
+    ("methods.priors.renal_remission.text", "logit proportion ~ Normal(0, 2\u00b2); \u03c4 ~ half-normal(scale 0.5)"),
 ])
 def test_formatted_values(flat, key, expected):
     assert flat[key] == expected

@@ -7,8 +7,10 @@ Checked: every posterior variable (free parameters and deterministic functions o
 elements constant across all draws, e.g. fixed zeros, are skipped): split R-hat (rank-normalised, ArviZ),
 bulk ESS and tail ESS; the sampler: number of divergent transitions after warm-up and E-BFMI per chain.
 Defaults (``settings["diagnostics"]``): max_rhat 1.01, min_ess_bulk 400, min_ess_tail 400,
-max_divergences 0, min_bfmi 0.3. An idata without a posterior (outcome with nothing to model) passes with a
-single ``status`` row saying so.
+max_divergences 0, min_bfmi 0.3. An idata without a posterior (an outcome reported as the study's own
+estimate, or with nothing to model) is not a fit: it does not fail, and its single ``status`` row says
+"not sampled (...)" in the ``gate`` column, never "passed". Every row carries the outcome's ``gate``:
+``passed``, ``failed`` or ``not sampled (<why>)``.
 """
 from __future__ import annotations
 
@@ -24,7 +26,11 @@ DEFAULT_THRESHOLDS = {"max_rhat": 1.01, "min_ess_bulk": 400, "min_ess_tail": 400
                       "min_bfmi": 0.3}
 
 COLUMNS = ["outcome", "study_set", "kind", "parameter", "rhat", "ess_bulk", "ess_tail", "mcse_mean", "value",
-           "threshold", "passed", "failed_checks"]
+           "threshold", "passed", "failed_checks", "gate"]
+
+GATE_PASSED, GATE_FAILED = "passed", "failed"
+NOT_SAMPLED = {"study_estimate": "not sampled (study's own estimate)", "no_data": "not sampled (no data)",
+               "not_modelled": "not sampled (outcome not modelled)"}
 
 ADVICE = {
     "rhat": "run longer chains (raise sampling.tune and sampling.draws, e.g. 2000 each) and look at the trace "
@@ -64,8 +70,9 @@ def diagnostics_table(idata: az.InferenceData, thresholds: dict | None, outcome:
         status = "no posterior"
         if "constant_data" in idata.groups():
             status = str(idata.constant_data.attrs.get("fit_status", status))
+        gate = NOT_SAMPLED.get(status, f"not sampled ({status})")
         rows.append({**base, "kind": "status", "parameter": "no MCMC fit", "value": np.nan, "threshold": np.nan,
-                     "passed": True, "failed_checks": f"nothing to check ({status})"})
+                     "passed": True, "failed_checks": f"nothing to check ({status})", "gate": gate})
         return pd.DataFrame(rows, columns=COLUMNS), failures
 
     post = idata.posterior
@@ -140,7 +147,8 @@ def diagnostics_table(idata: az.InferenceData, thresholds: dict | None, outcome:
     rows.append({**base, "kind": "sampler", "parameter": "draws", "value": float(post.sizes.get("draw", 0)
                  * n_chains), "threshold": np.nan, "passed": True,
                  "failed_checks": f"{n_chains} chains x {post.sizes.get('draw', 0)} draws"})
-    return pd.DataFrame(rows, columns=COLUMNS), failures
+    gate = GATE_FAILED if failures else (GATE_PASSED if ss is not None else "not sampled (exact draws)")
+    return pd.DataFrame(rows, columns=COLUMNS).assign(gate=gate), failures
 
 
 def _fmt(x: float) -> str:

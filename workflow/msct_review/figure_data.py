@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables
+from .model_data import Evidence, label_study
 
 VISIT_TOLERANCE = 0.5  # months: a study visit within this of a grid visit is shown at that visit
 
@@ -95,13 +96,15 @@ def pooled_curve(summary: pd.DataFrame, spec) -> pd.DataFrame:
         return pd.DataFrame(columns=["time_months", "estimate", "lower", "upper", "pi_lower", "pi_upper"])
     pred = _quantity(summary, "prediction").set_index("visit_months")
     rows = [{"time_months": 0.0, "estimate": 0.0, "lower": 0.0, "upper": 0.0, "pi_lower": 0.0, "pi_upper": 0.0}]
-    for r in delta.itertuples():
-        p = pred.loc[r.visit_months] if r.visit_months in pred.index else None
-        rows.append({"time_months": r.visit_months, "estimate": r.median, "lower": r.lower, "upper": r.upper,
-                     "pi_lower": p["lower"] if p is not None else math.nan,
+    for _, r in delta.iterrows():
+        p = pred.loc[r["visit_months"]] if r["visit_months"] in pred.index else None
+        rows.append({"time_months": r["visit_months"], "estimate": r["median"], "lower": r["lower"],
+                     "upper": r["upper"], "pi_lower": p["lower"] if p is not None else math.nan,
                      "pi_upper": p["upper"] if p is not None else math.nan,
-                     "n_studies": r.n_studies, "n_patients": r.n_patients, "p_improvement": r.p_improvement,
-                     "label": r.label})
+                     "n_studies": r["n_studies"], "n_patients": r["n_patients"], "p_improvement": r["p_improvement"],
+                     "label": r["label"], "evidence": r.get("evidence", math.nan),
+                     "n_studies_model": r.get("n_studies_model", math.nan),
+                     "n_patients_model": r.get("n_patients_model", math.nan)})
     curve = pd.DataFrame(rows).sort_values("time_months").reset_index(drop=True)
     if spec.analysis_scale == "log":
         for column in ("estimate", "lower", "upper", "pi_lower", "pi_upper"):
@@ -110,19 +113,28 @@ def pooled_curve(summary: pd.DataFrame, spec) -> pd.DataFrame:
 
 
 def key_visit(summary: pd.DataFrame, changes: pd.DataFrame, grid) -> float | None:
-    """The grid visit with most studies observed near it (ties: the later visit), or None without data."""
-    if changes.empty:
+    """The visit a summary-of-findings row reports. Rule: among the model's visits (the summary's ``delta``
+    rows), the one with the most studies reporting at it, if that is >= 2 (a ``pooled`` estimate), ties to the
+    later visit; if no visit has >= 2 studies, the visit with the most patients reporting at it (ties to the
+    later visit). Without ``delta`` rows the same rule runs on the observed study changes at the grid visits
+    (within ``VISIT_TOLERANCE``) and at off-grid times. None without data."""
+    counts: dict[float, tuple[int, float]] = {}
+    if summary is not None and not summary.empty and "quantity" in summary:
+        delta = _quantity(summary, "delta")
+        for _, r in delta.iterrows():
+            t = float(r["visit_months"])
+            if t > 0 and int(r["n_studies"] if pd.notna(r["n_studies"]) else 0) > 0:
+                counts[t] = (int(r["n_studies"]), float(r["n_patients"]) if pd.notna(r["n_patients"]) else 0.0)
+    if not counts and changes is not None and not changes.empty:
+        for visit in forest_visits(changes, grid):
+            near = at_visit(changes, visit)
+            if len(near):
+                counts[float(visit)] = (near["study_id"].nunique(), float(near["n"].sum()))
+    if not counts:
         return None
-    counts = {}
-    for visit in grid:
-        if visit <= 0:
-            continue
-        near = changes[(changes["time_months"] - visit).abs() <= VISIT_TOLERANCE]
-        counts[visit] = near["study_id"].nunique()
-    best = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    if best[1] == 0:  # no study near the grid: the latest observed visit
-        return float(changes["time_months"].max())
-    return float(best[0])
+    if max(k for k, _ in counts.values()) >= 2:
+        return float(max(counts, key=lambda t: (counts[t][0], t)))
+    return float(max(counts, key=lambda t: (counts[t][1], t)))
 
 
 def forest_visits(changes: pd.DataFrame, grid) -> list[float]:
@@ -153,7 +165,9 @@ def pooled_at(curve: pd.DataFrame, visit: float) -> dict | None:
         return None
     r = hit.iloc[0]
     return {"estimate": r["estimate"], "lower": r["lower"], "upper": r["upper"], "pi_lower": r["pi_lower"],
-            "pi_upper": r["pi_upper"]}
+            "pi_upper": r["pi_upper"], "evidence": r.get("evidence", math.nan), "label": r.get("label", math.nan),
+            "n_studies_model": r.get("n_studies_model", math.nan),
+            "n_patients_model": r.get("n_patients_model", math.nan)}
 
 
 def tau_row(summary: pd.DataFrame) -> dict:
@@ -165,7 +179,8 @@ def tau_row(summary: pd.DataFrame) -> dict:
 
 
 def finding(summary: pd.DataFrame, changes: pd.DataFrame, spec, visit: float | None) -> dict | None:
-    """One summary-of-findings row (the pooled change at the key visit, or the single study's own change)."""
+    """One summary-of-findings row (the pooled change at the key visit, or the single study's own change),
+    with its ``evidence`` category and ``label`` wording (the summary's, so figures, tables and text agree)."""
     if visit is None:
         return None
     curve = pooled_curve(summary, spec)
@@ -180,9 +195,16 @@ def finding(summary: pd.DataFrame, changes: pd.DataFrame, spec, visit: float | N
         row.update(pooled, p_improvement=float(p.iloc[0]) if not p.empty else math.nan)
     elif len(here) == 1:
         r = here.iloc[0]
+        own = _quantity(summary, "study_observed") if {"quantity", "study_id"} <= set(summary) else None
+        if own is not None:
+            own = own[(own["study_id"] == r["study_id"])
+                      & np.isclose(own["visit_months"].astype(float), float(r["time_months"]), atol=0.01)]
+        label = own["label"].iloc[0] if own is not None and len(own) else label_study(r["study_id"], r["n"])
         row.update(estimate=r["estimate"], lower=r["lower"], upper=r["upper"], pi_lower=math.nan,
-                   pi_upper=math.nan, p_improvement=math.nan)
+                   pi_upper=math.nan, p_improvement=math.nan, evidence=Evidence.STUDY_ESTIMATE, label=label,
+                   n_studies_model=math.nan, n_patients_model=math.nan)
     else:
         row.update(estimate=math.nan, lower=math.nan, upper=math.nan, pi_lower=math.nan, pi_upper=math.nan,
-                   p_improvement=math.nan)
+                   p_improvement=math.nan, evidence=Evidence.NOT_ESTIMABLE,
+                   label=f"not estimable at {visit:g} months", n_studies_model=math.nan, n_patients_model=math.nan)
     return row

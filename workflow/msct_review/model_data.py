@@ -16,8 +16,14 @@ Conventions (documented here once, used by ``models.py``):
   carries the within-patient correlation) and the absolute follow-up row is excluded for the same reason.
 * **Visits**: times are rounded to ``TIME_DECIMALS`` months. The continuous model's grid is the union of the
   config grid (``visit_grid_months``) and the observed times, cut at the last observed follow-up; 0 is the
-  baseline. A single study's grid is its own visit times only. Binary outcomes use bins: each time is mapped to
-  the nearest point of the config grid; rows without a time form the bin ``NaN`` ("time not reported").
+  baseline. A single study's grid is its own visit times only. Binary outcomes use follow-up durations: a time
+  joins the nearest grid visit only within ``binary_time_tolerance_months`` (default 0.5), else it is its
+  own duration (48, 60 months); rows without a time are "time not reported". Only a duration that >= 2
+  studies report is pooled (those rows are ``obs``); any other is the study's own events/total with an exact
+  interval. Durations are never pooled together.
+* **Between-arm differences** (controlled studies): both estimands, follow-up means and change scores, with
+  t intervals (n1 + n2 - 2 df); binary: risk difference with Newcombe's hybrid score interval. The control
+  arm's own change (``control_changes``) is the study's own estimate, never in the likelihood.
 * **Analysis scale** (``outcome_spec["analysis_scale"]``): ``identity``; ``log`` (ratio of means: an absolute
   mean m with SD s enters as log m with per-patient SD s/m, the delta method); ``logit`` (m in (0, 1), or
   percent when the unit says so, enters as logit m with per-patient SD s/(m(1-m))).
@@ -48,12 +54,85 @@ import pandas as pd
 TIME_DECIMALS = 3
 Z95 = 1.959963984540054
 
-LABEL_POOLED = "pooled"
-LABEL_SINGLE = "single study estimate (not pooled)"
+
+class Evidence:
+    """What a reported number is: one vocabulary for summary.csv, tables, figures and text (``evidence``
+    column of the model summary; the ``label`` column is its human wording, see the ``label_*`` helpers)."""
+
+    STUDY_ESTIMATE = "study_estimate"    # one study's own estimate: change with a t CI, or events/total exact CI
+    POOLED = "pooled"                    # a model estimate at a visit/duration where >= 2 studies report
+    INTERPOLATED = "interpolated"        # model time course at a visit with 0 or 1 study (model has >= 2)
+    PRIOR_DOMINATED = "prior_dominated"  # 95% CrI at least PRIOR_DOMINATED_RATIO as wide as the prior's
+    MEDIAN_ONLY = "median_only"          # a reported median without spread: listed, never pooled
+    BETWEEN_ARM = "between_arm"          # a controlled study's own MSCT-minus-control difference
+    SHRUNKEN_STUDY = "shrunken_study"    # a study's estimate shrunken towards the pooled time course
+    NOT_ESTIMABLE = "not_estimable"      # nothing to estimate (no data, outcome not modelled)
+
+    ALL = ("study_estimate", "pooled", "interpolated", "prior_dominated", "median_only", "between_arm",
+           "shrunken_study", "not_estimable")
+
+
+#: a model interval at least this fraction of the prior's interval width says the data added little
+PRIOR_DOMINATED_RATIO = 0.9
+
+#: between-arm estimands (config key ``model.between_arm_estimand``) and their wording in the summary
+ESTIMANDS = {"follow_up_means": "follow-up means", "change_scores": "change scores"}
+ESTIMAND_BASELINE = "baseline means"
+ESTIMAND_RISK_DIFFERENCE = "risk difference"
+
+
+def study_display(study_id: str) -> str:
+    """'deng2017' -> 'Deng 2017' (author + year ids); other ids unchanged."""
+    import re
+    m = re.fullmatch(r"([a-z]+)(\d{4})([a-z]?)", str(study_id))
+    return f"{m.group(1).capitalize()} {m.group(2)}{m.group(3)}" if m else str(study_id)
+
+
+def _months(t: float) -> str:
+    if not np.isfinite(t):
+        return "time not reported"
+    return f"{t:.3g} month" + ("" if abs(t - 1) < 1e-9 else "s")
+
+
+def label_study(study_id: str, n_patients, visit: float | None = None) -> str:
+    """'study's own estimate (Deng 2017, 12 patients)'."""
+    extra = "; follow-up duration not reported" if visit is not None and not np.isfinite(visit) else ""
+    return f"study's own estimate ({study_display(study_id)}, {int(n_patients)} patients{extra})"
+
+
+def _fitted_to(n_studies_model: int, n_patients_model: int) -> str:
+    return f"time course fitted to {n_studies_model} studies ({n_patients_model} patients)"
+
+
+def label_pooled(visit: float, n_studies: int, n_patients: int, n_studies_model: int, n_patients_model: int,
+                 time_course: bool = True) -> str:
+    """'pooled at 6 months from 2 studies (32 patients); time course fitted to 4 studies (56 patients)'."""
+    head = f"pooled at {_months(visit)} from {n_studies} studies ({n_patients} patients)"
+    return f"{head}; {_fitted_to(n_studies_model, n_patients_model)}" if time_course else head
+
+
+def label_interpolated(visit: float, studies: list[str], n_patients: int, n_studies_model: int,
+                       n_patients_model: int) -> str:
+    """'model-based interpolation: no study at 9 months; time course fitted to 4 studies (56 patients)'."""
+    if not studies:
+        head = f"model-based interpolation: no study at {_months(visit)}"
+    else:
+        head = (f"model-based interpolation: 1 study at {_months(visit)} ({study_display(studies[0])}, "
+                f"{n_patients} patients)")
+    return f"{head}; {_fitted_to(n_studies_model, n_patients_model)}"
+
+
+def label_prior_dominated(width_ratio: float, what: str) -> str:
+    return (f"prior-dominated: the 95% interval is {100 * width_ratio:.0f}% as wide as the prior's; {what}")
+
+
+def label_between_arm(study_id: str, msct_n, control_n, estimand: str, primary: bool) -> str:
+    role = "primary" if primary else "secondary"
+    return (f"between-arm difference ({study_display(study_id)}, {int(msct_n)} vs {int(control_n)} patients; "
+            f"{estimand}, {role})")
+
+
 LABEL_MEDIAN_ONLY = "median only: listed, not pooled"
-LABEL_POOLED_ONE_STUDY = "pooled time course (1 study at this visit)"
-LABEL_INTERPOLATED = "interpolated (no study at this visit)"
-LABEL_BETWEEN_ARM = "between-arm difference (study's own data, inverse-variance)"
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "visit_grid_months": [0, 1, 3, 6, 9, 12],
@@ -66,6 +145,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "diagnostics": {"max_rhat": 1.01, "min_ess_bulk": 400, "min_ess_tail": 400, "max_divergences": 0,
                     "min_bfmi": 0.3},
     "priors": {"default": {"delta_sd": None, "tau_scale": None, "step_sd": None, "baseline_sd": None}},
+    "between_arm_estimand": "follow_up_means",
+    "binary_time_tolerance_months": 0.5,
+    "time_course_rule": "loo",
 }
 
 OBS_COLUMNS = [
@@ -124,6 +206,11 @@ class ModelData:
     level_se: np.ndarray = field(default_factory=lambda: np.zeros(0))
     reference_sd: float = float("nan")   # typical per-patient SD on the analysis scale (data-derived priors)
     notes: list[str] = field(default_factory=list)
+    # controlled studies' control-arm change from baseline per visit (continuous) or events/total (binary)
+    control_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # binary: one row per study and follow-up duration, ``pooled`` True where >= 2 studies share the duration
+    # (those rows are ``obs``, the model's likelihood); the others are reported as the study's own estimate
+    study_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     # convenience -----------------------------------------------------------------------------------------
     @property
@@ -175,6 +262,8 @@ class ModelData:
             "excluded_json": self.excluded.to_json(orient="records"),
             "listed_json": self.listed.to_json(orient="records"),
             "between_arm_json": self.between_arm.to_json(orient="records"),
+            "control_changes_json": self.control_changes.to_json(orient="records"),
+            "study_rows_json": self.study_rows.drop(columns=["_row"], errors="ignore").to_json(orient="records"),
         }
 
 
@@ -347,22 +436,26 @@ def build_model_data(table: pd.DataFrame, outcome: str, study_ids: list[str], ou
 def _empty_between_arm() -> pd.DataFrame:
     return pd.DataFrame(columns=[
         "study_id", "visit_months", "estimate", "se", "lower", "upper", "msct_n", "control_n", "method",
-        "msct_analysis_ids", "control_analysis_ids"])
+        "msct_analysis_ids", "control_analysis_ids", "estimand", "df", "primary"])
 
 
 # ---------------------------------------------------------------------------------------------------------
 # continuous outcomes
 # ---------------------------------------------------------------------------------------------------------
-def _prepare_arm_rows(df: pd.DataFrame, scale: str, unit: str, exclude, supersede: bool = True) -> pd.DataFrame:
-    """Rows of one arm on the analysis scale, derived rows and invalid rows removed. Returns a frame with
-    columns study_id, cohort, measure, time_months, n, y, s, mean_natural, sd_natural, conversion, ..."""
+def _prepare_arm_rows(df: pd.DataFrame, scale: str, unit: str, exclude, supersede: bool = True,
+                      keep_derived: bool = False) -> pd.DataFrame:
+    """Rows of one arm on the analysis scale, invalid rows (and, unless ``keep_derived``, derived change rows)
+    removed. Returns a frame with columns study_id, cohort, measure, origin, time_months, n, y, s,
+    mean_natural, sd_natural, conversion, ... With ``keep_derived`` a reported change score is preferred to a
+    derived one of the same cohort and visit (used for the closed-form between-arm and control-arm
+    changes, which are not in the likelihood and so cannot double count)."""
     rows = []
     for _, row in df.iterrows():
         measure = _text(row.get("measure"), "absolute")
         if measure not in {"absolute", "change_from_baseline"}:
             exclude(row, f"unknown measure {measure!r}")
             continue
-        if row["origin"] == "derived":
+        if row["origin"] == "derived" and not keep_derived:
             exclude(row, "derived change score: the absolute rows it was computed from are used instead "
                          "(no double counting)")
             continue
@@ -386,15 +479,16 @@ def _prepare_arm_rows(df: pd.DataFrame, scale: str, unit: str, exclude, supersed
         rows.append({
             "analysis_id": row.get("analysis_id"), "study_id": str(row["study_id"]), "cohort": row["cohort"],
             "measure": "change" if measure == "change_from_baseline" else "absolute", "time_months": t,
-            "n": n, "mean_natural": mean, "sd_natural": sd, "raw_row_ids": _text(row.get("raw_row_ids")),
+            "origin": row["origin"], "n": n, "mean_natural": mean, "sd_natural": sd, "raw_row_ids": _text(row.get("raw_row_ids")),
             "_row": row,
         })
     out = pd.DataFrame(rows)
     if out.empty:
         return out
 
-    # duplicates (same study, cohort, measure, time): keep the first, exclude the rest
-    out = out.reset_index(drop=True)
+    # duplicates (same study, cohort, measure, time): keep the first (a reported row before a derived one)
+    out = out.assign(_derived=out["origin"] == "derived").sort_values("_derived", kind="stable")
+    out = out.drop(columns="_derived").reset_index(drop=True)
     dup = out.duplicated(["study_id", "cohort", "measure", "time_months"], keep="first")
     for _, r in out[dup].iterrows():
         exclude(r["_row"], "duplicate of another row for the same study, cohort, measure and visit")
@@ -463,11 +557,13 @@ def _build_continuous(df, outcome, study_set, spec, settings, exclude, listed, k
     control = df[df["arm"].astype(str).str.upper() != "MSCT"]
     rows = _prepare_arm_rows(msct, scale, unit, exclude)
     control_rows = _prepare_arm_rows(control, scale, unit, lambda row, reason: exclude(
-        row, f"control arm (between-arm difference only): {reason}"))
-    # between-arm differences use every usable MSCT row (a superseded follow-up mean may pair with a control
-    # arm that reports only follow-up means)
+        row, f"control arm (between-arm difference only): {reason}"), supersede=False, keep_derived=True)
+    # between-arm differences use every usable MSCT row, derived change scores included (a superseded
+    # follow-up mean pairs with the control arm's follow-up mean; neither is in the likelihood twice)
     between = _between_arm_differences(_prepare_arm_rows(msct, scale, unit, lambda row, reason: None,
-                                                         supersede=False), control_rows, scale)
+                                                         supersede=False, keep_derived=True), control_rows,
+                                       scale, settings.get("between_arm_estimand", "follow_up_means"))
+    control_changes = _control_changes(control_rows)
     # control rows that were usable are not in the time-course likelihood: record that too
     for _, r in control_rows.iterrows() if len(control_rows) else []:
         exclude(r["_row"], "control arm: not in the time-course model; used for the between-arm difference")
@@ -490,7 +586,8 @@ def _build_continuous(df, outcome, study_set, spec, settings, exclude, listed, k
 
     empty = ModelData(outcome, study_set, kind, label, unit, scale, direction, "no_data",
                       "no poolable MSCT-arm rows with a follow-up visit", np.array([0.0]), [],
-                      pd.DataFrame(columns=OBS_COLUMNS), pd.DataFrame(), listed, between, notes=notes)
+                      pd.DataFrame(columns=OBS_COLUMNS), pd.DataFrame(), listed, between, notes=notes,
+                      control_changes=control_changes)
     if rows.empty:
         return empty
 
@@ -554,7 +651,8 @@ def _build_continuous(df, outcome, study_set, spec, settings, exclude, listed, k
     obs["n"] = obs["n"].astype(float)
     return ModelData(outcome, study_set, kind, label, unit, scale, direction, status, status_reason, visits,
                      studies, obs, pd.DataFrame(), listed, between, A=A, lag_within=lag, levels=levels,
-                     level_centre=level_centre, level_se=level_se, reference_sd=reference_sd, notes=notes)
+                     level_centre=level_centre, level_se=level_se, reference_sd=reference_sd, notes=notes,
+                     control_changes=control_changes)
 
 
 def _cov_scale(rows: pd.DataFrame) -> np.ndarray:
@@ -579,62 +677,156 @@ def covariance(md: ModelData, rho_within: float) -> np.ndarray:
     return md.A * correlation_from_lag(rho_within, md.lag_within)
 
 
-def _between_arm_differences(msct: pd.DataFrame, control: pd.DataFrame, scale: str) -> pd.DataFrame:
-    """Closed-form (inverse-variance) between-arm difference per controlled study and visit, on the analysis
-    scale: difference of reported change scores where both arms report one at the visit; else difference of
-    the follow-up means (randomised comparison; baseline difference reported at visit 0). Var = se1^2 + se2^2;
-    95% CI = estimate +/- 1.96 se. When one study reports a visit in several cohorts, the pooled
-    inverse-variance estimate of the per-cohort differences is used."""
+def t_quantile(level: float, df: float) -> float:
+    """Two-sided t critical value (the methods use t-based intervals for small samples)."""
+    from scipy import stats
+    return float(stats.t.ppf(1 - (1 - level) / 2, df))
+
+
+def t_interval(est: float, se: float, df: float, level: float = 0.95) -> tuple[float, float]:
+    q = t_quantile(level, df)
+    return est - q * se, est + q * se
+
+
+def wilson_interval(events: float, total: float, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (Newcombe 1998, method 3)."""
+    from scipy import stats
+    z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    p = events / total
+    centre = p + z * z / (2 * total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    den = 1 + z * z / total
+    return (centre - half) / den, (centre + half) / den
+
+
+def newcombe_interval(e1: float, n1: float, e2: float, n2: float, level: float = 0.95) -> tuple[float, float]:
+    """Hybrid score interval of p1 - p2 (Newcombe 1998, Stat Med 17:873, method 10): Wilson limits of each
+    proportion combined as D - sqrt((p1-l1)^2 + (u2-p2)^2), D + sqrt((u1-p1)^2 + (p2-l2)^2). Unlike Wald it
+    stays inside [-1, 1] and keeps its coverage for 0 or 1 events in 6-12 patients."""
+    p1, p2 = e1 / n1, e2 / n2
+    l1, u1 = wilson_interval(e1, n1, level)
+    l2, u2 = wilson_interval(e2, n2, level)
+    d = p1 - p2
+    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def clopper_pearson(events: float, total: float, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a proportion, closed form through beta quantiles."""
+    from scipy import stats
+    a = (1 - level) / 2
+    lo = 0.0 if events <= 0 else float(stats.beta.ppf(a, events, total - events + 1))
+    hi = 1.0 if events >= total else float(stats.beta.ppf(1 - a, events + 1, total - events))
+    return lo, hi
+
+
+def _between_arm_differences(msct: pd.DataFrame, control: pd.DataFrame, scale: str,
+                             primary: str = "follow_up_means") -> pd.DataFrame:
+    """Closed-form between-arm differences (MSCT minus control) per controlled study and visit, on the
+    analysis scale, for BOTH estimands where the data allow: ``follow-up means`` (difference of the
+    follow-up means; Cochrane Handbook 10.5.2: valid in a randomised trial) and ``change scores`` (difference
+    of the change from baseline: reported, or derived by harmonisation from baseline and follow-up with the
+    configured within-person r, ``origin == "derived"``). ``primary`` is the configured estimand where it is
+    available at that study and visit, else the other one. At visit 0 the baseline difference is reported
+    (never primary). Var = se1^2 + se2^2; interval t-based with n1 + n2 - 2 df. When one study reports a
+    visit in several cohorts, the inverse-variance estimate of the per-cohort differences is used."""
     out = _empty_between_arm()
     if msct is None or control is None or msct.empty or control.empty:
         return out
+    if primary not in ESTIMANDS:
+        raise ValueError(f"model.between_arm_estimand must be one of {sorted(ESTIMANDS)}, got {primary!r}")
     res = []
     for st in sorted(set(control["study_id"]) & set(msct["study_id"])):
         m, c = msct[msct["study_id"] == st], control[control["study_id"] == st]
-        times = sorted(set(m["time_months"]) & set(c["time_months"]))
-        for t in times:
-            ests = []
-            for measure, method in (("change", "difference in reported change scores"),
-                                    ("absolute", "difference in follow-up means" if t > 0 else
-                                     "baseline difference")):
+        for t in sorted(set(m["time_months"]) & set(c["time_months"])):
+            found = []
+            options = ((("absolute", ESTIMAND_BASELINE, "baseline difference"),) if t <= 0 else
+                       (("absolute", ESTIMANDS["follow_up_means"], "difference in follow-up means"),
+                        ("change", ESTIMANDS["change_scores"], "difference in change scores")))
+            for measure, estimand, method in options:
                 mm = m[(m["time_months"] == t) & (m["measure"] == measure)]
                 cc = c[(c["time_months"] == t) & (c["measure"] == measure)]
                 pairs = []
                 for co in sorted(set(mm["cohort"]) | set(cc["cohort"])):
-                    a = mm[mm["cohort"] == co]
-                    b = cc[cc["cohort"] == co]
+                    a, b = mm[mm["cohort"] == co], cc[cc["cohort"] == co]
                     if len(a) and len(b):
                         pairs.append((a.iloc[0], b.iloc[0]))
                 if not pairs and len(mm) and len(cc):
                     pairs.append((mm.sort_values("n").iloc[-1], cc.sort_values("n").iloc[-1]))
                 if pairs:
-                    ests.append((method, pairs))
-                    break
-            if not ests:
-                continue
-            method, pairs = ests[0]
-            d = np.array([a["y"] - b["y"] for a, b in pairs])
-            v = np.array([a["s"] ** 2 / a["n"] + b["s"] ** 2 / b["n"] for a, b in pairs])
-            w = 1.0 / v
-            est = float(np.sum(w * d) / np.sum(w))
-            se = float(math.sqrt(1.0 / np.sum(w)))
-            res.append({
-                "study_id": st, "visit_months": float(t), "estimate": est, "se": se,
-                "lower": est - Z95 * se, "upper": est + Z95 * se,
-                "msct_n": float(sum(a["n"] for a, _ in pairs)), "control_n": float(sum(b["n"] for _, b in pairs)),
-                "method": method + ("" if scale == "identity" else f" ({scale} scale)"),
-                "msct_analysis_ids": ";".join(str(a["analysis_id"]) for a, _ in pairs),
-                "control_analysis_ids": ";".join(str(b["analysis_id"]) for _, b in pairs),
-            })
+                    found.append((estimand, method, pairs))
+            names = [f[0] for f in found]
+            chosen = ESTIMANDS[primary] if ESTIMANDS[primary] in names else (names[0] if t > 0 and names else None)
+            for estimand, method, pairs in found:
+                d = np.array([a["y"] - b["y"] for a, b in pairs])
+                v = np.array([a["s"] ** 2 / a["n"] + b["s"] ** 2 / b["n"] for a, b in pairs])
+                w = 1.0 / v
+                est = float(np.sum(w * d) / np.sum(w))
+                se = float(math.sqrt(1.0 / np.sum(w)))
+                n1 = float(max(a["n"] for a, _ in pairs))
+                n2 = float(max(b["n"] for _, b in pairs))
+                df = n1 + n2 - 2
+                lo, hi = t_interval(est, se, df)
+                origins = {str(a.get("origin", "reported")) for a, _ in pairs} | \
+                    {str(b.get("origin", "reported")) for _, b in pairs}
+                how = method + (" (derived with the configured within-person r)" if "derived" in origins else "")
+                if chosen is not None and estimand == chosen and chosen != ESTIMANDS[primary]:
+                    how += f"; primary because {ESTIMANDS[primary]} are not reported"
+                res.append({
+                    "study_id": st, "visit_months": float(t), "estimate": est, "se": se, "lower": lo, "upper": hi,
+                    "msct_n": n1, "control_n": n2,
+                    "method": how + ("" if scale == "identity" else f" ({scale} scale)"),
+                    "msct_analysis_ids": ";".join(str(a["analysis_id"]) for a, _ in pairs),
+                    "control_analysis_ids": ";".join(str(b["analysis_id"]) for _, b in pairs),
+                    "estimand": estimand, "df": df, "primary": bool(estimand == chosen),
+                })
     return pd.DataFrame(res, columns=out.columns) if res else out
+
+
+def _control_changes(control: pd.DataFrame) -> pd.DataFrame:
+    """Each controlled study's control-arm change from baseline per visit (analysis scale): the reported
+    change score, else the change harmonisation derived from baseline and follow-up with the configured
+    within-person r; se = s / sqrt(n), t interval with n - 1 df. The control arm is not in the time-course
+    model; this is the study's own estimate, shown beside the MSCT arm."""
+    cols = ["study_id", "visit_months", "estimate", "se", "lower", "upper", "n", "df", "method", "analysis_id"]
+    if control is None or control.empty:
+        return pd.DataFrame(columns=cols)
+    chg = control[(control["measure"] == "change") & (control["time_months"] > 0)]
+    res = []
+    for (st, t), grp in chg.groupby(["study_id", "time_months"]):
+        grp = grp.assign(_d=grp["origin"] == "derived", _all=grp["cohort"] != "all")
+        r = grp.sort_values(["_d", "_all", "n"], ascending=[True, True, False]).iloc[0]
+        se = float(r["s"] / math.sqrt(r["n"]))
+        lo, hi = t_interval(float(r["y"]), se, float(r["n"]) - 1)
+        res.append({"study_id": st, "visit_months": float(t), "estimate": float(r["y"]), "se": se, "lower": lo,
+                    "upper": hi, "n": float(r["n"]), "df": float(r["n"]) - 1,
+                    "method": ("change derived from baseline and follow-up (configured within-person r)"
+                               if r["origin"] == "derived" else "reported change score")
+                    + (f"; {r['conversion']}" if _text(r.get("conversion")) else ""),
+                    "analysis_id": str(r["analysis_id"])})
+    return pd.DataFrame(res, columns=cols)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # binary outcomes
 # ---------------------------------------------------------------------------------------------------------
+def binary_duration(t: float, grid, tolerance: float) -> float:
+    """The follow-up duration a binary row is summarised at: the nearest grid visit if within ``tolerance``
+    months, else its own (rounded) time; NaN when the time is not reported. Rows are pooled only within one
+    duration, so 48-month events never join a 12-month bin."""
+    if not np.isfinite(t):
+        return float("nan")
+    grid = np.asarray(sorted({float(g) for g in grid}), dtype=float)
+    if grid.size:
+        i = int(np.argmin(np.abs(grid - t)))
+        if abs(grid[i] - t) <= float(tolerance) + 10 ** (-TIME_DECIMALS):
+            return float(grid[i])
+    return _round_time(float(t))
+
+
 def _build_binary(df, outcome, study_set, spec, settings, exclude, listed, kind, label, unit, scale,
                   direction) -> ModelData:
-    grid = np.array(sorted({float(t) for t in settings["visit_grid_months"]}), dtype=float)
+    grid = settings["visit_grid_months"]
+    tol = float(settings.get("binary_time_tolerance_months", 0.5))
     rows = []
     control_rows = []
     for _, row in df.iterrows():
@@ -643,58 +835,95 @@ def _build_binary(df, outcome, study_set, spec, settings, exclude, listed, kind,
             exclude(row, "events/total missing or inconsistent")
             continue
         t = row["time_months"]
-        b = float(grid[np.argmin(np.abs(grid - t))]) if np.isfinite(t) else float("nan")
         rec = {"analysis_id": row.get("analysis_id"), "study_id": str(row["study_id"]), "cohort": row["cohort"],
-               "measure": "events", "time_months": t, "bin_months": b, "events": e, "total": n,
-               "raw_row_ids": _text(row.get("raw_row_ids")), "_row": row}
+               "measure": "events", "time_months": t, "bin_months": binary_duration(t, grid, tol), "events": e,
+               "total": n, "raw_row_ids": _text(row.get("raw_row_ids")), "_row": row}
         (rows if str(row["arm"]).upper() == "MSCT" else control_rows).append(rec)
-    rows = pd.DataFrame(rows)
-    control_rows = pd.DataFrame(control_rows)
+    rows = _one_per_duration(pd.DataFrame(rows), exclude)
+    control_rows = _one_per_duration(pd.DataFrame(control_rows), exclude)
     between = _binary_between_arm(rows, control_rows)
+    control_changes = _binary_control(control_rows)
     for _, r in control_rows.iterrows() if len(control_rows) else []:
         exclude(r["_row"], "control arm: not in the proportion model; used for the between-arm difference")
     if rows.empty:
         return ModelData(outcome, study_set, kind, label, unit, "logit", direction, "no_data",
                          "no poolable MSCT-arm events/total rows", np.zeros(0), [],
-                         pd.DataFrame(columns=["study_id"]), pd.DataFrame(), listed, between)
-    # one row per study and bin: the row closest to the bin time (cohort 'all' first)
+                         pd.DataFrame(columns=["study_id"]), pd.DataFrame(), listed, between,
+                         control_changes=control_changes)
+    finite = rows[rows["bin_months"].notna()]
+    counts = finite.groupby("bin_months")["study_id"].nunique()
+    pooled_bins = sorted(float(b) for b, k in counts.items() if k >= 2)
+    rows["pooled"] = rows["bin_months"].isin(pooled_bins)
+    study_rows = rows.drop(columns=["_dist", "_notall"]).reset_index(drop=True)
+    studies = sorted(rows["study_id"].unique())
+    obs = rows[rows["pooled"]].reset_index(drop=True)
+    visits = np.array(pooled_bins, dtype=float)
+    obs["visit_idx"] = [pooled_bins.index(float(b)) for b in obs["bin_months"]]
+    obs["study_idx"] = [studies.index(s) for s in obs["study_id"]]
+    obs = obs.drop(columns=["_row", "_dist", "_notall"])
+    if pooled_bins:
+        status = "pooled"
+        reason = (f"{obs['study_id'].nunique()} studies pooled within "
+                  f"{', '.join(_months(b) for b in pooled_bins)}; other durations: the study's own estimate")
+    else:
+        status = "single_study"
+        reason = "no follow-up duration with >= 2 studies: each study's own events/total (exact interval)"
+    return ModelData(outcome, study_set, kind, label, unit, "logit", direction, status, reason, visits, studies,
+                     obs, pd.DataFrame(), listed, between, control_changes=control_changes,
+                     study_rows=study_rows)
+
+
+def _one_per_duration(rows: pd.DataFrame, exclude) -> pd.DataFrame:
+    """One row per study and duration: cohort 'all' first, then the time closest to the duration."""
+    if rows.empty:
+        return rows
+    rows = rows.copy()
     rows["_dist"] = np.abs(rows["time_months"].fillna(-1) - rows["bin_months"].fillna(-1))
     rows["_notall"] = rows["cohort"] != "all"
     rows = rows.sort_values(["study_id", "bin_months", "_notall", "_dist", "time_months"]).reset_index(drop=True)
     key = list(zip(rows["study_id"], rows["bin_months"].fillna(-999.0)))
     dup = pd.Series(key).duplicated().to_numpy()
     for _, r in rows[dup].iterrows():
-        exclude(r["_row"], "another row of the same study falls in the same time bin (closest kept)")
-    rows = rows[~dup].reset_index(drop=True)
-    bins = sorted({b for b in rows["bin_months"] if np.isfinite(b)})
-    has_nan = bool(rows["bin_months"].isna().any())
-    visits = np.array(bins + ([float("nan")] if has_nan else []), dtype=float)
-    rows["visit_idx"] = [len(bins) if not np.isfinite(b) else bins.index(b) for b in rows["bin_months"]]
-    studies = sorted(rows["study_id"].unique())
-    rows["study_idx"] = [studies.index(s) for s in rows["study_id"]]
-    status = "pooled" if len(studies) >= 2 else "single_study"
-    obs = rows.drop(columns=["_row", "_dist", "_notall"])
-    return ModelData(outcome, study_set, kind, label, unit, "logit", direction, status,
-                     f"{len(studies)} studies" if status == "pooled" else "one study: its own estimate",
-                     visits, studies, obs, pd.DataFrame(), listed, between)
+        exclude(r["_row"], "another row of the same study falls in the same follow-up duration (closest kept)")
+    return rows[~dup].reset_index(drop=True)
 
 
 def _binary_between_arm(msct: pd.DataFrame, control: pd.DataFrame) -> pd.DataFrame:
-    """Risk difference (Wald, 95%) per controlled study and time: closed form."""
+    """Risk difference (MSCT minus control) per controlled study and follow-up duration, closed form, with
+    Newcombe's hybrid score interval (method 10; Wald is poor for 1 event in 12). ``se`` is the Wald SE,
+    kept for reference only."""
     out = _empty_between_arm()
     if msct.empty or control.empty:
         return out
     res = []
     for st in sorted(set(msct["study_id"]) & set(control["study_id"])):
         m, c = msct[msct["study_id"] == st], control[control["study_id"] == st]
-        for t in sorted(set(m["time_months"].dropna()) & set(c["time_months"].dropna())):
-            a = m[m["time_months"] == t].iloc[0]
-            b = c[c["time_months"] == t].iloc[0]
+        for t in sorted(set(m["bin_months"].dropna()) & set(c["bin_months"].dropna())):
+            a = m[m["bin_months"] == t].iloc[0]
+            b = c[c["bin_months"] == t].iloc[0]
             p1, p2 = a["events"] / a["total"], b["events"] / b["total"]
             se = math.sqrt(p1 * (1 - p1) / a["total"] + p2 * (1 - p2) / b["total"])
+            lo, hi = newcombe_interval(a["events"], a["total"], b["events"], b["total"])
             res.append({"study_id": st, "visit_months": float(t), "estimate": p1 - p2, "se": se,
-                        "lower": p1 - p2 - Z95 * se, "upper": p1 - p2 + Z95 * se, "msct_n": a["total"],
-                        "control_n": b["total"], "method": "risk difference (Wald)",
-                        "msct_analysis_ids": str(a["analysis_id"]), "control_analysis_ids": str(b["analysis_id"])})
+                        "lower": lo, "upper": hi, "msct_n": a["total"], "control_n": b["total"],
+                        "method": (f"risk difference {int(a['events'])}/{int(a['total'])} vs "
+                                   f"{int(b['events'])}/{int(b['total'])} (Newcombe hybrid score interval)"),
+                        "msct_analysis_ids": str(a["analysis_id"]), "control_analysis_ids": str(b["analysis_id"]),
+                        "estimand": ESTIMAND_RISK_DIFFERENCE, "df": float("nan"), "primary": True})
     return pd.DataFrame(res, columns=out.columns) if res else out
 
+
+def _binary_control(control: pd.DataFrame) -> pd.DataFrame:
+    """The control arm's own proportion per study and duration with its exact (Clopper-Pearson) interval."""
+    cols = ["study_id", "visit_months", "estimate", "se", "lower", "upper", "n", "df", "method", "analysis_id"]
+    if control is None or control.empty:
+        return pd.DataFrame(columns=cols)
+    res = []
+    for _, r in control.iterrows():
+        lo, hi = clopper_pearson(r["events"], r["total"])
+        res.append({"study_id": r["study_id"], "visit_months": float(r["bin_months"]),
+                    "estimate": r["events"] / r["total"], "se": float("nan"), "lower": lo, "upper": hi,
+                    "n": float(r["total"]), "df": float("nan"),
+                    "method": f"{int(r['events'])}/{int(r['total'])} (Clopper-Pearson exact interval)",
+                    "analysis_id": str(r["analysis_id"])})
+    return pd.DataFrame(res, columns=cols)

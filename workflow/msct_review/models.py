@@ -40,10 +40,16 @@ changes delta_{i,k}) and ``baseline``. A new study's change (prediction interval
 u_new ~ MvNormal(0, tau^2 R), drawn with a fixed seed (``predictions`` group). Posterior predictive: y_rep
 ~ MvNormal(beta + delta, Sigma) given the latent draws.
 
-Binary outcomes (events/total of the MSCT arm, time bins on the config grid, see ``model_data``):
+Binary outcomes (events/total of the MSCT arm, one follow-up duration at a time, see ``model_data``): only a
+duration that >= 2 studies report is modelled,
     events_j ~ Binomial(total_j, logit^-1(mu_{b(j)} + tau z_j)),  mu_b ~ N(0, mu_sd^2), z_j ~ N(0, 1)
-    (non-centred; one study: logit p_j = mu_{b(j)}, no tau: the study's own proportion); tau is shared
-    across bins; study effects independent across bins.
+    (non-centred; tau shared across durations; study effects independent across durations); defaults
+    ``DEFAULT_BINARY_PRIOR`` (weakly informative for rare events). A duration one study reports, and an
+    outcome without any shared duration, is not modelled: the study's events/total with its exact
+    (Clopper-Pearson) interval is reported ("study's own estimate"). One study of a continuous outcome is
+    likewise its own change with a t interval, not sampled.
+
+Which number is what: the summary's ``evidence`` column (``model_data.Evidence``) and its ``label`` wording.
 
 Pointwise log-likelihood (PSIS-LOO): the marginal MvNormal does not factorise, so ``log_likelihood`` holds
 log p(y_j | y_-j, hyperparameters), the leave-one-out conditional densities of Buerkner, Gabry & Vehtari
@@ -67,8 +73,9 @@ import pandas as pd
 import xarray as xr
 
 from .model_data import (
-    LABEL_BETWEEN_ARM, LABEL_INTERPOLATED, LABEL_MEDIAN_ONLY, LABEL_POOLED, LABEL_POOLED_ONE_STUDY,
-    LABEL_SINGLE, ModelData, build_model_data, resolved_settings,
+    LABEL_MEDIAN_ONLY, PRIOR_DOMINATED_RATIO, Evidence, ModelData, build_model_data, clopper_pearson,
+    label_between_arm, label_interpolated, label_pooled, label_prior_dominated, label_study, resolved_settings,
+    study_display, t_interval,
 )
 
 LOG = logging.getLogger(__name__)
@@ -153,9 +160,12 @@ DEFAULT_PRIORS: dict[str, list[dict[str, Any]]] = {
          "baseline_sd": 2.0, "rationale": "as g/L / 10"}],
 }
 #: Binary outcomes (any name): logit of the proportion.
-DEFAULT_BINARY_PRIOR = {"mu_sd": 1.5, "tau_scale": 1.0,
-                        "rationale": "N(0, 1.5^2) on the logit is nearly flat on (0.05, 0.95); half-normal(1) "
-                                     "heterogeneity allows odds to differ by a factor of e^2 between studies"}
+DEFAULT_BINARY_PRIOR = {"mu_sd": 2.0, "tau_scale": 0.5,
+                        "rationale": "rare events: N(0, 2^2) on the logit of the typical proportion puts 7% of "
+                                     "its mass below 5% and 7% above 95% (95% between 2% and 98%), so 1 event in "
+                                     "12 is not pulled towards 50%; half-normal(0.5) on the logit-scale tau "
+                                     "(95% below 1: study odds within x/÷ 7 of the typical) keeps 2-3 studies "
+                                     "from implying implausible spread"}
 #: Unknown continuous outcomes: multiples of the typical per-patient SD on the analysis scale (s_ref, the
 #: median SD of the baseline/absolute rows): a change of 1 s_ref is large and 2 s_ref is extreme.
 DATA_DERIVED_MULTIPLIERS = {"delta_sd": 1.0, "tau_scale": 0.5, "step_sd": 0.5, "baseline_sd": 3.0}
@@ -249,6 +259,8 @@ def _tau_rv(pm, priors):
 # Model construction
 # ---------------------------------------------------------------------------------------------------------
 def effective_time_course(md: ModelData, settings: dict, time_course: str | None = None) -> str:
+    if md.kind == "binary" and md.status == "single_study":
+        return "none (study's own estimate)"
     if md.kind == "binary":
         return "binomial_logit_by_time_bin"
     if md.status == "single_study":
@@ -538,28 +550,73 @@ def fit_outcome(model_data: ModelData, settings: dict, seed: int, *, time_course
     Returns InferenceData with posterior (hyperparameters from NUTS; ``delta``, ``study_delta``, ``baseline``
     drawn exactly given each draw), sample_stats, prior, prior_predictive, posterior_predictive,
     observed_data, log_likelihood, predictions (a new study) and constant_data (bookkeeping tables and
-    metadata as JSON strings in its attrs). Outcomes without poolable data return an idata with only
-    constant_data (``attrs["fit_status"]`` says why). With ``compare_time_courses`` and enough data
-    (>= 2 studies and >= 3 distinct follow-up times) the three time courses are fitted and their PSIS-LOO
-    comparison is stored in ``constant_data.attrs["loo_comparison_json"]``; the configured time course
-    stays the reported one."""
+    metadata as JSON strings in its attrs). Outcomes without poolable data, and thin evidence (one study, or a
+    binary outcome without a follow-up duration that two studies share), are not sampled: the idata holds
+    only constant_data (``attrs["fit_status"]`` says why) and ``summarise`` reports the study's own numbers.
+    With ``compare_time_courses`` and enough data (>= 2 studies and >= 3 distinct follow-up times) the three
+    time courses are fitted once each and compared by PSIS-LOO (``constant_data.attrs["loo_comparison_json"]``);
+    ``time_course_rule`` (``choose_time_course``) decides which one is reported, and its reason is in
+    ``attrs["time_course_note"]``."""
     md = model_data
     settings = resolved_settings(settings)
     if md.status not in ("pooled", "single_study"):
         return _bookkeeping_idata(md, settings, fit_status=md.status)
-    tc = effective_time_course(md, settings, time_course)
-    idata, model, timings = fit_time_course(md, settings, seed, tc)
+    if md.status == "single_study":
+        return _bookkeeping_idata(md, settings, fit_status=FIT_STATUS_STUDY_ESTIMATE)
+    configured = effective_time_course(md, settings, time_course)
+    idata, model, timings = fit_time_course(md, settings, seed, configured)
+    tc, table = configured, None
+    note = "configured time course (no comparison)" if md.kind == "continuous" else ""
+    do_compare = settings["compare_time_courses"] if compare is None else compare
+    if do_compare and comparison_possible(md):
+        models = {configured: model}
+        fits = {configured: idata}
+        table = compare_time_courses(md, settings, seed, fitted=fits, models=models)
+        tc, note = choose_time_course(table, configured, settings.get("time_course_rule", "loo"))
+        idata, model = fits[tc], models[tc]
+    elif do_compare and md.kind == "continuous":
+        note = "configured time course; comparison needs >= 2 studies and >= 3 follow-up times"
     t2 = time.perf_counter()
     with limited_blas_threads():
         idata = augment_idata(idata, model, md, settings, seed, time_course=tc)
     meta = idata.constant_data.attrs
     meta.update(timings)
     meta["seconds_postprocess"] = round(time.perf_counter() - t2, 3)
-    do_compare = settings["compare_time_courses"] if compare is None else compare
-    if do_compare and comparison_possible(md):
-        table = compare_time_courses(md, settings, seed, fitted={tc: idata})
+    meta["time_course_configured"] = configured
+    meta["time_course_note"] = note
+    if table is not None:
         meta["loo_comparison_json"] = table.to_json(orient="records")
     return idata
+
+
+FIT_STATUS_STUDY_ESTIMATE = "study_estimate"
+TIME_COURSE_RULES = ("fixed", "loo")
+
+
+def choose_time_course(table: pd.DataFrame, configured: str, rule: str = "loo") -> tuple[str, str]:
+    """The time course to report, and why. ``fixed``: the configured one. ``loo``: the configured one
+    unless another converged time course has a higher elpd_loo by more than twice the SE of the difference
+    (``elpd_diff > 2 dse`` in ArviZ's comparison table, whose differences are to the best-ranked model);
+    then the best-ranked one. A difference within 2 SE is not evidence that one shape predicts better."""
+    if rule not in TIME_COURSE_RULES:
+        raise ValueError(f"model.time_course_rule must be one of {TIME_COURSE_RULES}, got {rule!r}")
+    if rule == "fixed" or table is None or table.empty:
+        return configured, f"configured time course {configured} (time_course_rule: fixed)"
+    t = table.set_index("time_course")
+    if configured not in t.index:
+        return configured, f"configured time course {configured} (not in the comparison)"
+    best = str(t["elpd_loo"].idxmax())
+    if best == configured:
+        return configured, f"configured time course {configured} has the highest elpd_loo"
+    diff = float(t.loc[best, "elpd_loo"] - t.loc[configured, "elpd_loo"])
+    dse = float(t.loc[configured, "dse"]) if "dse" in t else float("nan")
+    converged = bool(t.loc[best, "converged"]) if "converged" in t else True
+    if np.isfinite(dse) and diff > 2 * dse and converged:
+        return best, (f"{best} chosen over the configured {configured}: elpd_loo higher by {diff:.3g} > "
+                      f"2 x SE of the difference ({dse:.3g})")
+    why = "its fit did not converge" if not converged else \
+        f"the difference {diff:.3g} is within 2 x SE ({dse:.3g})"
+    return configured, f"configured time course {configured} kept: {best} ranks first but {why}"
 
 
 def comparison_possible(md: ModelData) -> bool:
@@ -569,21 +626,31 @@ def comparison_possible(md: ModelData) -> bool:
     return len(md.studies) >= 2 and len(follow_up_times) >= 3
 
 
-def compare_time_courses(md: ModelData, settings: dict, seed: int, fitted: dict | None = None) -> pd.DataFrame:
+def compare_time_courses(md: ModelData, settings: dict, seed: int, fitted: dict | None = None,
+                         models: dict | None = None) -> pd.DataFrame:
     """PSIS-LOO comparison (ArviZ ``compare``; pointwise leave-one-out conditional log-likelihoods of the
     marginal model) of the three time courses, with each fit's worst R-hat and divergences so that a
-    comparison resting on an unconverged fit is visible."""
+    comparison resting on an unconverged fit is visible. ``fitted`` (time course -> idata) fits are reused
+    and the new ones are added to it (and their PyMC models to ``models``), so the chosen one can be
+    augmented and reported without fitting twice."""
     from .diagnostics import diagnostics_table
-    fitted = dict(fitted or {})
+    fitted = fitted if fitted is not None else {}
     for tc in TIME_COURSES:
         if tc not in fitted:
-            idata, _, _ = fit_time_course(md, settings, seed, tc)
-            idata.add_groups({"log_likelihood": pointwise_log_likelihood(idata, md, settings, tc)})
+            idata, model, _ = fit_time_course(md, settings, seed, tc)
             fitted[tc] = idata
+            if models is not None:
+                models[tc] = model
+    scored = {}
+    for tc in TIME_COURSES:
+        idata = fitted[tc]
+        ll = (idata.log_likelihood if "log_likelihood" in idata.groups()
+              else pointwise_log_likelihood(idata, md, settings, tc))
+        scored[tc] = az.InferenceData(posterior=idata.posterior, log_likelihood=ll)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cmp = az.compare({tc: fitted[tc] for tc in TIME_COURSES}, ic="loo")
+        cmp = az.compare(scored, ic="loo")
     cmp = cmp.reset_index().rename(columns={"index": "time_course"})
     rows = []
     for tc in cmp["time_course"]:
@@ -907,7 +974,8 @@ def augment_idata(idata: az.InferenceData, model, md: ModelData, settings: dict,
 SUMMARY_COLUMNS = [
     "outcome", "study_set", "kind", "analysis_scale", "status", "time_course", "visit_months", "quantity",
     "study_id", "median", "lower", "upper", "p_improvement", "prior_median", "prior_lower", "prior_upper",
-    "n_studies", "n_patients", "label", "note",
+    "n_studies", "n_patients", "n_studies_model", "n_patients_model", "evidence", "label", "estimand", "primary",
+    "note",
 ]
 
 
@@ -925,35 +993,62 @@ def _p_improve(x: np.ndarray, direction: str) -> float:
     return float("nan")
 
 
+def prior_dominated(lower: float, upper: float, prior_lower: float, prior_upper: float) -> tuple[bool, float]:
+    """(whether the interval is at least ``PRIOR_DOMINATED_RATIO`` as wide as the prior's, width ratio)."""
+    pw = prior_upper - prior_lower
+    if not (np.isfinite(pw) and pw > 0 and np.isfinite(upper - lower)):
+        return False, float("nan")
+    ratio = float((upper - lower) / pw)
+    return ratio >= PRIOR_DOMINATED_RATIO, ratio
+
+
+def _with_prior_check(evidence: str, label: str, lo, hi, plo, phi) -> tuple[str, str]:
+    dominated, ratio = prior_dominated(lo, hi, plo, phi)
+    if dominated:
+        return Evidence.PRIOR_DOMINATED, label_prior_dominated(ratio, label)
+    return evidence, label
+
+
 def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) -> pd.DataFrame:
     """Tidy (long) summary: one row per visit x quantity (x study for study-level quantities).
 
     Columns: SUMMARY_COLUMNS. ``median``/``lower``/``upper``: posterior median and equal-tailed interval
-    (``settings["interval"]``, default 0.95), on the analysis scale. Quantities:
-      continuous  delta (pooled change from baseline Delta(t); single study: the study's own change),
-                  delta_percent (log scale: 100 (exp(Delta) - 1), the percent change of the mean),
-                  prediction (change in a new study; + prediction_percent), study_delta (shrunken study
-                  estimates at the visits each study reports), study_observed (each study's own, unshrunken
-                  change with its 95% CI, for forest plots), tau, rho_within, rho_between (with their
-                  prior median/interval), between_arm_difference (+ _percent on the log scale; closed form),
-                  elpd_loo (one row per time course when compared; median = elpd, lower/upper = +/- 2 SE),
-                  reported_median (median-only rows, listed).
-      binary      proportion (pooled typical proportion per time bin; single study: its own), prediction
-                  (a new study's proportion), study_proportion, tau, between_arm_difference (risk
-                  difference), reported_median.
-    ``p_improvement``: posterior probability that the change is in the outcome's direction of benefit
-    (NaN for proportions and for outcomes without a direction). ``n_studies``/``n_patients``: studies and
-    patients with data at that visit (for visit-free quantities: all studies / patients in the model).
-    ``label``: ``pooled`` (>= 2 studies at the visit), ``pooled time course (1 study at this visit)``,
-    ``interpolated (no study at this visit)``, ``single study estimate (not pooled)``,
-    ``median only: listed, not pooled``, or the between-arm label."""
+    (``settings["interval"]``, default 0.95), or a closed-form estimate and interval, on the analysis scale.
+    ``evidence`` says what the number is (``model_data.Evidence``) and ``label`` words it for a reader:
+      study_estimate   one study's own estimate: change with a t interval (n - 1 df), or events/total with
+                       the exact Clopper-Pearson interval; no model
+      pooled           a model estimate at a visit/duration where >= 2 studies report
+      interpolated     a time-course estimate at a visit where 0 or 1 study reports (model has >= 2 studies)
+      prior_dominated  a model estimate whose 95% interval is >= 90% as wide as the prior's (also tau, rho)
+      between_arm      a controlled study's MSCT-minus-control difference (``estimand``, ``primary``)
+      shrunken_study   a study's estimate shrunken towards the time course
+      median_only, not_estimable
+    Quantities:
+      continuous  delta (pooled change from baseline Delta(t); single study: the study's own change, closed
+                  form), delta_percent (log scale: 100 (exp(Delta) - 1)), prediction (a new study; +
+                  prediction_percent), study_delta (shrunken), study_observed (each study's own change with its
+                  t interval), control_observed (a controlled study's control-arm change, same form), tau,
+                  rho_within, rho_between (with prior median/interval), between_arm_difference (+ _percent on
+                  the log scale; both estimands, ``primary`` marks the configured one), elpd_loo (one row per
+                  time course; median = elpd, lower/upper = +/- 2 SE), time_course_choice (the rule's
+                  decision in ``note``), reported_median (median-only rows, listed).
+      binary      proportion (pooled typical proportion at a duration with >= 2 studies; else the study's
+                  own events/total, exact interval), prediction, study_proportion (shrunken), study_observed
+                  (each study's events/total), control_observed, tau, between_arm_difference (risk
+                  difference, Newcombe interval), reported_median.
+    ``p_improvement``: probability that the change is in the direction of benefit (NaN for proportions).
+    ``n_studies``/``n_patients``: studies and patients at that visit; ``n_studies_model``/
+    ``n_patients_model``: all studies and patients in the fitted model (NA without a model)."""
     md = model_data
     settings = resolved_settings(settings)
     level = float(settings.get("interval", 0.95))
     meta = idata.constant_data.attrs if "constant_data" in idata.groups() else {}
     tc = meta.get("time_course", "none")
+    fitted = "posterior" in idata.groups()
+    n_all, p_all = (md.obs["study_id"].nunique(), md.total_patients()) if (fitted and md.n_obs) else (pd.NA, pd.NA)
     base = {"outcome": md.outcome, "study_set": md.study_set, "kind": md.kind,
-            "analysis_scale": md.analysis_scale, "status": md.status, "time_course": tc}
+            "analysis_scale": md.analysis_scale, "status": md.status, "time_course": tc,
+            "n_studies_model": n_all, "n_patients_model": p_all}
     rows: list[dict] = []
 
     def add(**kw):
@@ -961,64 +1056,76 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
         r.update(kw)
         rows.append(r)
 
-    fitted = "posterior" in idata.groups()
-    single = md.status == "single_study"
     at_visit = md.studies_at_visit()
     pts = md.patients_at_visit()
-    n_all, p_all = len(md.studies), md.total_patients()
+    fitted_to = f"fitted to {n_all} studies ({p_all} patients)"
+
+    if md.kind == "continuous" and md.n_obs:
+        rho_hat = (float(np.median(_draws(idata, "rho_within"))) if fitted and "rho_within" in idata.posterior
+                   else float(settings.get("within_person_correlation", 0.5)))
+        own = observed_study_changes(md, rho_hat)
+        for r in own:
+            lo, hi = t_interval(r["estimate"], r["se"], r["df"], level)
+            add(quantity="study_observed", study_id=r["study_id"], visit_months=r["visit_months"],
+                median=r["estimate"], lower=lo, upper=hi,
+                p_improvement=_p_improve_t(r["estimate"], r["se"], r["df"], md.direction), n_studies=1,
+                n_patients=int(r["n"]), evidence=Evidence.STUDY_ESTIMATE, label=label_study(r["study_id"], r["n"]),
+                note=f"{r['method']}; se={r['se']:.4g}; t interval, {r['df']:g} df")
+            if not fitted:   # one study: its own numbers are the result (no model)
+                quantities = {"delta": lambda x: x}
+                if md.analysis_scale == "log":
+                    quantities["delta_percent"] = lambda x: float(100 * np.expm1(x))
+                for q, f in quantities.items():
+                    add(quantity=q, study_id=r["study_id"], visit_months=r["visit_months"], median=f(r["estimate"]),
+                        lower=f(lo), upper=f(hi),
+                        p_improvement=_p_improve_t(r["estimate"], r["se"], r["df"], md.direction), n_studies=1,
+                        n_patients=int(r["n"]), evidence=Evidence.STUDY_ESTIMATE,
+                        label=label_study(r["study_id"], r["n"]),
+                        note=f"{r['method']}; t interval, {r['df']:g} df; not sampled (one study)")
 
     if fitted and md.kind == "continuous":
         delta = _draws(idata, "delta")
         pred = idata.predictions["delta_new_study"].values.reshape(delta.shape)
         sdelta = _draws(idata, "study_delta") if "study_delta" in idata.posterior else None
+        prior_delta = None
+        if "prior" in idata.groups() and "delta" in idata.prior:
+            pv = idata.prior["delta"].values
+            prior_delta = pv.reshape((-1,) + pv.shape[2:])
         for k, t in enumerate(md.post_visits):
             v = k + 1
             studies = at_visit.get(v, [])
-            ns = len(studies)
-            if single:
-                lab = LABEL_SINGLE
-            elif ns >= 2:
-                lab = LABEL_POOLED
-            elif ns == 1:
-                lab = LABEL_POOLED_ONE_STUDY
+            ns, npat = len(studies), pts.get(v, 0)
+            if ns >= 2:
+                ev, lab = Evidence.POOLED, label_pooled(float(t), ns, npat, n_all, p_all)
             else:
-                lab = LABEL_INTERPOLATED
-            common = dict(visit_months=float(t), n_studies=ns, n_patients=pts.get(v, 0), label=lab)
-            if single:
-                common["study_id"] = md.studies[0]
-            note = "" if not single else f"study {md.studies[0]}"
+                ev, lab = Evidence.INTERPOLATED, label_interpolated(float(t), studies, npat, n_all, p_all)
             m, lo, hi = _q(delta[:, k], level)
-            add(quantity="delta", median=m, lower=lo, upper=hi,
-                p_improvement=_p_improve(delta[:, k], md.direction), note=note, **common)
+            pm_, plo, phi = _q(prior_delta[:, k], level) if prior_delta is not None else (np.nan,) * 3
+            ev, lab = _with_prior_check(ev, lab, lo, hi, plo, phi)
+            common = dict(visit_months=float(t), n_studies=ns, n_patients=npat, evidence=ev, label=lab)
+            add(quantity="delta", median=m, lower=lo, upper=hi, prior_median=pm_, prior_lower=plo, prior_upper=phi,
+                p_improvement=_p_improve(delta[:, k], md.direction), note=f"time course {tc}", **common)
             if md.analysis_scale == "log":
                 pc = 100 * np.expm1(delta[:, k])
                 m, lo, hi = _q(pc, level)
                 add(quantity="delta_percent", median=m, lower=lo, upper=hi,
-                    p_improvement=_p_improve(delta[:, k], md.direction), note=note, **common)
-            if not single:
-                m, lo, hi = _q(pred[:, k], level)
-                add(quantity="prediction", median=m, lower=lo, upper=hi,
+                    p_improvement=_p_improve(delta[:, k], md.direction), note=f"time course {tc}", **common)
+            m, lo, hi = _q(pred[:, k], level)
+            add(quantity="prediction", median=m, lower=lo, upper=hi,
+                p_improvement=_p_improve(pred[:, k], md.direction), note="a new study", **common)
+            if md.analysis_scale == "log":
+                m, lo, hi = _q(100 * np.expm1(pred[:, k]), level)
+                add(quantity="prediction_percent", median=m, lower=lo, upper=hi,
                     p_improvement=_p_improve(pred[:, k], md.direction), note="a new study", **common)
-                if md.analysis_scale == "log":
-                    m, lo, hi = _q(100 * np.expm1(pred[:, k]), level)
-                    add(quantity="prediction_percent", median=m, lower=lo, upper=hi,
-                        p_improvement=_p_improve(pred[:, k], md.direction), note="a new study", **common)
-                for st in studies:
-                    i = md.studies.index(st)
-                    x = sdelta[:, i, k]
-                    m, lo, hi = _q(x, level)
-                    npat = int(md.obs[(md.obs["study_id"] == st) & (md.obs["visit_idx"] == v)]["n"].max())
-                    add(quantity="study_delta", study_id=st, median=m, lower=lo, upper=hi,
-                        p_improvement=_p_improve(x, md.direction), visit_months=float(t), n_studies=1,
-                        n_patients=npat, label="shrunken study estimate", note="")
-        rho_hat = float(np.median(_draws(idata, "rho_within"))) if "rho_within" in idata.posterior else 0.5
-        z = _z(level)
-        for r in observed_study_changes(md, rho_hat):
-            add(quantity="study_observed", study_id=r["study_id"], visit_months=r["visit_months"],
-                median=r["estimate"], lower=r["estimate"] - z * r["se"], upper=r["estimate"] + z * r["se"],
-                p_improvement=_p_improve_normal(r["estimate"], r["se"], md.direction), n_studies=1,
-                n_patients=int(r["n"]), label="study's own estimate (observed, not shrunken)",
-                note=f"{r['method']}; se={r['se']:.4g}")
+            for st in studies:
+                i = md.studies.index(st)
+                x = sdelta[:, i, k]
+                m, lo, hi = _q(x, level)
+                npat_s = int(md.obs[(md.obs["study_id"] == st) & (md.obs["visit_idx"] == v)]["n"].max())
+                add(quantity="study_delta", study_id=st, median=m, lower=lo, upper=hi,
+                    p_improvement=_p_improve(x, md.direction), visit_months=float(t), n_studies=1,
+                    n_patients=npat_s, evidence=Evidence.SHRUNKEN_STUDY,
+                    label=f"shrunken study estimate ({study_display(st)}, {npat_s} patients)", note="")
         pri = resolve_priors(md, settings)
         from scipy import stats
         for name, cfgkey in (("rho_within", "within_study_correlation"),
@@ -1028,55 +1135,49 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
                 m, lo, hi = _q(x, level)
                 a, b = pri[cfgkey]["alpha"], pri[cfgkey]["beta"]
                 pq = stats.beta.ppf([0.5, (1 - level) / 2, 1 - (1 - level) / 2], a, b)
+                ev, lab = _with_prior_check(Evidence.POOLED, f"model parameter, {fitted_to}", lo, hi, pq[1], pq[2])
                 add(quantity=name, median=m, lower=lo, upper=hi, prior_median=float(pq[0]),
                     prior_lower=float(pq[1]), prior_upper=float(pq[2]), n_studies=n_all, n_patients=p_all,
-                    label=LABEL_SINGLE if single else LABEL_POOLED,
+                    evidence=ev, label=lab,
                     note=f"{pri[cfgkey]['structure']}; Beta({a:g}, {b:g}) prior"
                          + (f"; correlation at a lag of {pri[cfgkey]['lag_months']:g} months"
                             if pri[cfgkey]["structure"] == "ar1" else ""))
         if "tau" in idata.posterior:
-            _add_tau(add, idata, pri, level, n_all, p_all)
-    elif fitted and md.kind == "binary":
-        pbin = _draws(idata, "p_bin")
-        pnew = idata.predictions["p_new_study"].values.reshape(pbin.shape)
-        pst = _draws(idata, "p_study")
-        for b, t in enumerate(md.visits):
-            studies = at_visit.get(b, [])
-            ns = len(studies)
-            lab = LABEL_POOLED if (ns >= 2 and not single) else LABEL_SINGLE
-            common = dict(visit_months=float(t), n_studies=ns, n_patients=pts.get(b, 0), label=lab)
-            if ns >= 2 and not single:
-                m, lo, hi = _q(pbin[:, b], level)
-                add(quantity="proportion", median=m, lower=lo, upper=hi, p_improvement=float("nan"),
-                    note="typical study", **common)
-                m, lo, hi = _q(pnew[:, b], level)
-                add(quantity="prediction", median=m, lower=lo, upper=hi, p_improvement=float("nan"),
-                    note="a new study", **common)
-            for j in np.flatnonzero(md.obs["visit_idx"].to_numpy() == b):
-                st = md.obs["study_id"].iloc[j]
-                m, lo, hi = _q(pst[:, j], level)
-                own = ns < 2 or single
-                add(quantity="proportion" if own else "study_proportion", study_id=st, median=m, lower=lo,
-                    upper=hi, p_improvement=float("nan"), visit_months=float(t), n_studies=1,
-                    n_patients=int(md.obs["total"].iloc[j]),
-                    label=LABEL_SINGLE if own else "shrunken study estimate",
-                    note=f"study {st}" if own else "")
-        if "tau" in idata.posterior:
-            _add_tau(add, idata, resolve_priors(md, settings), level, n_all, p_all)
+            _add_tau(add, idata, pri, level, n_all, p_all, fitted_to)
+    elif md.kind == "binary":
+        _summarise_binary(add, idata, md, settings, level, fitted, n_all, p_all)
+
+    # control arms of controlled studies: their own change (or proportion) --------------------------------------
+    for _, r in md.control_changes.iterrows():
+        lo, hi = float(r["lower"]), float(r["upper"])
+        if md.kind == "continuous" and np.isfinite(r["df"]):
+            lo, hi = t_interval(float(r["estimate"]), float(r["se"]), float(r["df"]), level)
+        pim = (_p_improve_t(float(r["estimate"]), float(r["se"]), float(r["df"]), md.direction)
+               if md.kind == "continuous" else float("nan"))
+        add(quantity="control_observed", study_id=r["study_id"], visit_months=float(r["visit_months"]),
+            median=float(r["estimate"]), lower=lo, upper=hi, p_improvement=pim, n_studies=1,
+            n_patients=int(r["n"]), evidence=Evidence.STUDY_ESTIMATE,
+            label=f"control arm: {label_study(r['study_id'], r['n'])}", note=f"control arm; {r['method']}")
 
     # between-arm differences (closed form) -----------------------------------------------------------------
     for _, r in md.between_arm.iterrows():
+        primary = bool(r["primary"])
         common = dict(visit_months=float(r["visit_months"]), study_id=r["study_id"], n_studies=1,
-                      n_patients=int(r["msct_n"] + r["control_n"]), label=LABEL_BETWEEN_ARM)
-        z = _z(level)
-        lo, hi = r["estimate"] - z * r["se"], r["estimate"] + z * r["se"]
-        pim = _p_improve_normal(r["estimate"], r["se"], md.direction) if md.kind == "continuous" else float("nan")
+                      n_patients=int(r["msct_n"] + r["control_n"]), evidence=Evidence.BETWEEN_ARM,
+                      label=label_between_arm(r["study_id"], r["msct_n"], r["control_n"], r["estimand"], primary),
+                      estimand=r["estimand"], primary=primary)
+        if md.kind == "continuous":
+            lo, hi = t_interval(float(r["estimate"]), float(r["se"]), float(r["df"]), level)
+            pim = _p_improve_t(float(r["estimate"]), float(r["se"]), float(r["df"]), md.direction)
+            how = f"t interval, {r['df']:g} df"
+        else:
+            lo, hi, pim, how = float(r["lower"]), float(r["upper"]), float("nan"), "Newcombe hybrid score interval"
         add(quantity="between_arm_difference", median=float(r["estimate"]), lower=float(lo), upper=float(hi),
-            p_improvement=pim, note=f"MSCT minus control; {r['method']}; se={r['se']:.4g}", **common)
+            p_improvement=pim, note=f"MSCT minus control; {r['method']}; se={r['se']:.4g}; {how}", **common)
         if md.analysis_scale == "log" and md.kind == "continuous":
             add(quantity="between_arm_difference_percent", median=float(100 * np.expm1(r["estimate"])),
                 lower=float(100 * np.expm1(lo)), upper=float(100 * np.expm1(hi)), p_improvement=pim,
-                note="ratio of MSCT to control, as percent difference", **common)
+                note=f"ratio of MSCT to control, as percent difference; {how} on the log scale", **common)
 
     # time-course comparison ----------------------------------------------------------------------------------
     if meta.get("loo_comparison_json"):
@@ -1084,19 +1185,25 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
         for _, r in cmp.iterrows():
             add(quantity="elpd_loo", median=float(r["elpd_loo"]), lower=float(r["elpd_loo"] - 2 * r["se"]),
                 upper=float(r["elpd_loo"] + 2 * r["se"]), n_studies=n_all, n_patients=p_all,
-                label=LABEL_POOLED, time_course=r["time_course"],
+                evidence=Evidence.POOLED, label=f"time-course comparison (PSIS-LOO), {fitted_to}",
+                time_course=r["time_course"],
                 note=(f"rank {int(r['rank'])}; elpd_diff {r['elpd_diff']:.3g} (se {r['dse']:.3g}); "
                       f"weight {r['weight']:.3g}; p_loo {r['p_loo']:.3g}; pareto-k warning {bool(r['warning'])}; "
-                      f"converged {bool(r['converged'])}"))
+                      f"converged {bool(r['converged'])}; reported: {tc}"))
+    if fitted and meta.get("time_course_note"):
+        add(quantity="time_course_choice", n_studies=n_all, n_patients=p_all, evidence=Evidence.POOLED,
+            label=f"time course used for the reported results, {fitted_to}",
+            note=f"{meta['time_course_note']} (time_course_rule: {settings.get('time_course_rule', 'loo')})")
 
     # median-only rows: listed --------------------------------------------------------------------------------
     for _, r in md.listed.iterrows():
         add(quantity="reported_median", study_id=r["study_id"], visit_months=r["time_months"],
-            median=r["value"], n_studies=1, n_patients=r["n"], label=LABEL_MEDIAN_ONLY,
-            note=f"{r['arm']} arm; {r['reason']}")
+            median=r["value"], n_studies=1, n_patients=r["n"], evidence=Evidence.MEDIAN_ONLY,
+            label=LABEL_MEDIAN_ONLY, note=f"{r['arm']} arm; {r['reason']}")
 
-    if not rows and md.status in ("no_data", "not_modelled"):
-        add(quantity="none", n_studies=0, n_patients=0, label=md.status, note=md.status_reason)
+    if not rows:
+        add(quantity="none", n_studies=0, n_patients=0, evidence=Evidence.NOT_ESTIMABLE,
+            label=f"not estimable: {md.status_reason or md.status}", note=md.status_reason)
 
     out = pd.DataFrame(rows)
     for c in SUMMARY_COLUMNS:
@@ -1106,16 +1213,91 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
     for c in ("median", "lower", "upper", "p_improvement", "prior_median", "prior_lower", "prior_upper",
               "visit_months"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
-    for c in ("n_studies", "n_patients"):
+    for c in ("n_studies", "n_patients", "n_studies_model", "n_patients_model"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype("Int64")
+    out["primary"] = out["primary"].astype("boolean")
+    bad = set(out["evidence"].dropna()) - set(Evidence.ALL)
+    if bad or out["evidence"].isna().any():
+        raise AssertionError(f"summary rows without a known evidence category: {bad or 'missing'}")
     return out.reset_index(drop=True)
+
+
+def _summarise_binary(add, idata, md: ModelData, settings, level, fitted, n_all, p_all) -> None:
+    """Binary rows: pooled typical proportion at durations with >= 2 studies (random-effects logit model),
+    else each study's own events/total with its exact interval."""
+    from scipy import stats
+    pri = resolve_priors(md, settings)
+    zq = stats.norm.ppf([0.5, (1 - level) / 2, 1 - (1 - level) / 2])
+    prior_p = 1.0 / (1.0 + np.exp(-pri["mu_sd"] * zq))
+    if fitted:
+        pbin = _draws(idata, "p_bin")
+        pnew = idata.predictions["p_new_study"].values.reshape(pbin.shape)
+        pst = _draws(idata, "p_study")
+        at_visit, pts = md.studies_at_visit(), md.patients_at_visit()
+        for b, t in enumerate(md.visits):
+            studies = at_visit.get(b, [])
+            ns, npat = len(studies), pts.get(b, 0)
+            lab = label_pooled(float(t), ns, npat, n_all, p_all, time_course=False) + "; random-effects logit model"
+            m, lo, hi = _q(pbin[:, b], level)
+            ev, lab = _with_prior_check(Evidence.POOLED, lab, lo, hi, prior_p[1], prior_p[2])
+            common = dict(visit_months=float(t), n_studies=ns, n_patients=npat, evidence=ev, label=lab)
+            add(quantity="proportion", median=m, lower=lo, upper=hi, p_improvement=float("nan"),
+                prior_median=float(prior_p[0]), prior_lower=float(prior_p[1]), prior_upper=float(prior_p[2]),
+                note="typical study", **common)
+            m, lo, hi = _q(pnew[:, b], level)
+            add(quantity="prediction", median=m, lower=lo, upper=hi, p_improvement=float("nan"),
+                note="a new study", **common)
+            for j in np.flatnonzero(md.obs["visit_idx"].to_numpy() == b):
+                st = md.obs["study_id"].iloc[j]
+                m, lo, hi = _q(pst[:, j], level)
+                tot = int(md.obs["total"].iloc[j])
+                add(quantity="study_proportion", study_id=st, median=m, lower=lo, upper=hi,
+                    p_improvement=float("nan"), visit_months=float(t), n_studies=1, n_patients=tot,
+                    evidence=Evidence.SHRUNKEN_STUDY,
+                    label=f"shrunken study estimate ({study_display(st)}, {tot} patients)", note="")
+        if "tau" in idata.posterior:
+            _add_tau(add, idata, pri, level, n_all, p_all, f"fitted to {n_all} studies ({p_all} patients)")
+    rows = md.study_rows
+    for _, r in (rows.iterrows() if len(rows) else []):
+        lo, hi = clopper_pearson(r["events"], r["total"], level)
+        t = float(r["bin_months"])
+        what = f"{int(r['events'])}/{int(r['total'])}; Clopper-Pearson exact interval"
+        common = dict(study_id=r["study_id"], visit_months=t, median=float(r["events"] / r["total"]), lower=lo,
+                      upper=hi, p_improvement=float("nan"), n_studies=1, n_patients=int(r["total"]),
+                      evidence=Evidence.STUDY_ESTIMATE, label=label_study(r["study_id"], r["total"], t))
+        add(quantity="study_observed", note=f"{what}; reported at {r['time_months']:g} months"
+            if np.isfinite(r["time_months"]) else what, **common)
+        if not bool(r["pooled"]):
+            add(quantity="proportion", note=f"{what}; only study at this follow-up duration: no model", **common)
+
+
+def _add_tau(add, idata, pri, level, n_all, p_all, fitted_to=""):
+    x = _draws(idata, "tau")
+    m, lo, hi = _q(x, level)
+    pq = tau_prior_quantiles(pri, (0.5, (1 - level) / 2, 1 - (1 - level) / 2))
+    ev, lab = _with_prior_check(Evidence.POOLED, f"between-study SD, {fitted_to}", lo, hi, pq[1], pq[2])
+    add(quantity="tau", median=m, lower=lo, upper=hi, prior_median=pq[0], prior_lower=pq[1], prior_upper=pq[2],
+        n_studies=n_all, n_patients=p_all, evidence=ev, label=lab,
+        note=f"{pri['tau_family']}(scale {pri['tau_scale']:g}); between-study SD at each visit")
+
+
+def _p_improve_t(est, se, df, direction) -> float:
+    from scipy import stats
+    if not (np.isfinite(se) and se > 0):
+        return float("nan")
+    if direction == "decrease":
+        return float(stats.t.cdf(-est / se, df))
+    if direction == "increase":
+        return float(stats.t.sf(-est / se, df))
+    return float("nan")
 
 
 def observed_study_changes(md: ModelData, rho_within: float) -> list[dict]:
     """Each study's own (unshrunken) change from baseline per visit, for forest plots: a reported change
     score as it is (se = s / sqrt(n)); else follow-up minus the same cohort's baseline mean, with
-    Var = v_t + v_0 - 2 Cov and Cov from the nested-subset rule at ``rho_within`` (the posterior median).
-    Where several cohorts report a visit, the one with the most patients is used."""
+    Var = v_t + v_0 - 2 Cov and Cov from the nested-subset rule at ``rho_within`` (the posterior median; without
+    a model the configured within-person r). ``df`` = n - 1 for its t interval. Where several cohorts report
+    a visit, the one with the most patients is used."""
     out = []
     if md.kind != "continuous" or md.n_obs == 0:
         return out
@@ -1127,7 +1309,7 @@ def observed_study_changes(md: ModelData, rho_within: float) -> list[dict]:
             j = chg.sort_values("n").index[-1]
             out.append({"study_id": st, "visit_months": float(obs.loc[j, "time_months"]), "n": obs.loc[j, "n"],
                         "estimate": float(obs.loc[j, "y"]), "se": float(math.sqrt(S[j, j])),
-                        "method": "reported change score"})
+                        "df": float(obs.loc[j, "n"]) - 1, "method": "reported change score"})
             continue
         j = grp.sort_values("n").index[-1]
         base = obs[(obs["study_id"] == st) & (obs["cohort"] == obs.loc[j, "cohort"]) & (obs["visit_idx"] == 0)]
@@ -1137,31 +1319,9 @@ def observed_study_changes(md: ModelData, rho_within: float) -> list[dict]:
         var = S[j, j] + S[b, b] - 2 * S[j, b]
         out.append({"study_id": st, "visit_months": float(obs.loc[j, "time_months"]), "n": obs.loc[j, "n"],
                     "estimate": float(obs.loc[j, "y"] - obs.loc[b, "y"]), "se": float(math.sqrt(max(var, 0.0))),
+                    "df": float(obs.loc[j, "n"]) - 1,
                     "method": f"follow-up minus baseline (cohort {obs.loc[j, 'cohort']}, rho_within {rho_within:.2f})"})
     return out
-
-
-def _add_tau(add, idata, pri, level, n_all, p_all):
-    x = _draws(idata, "tau")
-    m, lo, hi = _q(x, level)
-    pq = tau_prior_quantiles(pri, (0.5, (1 - level) / 2, 1 - (1 - level) / 2))
-    add(quantity="tau", median=m, lower=lo, upper=hi, prior_median=pq[0], prior_lower=pq[1], prior_upper=pq[2],
-        n_studies=n_all, n_patients=p_all, label=LABEL_POOLED,
-        note=f"{pri['tau_family']}(scale {pri['tau_scale']:g}); between-study SD at each visit")
-
-
-def _z(level: float) -> float:
-    from scipy import stats
-    return float(stats.norm.ppf(1 - (1 - level) / 2))
-
-
-def _p_improve_normal(est, se, direction) -> float:
-    from scipy import stats
-    if direction == "decrease":
-        return float(stats.norm.cdf(0, est, se))
-    if direction == "increase":
-        return float(stats.norm.sf(0, est, se))
-    return float("nan")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -84,6 +84,8 @@ def model_settings(cfg: dict, outcome: str) -> dict:
         "sampling": cfg["sampling"],
         "diagnostics": cfg["diagnostics"],
         "reports": cfg.get("reports", {"rule": linkage.DEFAULT_RULE}),
+        # a single study's change from absolute means (no model) uses the configured within-person r
+        "within_person_correlation": cfg["harmonisation"]["within_person_correlation"],
     }
 
 
