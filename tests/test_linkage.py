@@ -118,21 +118,22 @@ def test_ties_go_to_more_visits_then_to_the_later_report():
     assert set(kept.loc[kept["time_months"] == 6, "study_id"]) == {"alpha2014"}
 
 
-def test_binary_outcomes_are_selected_in_the_models_time_bins():
+def test_binary_outcomes_are_selected_in_the_models_follow_up_durations():
     surv = [row("a12", "alpha2014", 12, None, outcome="surv", kind="binary", events=77, total=81),
             row("b60", "beta2016", 60, None, outcome="surv", kind="binary", events=68, total=81),
+            row("b12", "beta2016", 12.4, None, outcome="surv", kind="binary", events=70, total=75),
             row("g12", "gamma2015", 12, None, outcome="surv", kind="binary", events=9, total=10)]
     t = table(surv)
-    kept, dropped = linkage.select_reports(t, STUDIES, IDS, visit_grid=GRID)
-    # 60 months falls in the model's 12-month bin: same 81 patients, Alpha's row is at the bin time itself
-    assert list(dropped["analysis_id"]) == ["b60"]
+    kept, dropped = linkage.select_reports(t, STUDIES, IDS, visit_grid=GRID, tolerance=0.5)
+    # 12.4 months is within 0.5 of the 12-month visit: Beta's row competes there with Alpha's (81 > 75 patients);
+    # 60 months is its own follow-up duration, never pooled with 12 months, so Beta's 60-month row stays
+    assert list(dropped["analysis_id"]) == ["b12"]
     assert dropped["reason"].iloc[0] == "overlapping patients: Cohort G, Alpha 2014 used at 12 months"
     assert dropped["visit_months"].iloc[0] == 12
     md = model_data.build_model_data(kept, "surv", IDS, BINARY, {"visit_grid_months": GRID})
-    assert md.studies == ["alpha2014", "gamma2015"]
-    md_all = model_data.build_model_data(t, "surv", IDS, BINARY, {"visit_grid_months": GRID})
-    assert md_all.studies == ["alpha2014", "beta2016", "gamma2015"]  # what the selection prevents
-    kept_raw, dropped_raw = linkage.select_reports(t, STUDIES, IDS)  # on raw times they are different visits
+    at12 = md.obs[md.obs["bin_months"] == 12] if "bin_months" in md.obs else md.obs
+    assert sorted(set(at12["study_id"])) == ["alpha2014", "gamma2015"]  # one report of Cohort G at 12 months
+    kept_raw, dropped_raw = linkage.select_reports(t, STUDIES, IDS)  # on raw times 12 and 12.4 differ
     assert dropped_raw.empty
 
 
@@ -263,14 +264,15 @@ def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkey
     assert np.all(dropped["kept_study_id"] == "alpha2014")
 
 
-def test_run_fit_selects_binary_rows_in_the_default_time_bins(tmp_path, monkeypatch):
+def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path, monkeypatch):
     from msct_review import models
 
     seen = {}
     monkeypatch.setattr(models, "run_model", lambda tab, *a, **k: seen.update(table=tab) or pd.DataFrame())
     slice_csv = tmp_path / "slice.csv"
     table([row("a12", "alpha2014", 12, None, outcome="surv", kind="binary", events=77, total=81),
-           row("b60", "beta2016", 60, None, outcome="surv", kind="binary", events=68, total=81)]
+           row("b60", "beta2016", 60, None, outcome="surv", kind="binary", events=68, total=81),
+           row("b12", "beta2016", 11.8, None, outcome="surv", kind="binary", events=70, total=79)]
           ).to_csv(slice_csv, index=False)
     STUDIES.to_csv(tmp_path / "studies.csv", index=False)
     (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"sampling": {"seed": 1}}))  # no grid, no rule: defaults
@@ -280,6 +282,8 @@ def test_run_fit_selects_binary_rows_in_the_default_time_bins(tmp_path, monkeypa
     pipeline.run_fit(str(slice_csv), str(tmp_path / "settings.yaml"), str(tmp_path / "studies.csv"),
                      str(tmp_path / "dictionary.yaml"), "surv", "all", str(tmp_path / "idata.nc"),
                      str(tmp_path / "summary.csv"))
-    assert list(seen["table"]["analysis_id"]) == ["a12"]  # 60 months falls in the default grid's 12-month bin
+    # 11.8 months joins the default grid's 12-month visit (tolerance 0.5): Alpha's 81 patients are kept there;
+    # 60 months is a duration of its own and stays
+    assert list(seen["table"]["analysis_id"]) == ["a12", "b60"]
     dropped = pd.read_csv(tmp_path / "dropped_reports.csv")
     assert list(dropped["reason"]) == ["overlapping patients: Cohort G, Alpha 2014 used at 12 months"]

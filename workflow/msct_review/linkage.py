@@ -243,16 +243,17 @@ def report_section(studies: pd.DataFrame) -> str:
 # selection of reports per outcome and visit
 # ----------------------------------------------------------------------------------------------------------------
 
-def _visits(times: pd.Series, visit_grid: Iterable[float] | None) -> np.ndarray:
+def _visits(times: pd.Series, visit_grid: Iterable[float] | None, tolerance: float = 0.5) -> np.ndarray:
+    """Each row's visit: its own time, or (binary outcomes, `visit_grid` given) the follow-up duration the
+    model summarises it at (`model_data.binary_duration`: the nearest grid visit within `tolerance`, else its
+    own duration), so that reports are compared exactly where the model would pool them."""
+    from .model_data import binary_duration
+
     t = np.round(pd.to_numeric(times, errors="coerce").to_numpy(dtype=float), TIME_DECIMALS)
     if visit_grid is None:
         return t
-    grid = np.array(sorted({float(g) for g in visit_grid}), dtype=float)
-    out = np.full(len(t), np.nan)
-    for i, v in enumerate(t):
-        if np.isfinite(v):
-            out[i] = grid[np.argmin(np.abs(grid - v))]  # nearest grid point, as the binary model bins times
-    return out
+    grid = sorted({float(g) for g in visit_grid})
+    return np.array([binary_duration(v, grid, tolerance) if np.isfinite(v) else np.nan for v in t], dtype=float)
 
 
 def _row_patients(r) -> float:
@@ -264,14 +265,14 @@ def _row_patients(r) -> float:
 
 
 def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterable[str],
-                   rule: str = DEFAULT_RULE, visit_grid: Iterable[float] | None = None
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   rule: str = DEFAULT_RULE, visit_grid: Iterable[float] | None = None,
+                   tolerance: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep one report per patient group, per outcome and visit (or per outcome), among `study_ids`.
 
     `table`: analysis-table rows (docs/analysis_table.md; columns study_id, outcome, time_months, n, total,
     poolable, kind, arm, cohort, measure, analysis_id). `studies`: the studies sheet with `patient_group`.
-    `visit_grid`: when given, times are binned to the nearest grid point (binary outcomes; see the module
-    docstring). Returns (kept rows: the table without the dropped rows, same columns and order; dropped rows with
+    `visit_grid`: when given, times are binned to the follow-up durations the binary model uses (the nearest
+    grid visit within `tolerance` months, else the row's own duration; see the module docstring). Returns (kept rows: the table without the dropped rows, same columns and order; dropped rows with
     `DROPPED_COLUMNS`, each with a reason naming the report kept; `kept_study_id` of a dropped baseline lists the
     reports kept at the follow-up visits, ';'-joined). Rows of reports outside `study_ids` are kept untouched (the
     model selects its study set itself).
@@ -288,7 +289,7 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
 
     t = table.reset_index(drop=True)
     sid_col = t["study_id"].astype(str)
-    visit = _visits(t["time_months"], visit_grid)
+    visit = _visits(t["time_months"], visit_grid, tolerance)
     raw_time = np.round(pd.to_numeric(t["time_months"], errors="coerce").to_numpy(dtype=float), TIME_DECIMALS)
     distance = np.where(np.isfinite(visit), np.abs(raw_time - visit), 0.0)
     poolable = np.array([_truthy(p) for p in (t["poolable"] if "poolable" in t else [True] * len(t))])

@@ -117,8 +117,10 @@ def run_fit(slice_csv: str, model_config: str, studies_csv: str, dictionary_yaml
     study_ids = harmonise_mod.study_sets(studies).get(study_set, [])
     table = pd.read_csv(slice_csv)
     rule = (settings.get("reports") or {}).get("rule", linkage.DEFAULT_RULE)
-    grid = resolved_settings(settings)["visit_grid_months"] if spec["kind"] == "binary" else None
-    kept, dropped = linkage.select_reports(table, studies, study_ids, rule=rule, visit_grid=grid)
+    resolved = resolved_settings(settings)
+    grid = resolved["visit_grid_months"] if spec["kind"] == "binary" else None
+    kept, dropped = linkage.select_reports(table, studies, study_ids, rule=rule, visit_grid=grid,
+                                           tolerance=resolved["binary_time_tolerance_months"])
     summary = models.run_model(kept, {outcome: spec}, settings, outcome, study_set, study_ids, idata_out,
                                summary_out, seed=seed)
     atomic.write_csv(dropped_out or Path(summary_out).with_name("dropped_reports.csv"), dropped)
