@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from . import tables
-from .model_data import Evidence, label_study
+from .model_data import VISIT_TOLERANCE_MONTHS, Evidence, label_study
 
-VISIT_TOLERANCE = 0.5  # months: a study visit within this of a grid visit is shown at that visit
+VISIT_TOLERANCE = VISIT_TOLERANCE_MONTHS  # months: a study visit within this of a grid visit is shown at that visit
 
 
 # the canonical units of the outcome dictionary as a reader expects them typeset

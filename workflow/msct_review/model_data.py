@@ -180,6 +180,11 @@ def resolved_settings(settings: dict | None) -> dict:
     return out
 
 
+# months: a study's visit within this of another visit counts as "at" that visit in the labels (24 weeks at
+# 6 months); the same tolerance as the forest plots' (figure_data.VISIT_TOLERANCE)
+VISIT_TOLERANCE_MONTHS = 0.5
+
+
 @dataclass
 class ModelData:
     """Everything one outcome x study-set model needs (arrays on the analysis scale) plus the bookkeeping."""
@@ -228,26 +233,32 @@ class ModelData:
             return False
         return bool(self.obs.groupby("block").size().max() >= 2)
 
-    def studies_at_visit(self) -> dict[int, list[str]]:
-        """Visit index -> studies with a likelihood row at that visit (post-baseline only for continuous)."""
-        out: dict[int, list[str]] = {}
+    def _rows_near(self) -> dict[int, pd.DataFrame]:
+        """Visit index -> likelihood rows at that visit. Continuous: rows at any post-baseline visit within
+        VISIT_TOLERANCE_MONTHS of it (a study's 24-week visit counts at 6 months, as in the forest plots), so
+        that "pooled at this visit from k studies" counts the studies a reader sees at that visit."""
         if self.n_obs == 0:
-            return out
-        rows = self.obs if self.kind != "continuous" else self.obs[self.obs["visit_idx"] > 0]
-        for v, grp in rows.groupby("visit_idx"):
-            out[int(v)] = sorted(grp["study_id"].unique())
+            return {}
+        if self.kind != "continuous":
+            return {int(v): grp for v, grp in self.obs.groupby("visit_idx")}
+        rows = self.obs[self.obs["visit_idx"] > 0]
+        times = np.asarray(self.visits, dtype=float)
+        row_t = times[rows["visit_idx"].to_numpy(dtype=int)]
+        out = {}
+        for v in sorted(set(rows["visit_idx"].astype(int)) | set(range(1, len(times)))):
+            near = rows[np.abs(row_t - times[v]) <= VISIT_TOLERANCE_MONTHS + 1e-9]
+            if len(near):
+                out[v] = near
         return out
+
+    def studies_at_visit(self) -> dict[int, list[str]]:
+        """Visit index -> studies with a likelihood row at (continuous: near) that visit."""
+        return {v: sorted(grp["study_id"].unique()) for v, grp in self._rows_near().items()}
 
     def patients_at_visit(self) -> dict[int, int]:
         """Visit index -> patients behind the estimate (per study, the largest n at that visit; summed)."""
-        out: dict[int, int] = {}
-        if self.n_obs == 0:
-            return out
         ncol = "total" if self.kind == "binary" else "n"
-        rows = self.obs if self.kind != "continuous" else self.obs[self.obs["visit_idx"] > 0]
-        for v, grp in rows.groupby("visit_idx"):
-            out[int(v)] = int(grp.groupby("study_id")[ncol].max().sum())
-        return out
+        return {v: int(grp.groupby("study_id")[ncol].max().sum()) for v, grp in self._rows_near().items()}
 
     def total_patients(self) -> int:
         if self.n_obs == 0:

@@ -1118,10 +1118,13 @@ def summarise(idata: az.InferenceData, model_data: ModelData, settings: dict) ->
                 add(quantity="prediction_percent", median=m, lower=lo, upper=hi,
                     p_improvement=_p_improve(pred[:, k], md.direction), note="a new study", **common)
             for st in studies:
+                own = md.obs[(md.obs["study_id"] == st) & (md.obs["visit_idx"] == v)]
+                if own.empty:  # the study counts near this visit (tolerance) but reports at another time
+                    continue
                 i = md.studies.index(st)
                 x = sdelta[:, i, k]
                 m, lo, hi = _q(x, level)
-                npat_s = int(md.obs[(md.obs["study_id"] == st) & (md.obs["visit_idx"] == v)]["n"].max())
+                npat_s = int(own["n"].max())
                 add(quantity="study_delta", study_id=st, median=m, lower=lo, upper=hi,
                     p_improvement=_p_improve(x, md.direction), visit_months=float(t), n_studies=1,
                     n_patients=npat_s, evidence=Evidence.SHRUNKEN_STUDY,
