@@ -256,6 +256,11 @@ def test_time_course_rule_switches_only_beyond_two_standard_errors():
     tc, note = M.choose_time_course(cmp_table([-15, -14, -10], [2, 1, 0], (True, True, False)), "random_walk")
     assert tc == "random_walk" and "did not converge" in note
     assert M.choose_time_course(cmp_table([-15, -14, -10], [2, 1, 0]), "random_walk", "fixed")[0] == "random_walk"
+    # a clear difference resting on unreliable PSIS-LOO estimates (Pareto k > 0.7) does not switch either
+    flagged = cmp_table([-15, -14, -10], [2, 1, 0]).assign(warning=[False, False, True])
+    tc, note = M.choose_time_course(flagged, "random_walk")
+    assert tc == "random_walk" and "Pareto k" in note
+    assert M.choose_time_course(flagged.assign(warning=False), "random_walk")[0] == "emax"
     with pytest.raises(ValueError, match="time_course_rule"):
         M.choose_time_course(cmp_table([-15, -14, -10], [2, 1, 0]), "random_walk", "best")
 

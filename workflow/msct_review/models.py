@@ -593,11 +593,18 @@ FIT_STATUS_STUDY_ESTIMATE = "study_estimate"
 TIME_COURSE_RULES = ("fixed", "loo")
 
 
+def _truthy_flag(x) -> bool:
+    return str(x).strip().lower() in ("true", "1", "yes")
+
+
 def choose_time_course(table: pd.DataFrame, configured: str, rule: str = "loo") -> tuple[str, str]:
     """The time course to report, and why. ``fixed``: the configured one. ``loo``: the configured one
     unless another converged time course has a higher elpd_loo by more than twice the SE of the difference
     (``elpd_diff > 2 dse`` in ArviZ's comparison table, whose differences are to the best-ranked model);
-    then the best-ranked one. A difference within 2 SE is not evidence that one shape predicts better."""
+    then the best-ranked one. A difference within 2 SE is not evidence that one shape predicts better, and
+    neither is one whose PSIS-LOO estimates are unreliable (ArviZ's ``warning``: a Pareto k above 0.7 for
+    some observation of the best or the configured fit, common when each study mean is influential): then the
+    configured time course is kept and the reason says so."""
     if rule not in TIME_COURSE_RULES:
         raise ValueError(f"model.time_course_rule must be one of {TIME_COURSE_RULES}, got {rule!r}")
     if rule == "fixed" or table is None or table.empty:
@@ -611,6 +618,12 @@ def choose_time_course(table: pd.DataFrame, configured: str, rule: str = "loo") 
     diff = float(t.loc[best, "elpd_loo"] - t.loc[configured, "elpd_loo"])
     dse = float(t.loc[configured, "dse"]) if "dse" in t else float("nan")
     converged = bool(t.loc[best, "converged"]) if "converged" in t else True
+    unreliable = ("warning" in t and (_truthy_flag(t.loc[best, "warning"])
+                                       or _truthy_flag(t.loc[configured, "warning"])))
+    if np.isfinite(dse) and diff > 2 * dse and converged and unreliable:
+        return configured, (f"configured time course {configured} kept: {best} ranks first (elpd_loo higher by "
+                            f"{diff:.3g}, 2 x SE {2 * dse:.3g}), but PSIS-LOO is unreliable here (Pareto k "
+                            "above 0.7 for some study means)")
     if np.isfinite(dse) and diff > 2 * dse and converged:
         return best, (f"{best} chosen over the configured {configured}: elpd_loo higher by {diff:.3g} > "
                       f"2 x SE of the difference ({dse:.3g})")
