@@ -79,8 +79,8 @@ def tiny(tmp_path_factory):
 def test_tiny_render_shows_the_values(tiny):
     found = spans(tiny["html"])
     assert found["main.n_patients"] == ["99"]
-    assert found["main.sledai.summary"] == [f"{M}8.0 points (95% CI {M}10.2 to {M}5.8) at 6 months in a single "
-                                            "study (Deng 2017, 12 patients), not pooled"]
+    assert found["main.sledai.summary"] == [f"{M}8.0 points (95% CI {M}10.2 to {M}5.8) at 6 months, Deng 2017's "
+                                            "own estimate (12 patients)"]
     assert re.search(r'data-key="main.sledai.summary" title="main.sledai.summary \u2014 from [^"]*'
                      r'analysis_table.csv; raw rows deng2017-010; source https://example.org/fixture/deng2017 '
                      r'\(Table 2\)"', htmllib.unescape(tiny["html"]).replace("&quot;", '"'))
@@ -104,8 +104,8 @@ def _edit_studies(results: Path):
 
 @pytest.mark.parametrize("edit, key, before, after", [
     (_edit_table, "main.sledai.summary",
-     f"{M}8.0 points (95% CI {M}10.2 to {M}5.8) at 6 months in a single study (Deng 2017, 12 patients), not pooled",
-     f"{M}6.0 points (95% CI {M}8.2 to {M}3.8) at 6 months in a single study (Deng 2017, 12 patients), not pooled"),
+     f"{M}8.0 points (95% CI {M}10.2 to {M}5.8) at 6 months, Deng 2017's own estimate (12 patients)",
+     f"{M}6.0 points (95% CI {M}8.2 to {M}3.8) at 6 months, Deng 2017's own estimate (12 patients)"),
     (_edit_studies, "main.n_patients", "99", "103"),
 ])
 def test_one_input_change_changes_only_its_number(tiny, tmp_path, edit, key, before, after):

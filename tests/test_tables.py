@@ -204,10 +204,13 @@ def test_diagnostics_table_reads_the_gate_reports():
                                 value=4000.0, passed=True)])
     exact = pd.DataFrame([dict(kind="parameter", parameter="delta[6]", rhat=1.0, ess_bulk=7900.0, ess_tail=7800.0,
                                value=np.nan, passed=True)])
+    single = single.assign(gate="not sampled (study's own estimate)")
     out = tables.diagnostics_table({"SLEDAI score": fitted, "C3": single, "C4": exact}).set_index("Outcome")
     assert out.loc["C4"].tolist() == [1, "1.000", "7900", "7800", "not sampled", "not sampled", "passed"]
     assert out.loc["SLEDAI score"].tolist() == [2, "1.004", "812", "655", "2", "0.64", "failed"]
-    assert out.loc["C3"].tolist() == [0, "no model", "no model", "no model", "no model", "no model", "passed"]
+    # an outcome reported as a study's own estimate was never sampled: its gate says so, never "passed"
+    assert out.loc["C3"].tolist() == [0, "no model", "no model", "no model", "no model", "no model",
+                                      "not sampled (study's own estimate)"]
 
 
 def test_column_widths_follow_the_content():

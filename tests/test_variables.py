@@ -66,7 +66,8 @@ def qmd_keys(path=QMD) -> list[str]:
     ("other.sledai.tau", "1.8 (95% CrI 0.7 to 3.4)"),
     ("other.sledai.n_patients", "32"),
     ("other.sledai.summary", f"{M}7.8 points (95% CrI {M}10.1 to {M}5.0; 95% prediction interval {M}12.2 to "
-                             f"{M}2.7; P(improvement) >0.99) at 6 months, pooled across 2 studies (32 patients)"),
+                             f"{M}2.7; P(improvement) >0.99), pooled at 6 months from 2 studies (32 patients); time course "
+                             "fitted to 2 studies (32 patients)"),
     # log-scale outcome: percent change of the mean
     ("other.proteinuria_24h.change", f"{M}45% (95% CrI {M}59% to {M}26%)"),
     ("other.proteinuria_24h.prediction", f"{M}75% to 22%"),
@@ -75,17 +76,19 @@ def qmd_keys(path=QMD) -> list[str]:
     ("main.sledai.change", f"{M}8.0 (95% CI {M}10.2 to {M}5.8)"),
     ("main.sledai.prediction", "not estimable (single study)"),
     ("main.sledai.tau", "not estimable (single study)"),
-    ("main.sledai.summary", f"{M}8.0 points (95% CI {M}10.2 to {M}5.8) at 6 months in a single study "
-                            "(Deng 2017, 12 patients), not pooled"),
+    ("main.sledai.summary", f"{M}8.0 points (95% CI {M}10.2 to {M}5.8) at 6 months, Deng 2017's own estimate "
+                            "(12 patients)"),
     ("main.proteinuria_24h.change", f"{M}50% (95% CI {M}78% to {M}22%)"),
     # no data / no results: words, never a blank
     ("main.gfr.summary", "no study in this set reports a change from baseline"),
     ("main.gfr.tau", "not estimable (no data)"),
     ("main.c3.summary", "not analysed (no model results)"),
-    # binary outcomes at the visit with most studies
-    ("main.renal_remission.summary", "60% (95% CrI 50% to 71%) at 12 months in a single study (Gu 2014, 81 patients)"),
-    ("other.renal_remission.summary", "60% (95% CrI 45% to 74%; 95% prediction interval 31% to 85%) at 12 months, "
-                                      "pooled across 2 studies (101 patients)"),
+    # binary outcomes: every follow-up duration, each with what its number is (pooled only within a duration)
+    ("main.renal_remission.summary", "73% (95% CI 46% to 91%) at 6 months, Deng 2017's own estimate; 60% (95% CI "
+                                     "50% to 71%) at 12 months, Gu 2014's own estimate"),
+    ("other.renal_remission.summary", "73% (95% CI 46% to 91%) at 6 months, Deng 2017's own estimate; 60% (95% CrI "
+                                      "45% to 74%; 95% prediction interval 31% to 85%), pooled at 12 months from 2 "
+                                      "studies (101 patients)"),
     # coverage, diagnostics, claims, appraisal
     ("other.n_outcomes_pooled", "2"),
     ("main.n_outcomes_single", "2"),

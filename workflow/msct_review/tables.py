@@ -473,7 +473,8 @@ def diagnostics_table(gates: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per outcome from its gate report (diagnostics.run_diagnostics: one row per parameter with rhat,
     ess_bulk, ess_tail; sampler rows `divergences` and `e_bfmi_chain_*` with their value; `passed`).
     An outcome without any parameter (no data) reads 'no model'; one drawn exactly without a sampler (a single
-    study) reads 'not sampled' for the sampler's checks."""
+    study) reads 'not sampled' for the sampler's checks. 'Gate' is the report's own `gate` column (passed,
+    failed, or "not sampled (study's own estimate)": an outcome without a model never reads 'passed')."""
     rows = []
     for label, d in gates.items():
         kind = d["kind"] if "kind" in d else pd.Series("parameter", index=d.index)
@@ -490,6 +491,7 @@ def diagnostics_table(gates: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             "Divergences": (f"{sampler['divergences']:.0f}" if "divergences" in sampler
                             else "not sampled" if len(params) else none),
             "Min E-BFMI": f"{bfmi.min():.2f}" if len(bfmi) else "not sampled" if len(params) else none,
-            "Gate": "passed" if (d["passed"].astype(str).str.lower() != "false").all() else "failed",
+            "Gate": (str(d["gate"].iloc[0]) if "gate" in d and len(d) else
+                     "passed" if (d["passed"].astype(str).str.lower() != "false").all() else "failed"),
         })
     return pd.DataFrame(rows, columns=DIAGNOSTICS_COLUMNS)

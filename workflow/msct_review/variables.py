@@ -483,26 +483,31 @@ def _continuous(c: _Collector, ctx: _Context, s: str, outcome: str, prefixes: li
     put("n_patients", fmt_count(int(round(float(n_pat)))),
         raw_rows=ctx.raw_rows_for(here["analysis_ids"].tolist()) if k else ())
 
-    pooled = k >= 2 and _finite(row.get("estimate")) and _finite(row.get("pi_lower"))
-    if pooled:
-        result = "pooled"
+    evidence = str(row.get("evidence", "")) if row is not None else ""
+    pooled = evidence == "pooled" and _finite(row.get("estimate"))
+    if pooled or (evidence in ("interpolated", "prior_dominated") and _finite(row.get("estimate"))):
+        result = "pooled" if pooled else "none"
         change = fmt_change(row["estimate"], row["lower"], row["upper"], digits, unit)
-        prediction = fmt_range(row["pi_lower"], row["pi_upper"], digits, unit)
+        prediction = (fmt_range(row["pi_lower"], row["pi_upper"], digits, unit) if _finite(row.get("pi_lower"))
+                      else "not estimable")
         p = fmt_probability(row["p_improvement"]) if _finite(row.get("p_improvement")) else "not estimable"
         tau_digits = sig_digits("log ratio") if spec.analysis_scale == "log" else digits
         if _finite(row.get("tau")):
             tau = fmt_estimate(row["tau"], row["tau_lower"], row["tau_upper"], tau_digits, level=LEVEL)
             if spec.analysis_scale == "log":
                 tau += " on the log scale"
-            tau_note = (f"{fmt_count(k)} studies at this visit: the posterior of \u03c4 mostly reflects its prior"
-                        if k < 3 else f"{fmt_count(k)} studies at this visit")
+            km = row.get("n_studies_model")
+            km = int(km) if _finite(km) else k
+            tau_note = (f"{fmt_count(km)} studies in the model: the posterior of \u03c4 mostly reflects its prior"
+                        if km < 5 else f"{fmt_count(km)} studies in the model")
         else:
             tau, tau_note = "not estimable", "no between-study SD in the model"
-        status = f"pooled across {fmt_count(k)} studies"
+        label = str(row.get("label") or "")
+        status = label
         head = change if unit == "%" else change.replace(" (", f" {unit} (", 1)
-        summary_text = (f"{head[:-1]}; {LEVEL}% prediction interval {prediction}; P(improvement) {p}) at "
-                        f"{visit_text(visit)}, pooled across {fmt_count(k)} studies "
-                        f"({fmt_count(int(round(float(n_pat))))} patients)")
+        where = "" if "month" in label else f" at {visit_text(visit)}"
+        summary_text = (f"{head[:-1]}; {LEVEL}% prediction interval {prediction}; P(improvement) {p}){where}, "
+                        f"{label}")
         put("change", change, kind="model")
         put("prediction", prediction, kind="model")
         put("p_improvement", p, kind="model")
@@ -517,10 +522,10 @@ def _continuous(c: _Collector, ctx: _Context, s: str, outcome: str, prefixes: li
             change = fmt_change(row["estimate"], row["lower"], row["upper"], digits, unit, interval="CI")
         else:
             change = "not reported with a usable estimate"
-        status = f"single study ({r['label']}), not pooled"
+        status = f"{r['label']}'s own estimate, not pooled"
         head = change if unit == "%" else change.replace(" (", f" {unit} (", 1)
-        summary_text = (f"{head} at {visit_text(visit)} in a single study ({r['label']}, "
-                        f"{fmt_count(int(round(float(n_pat))))} patients), not pooled")
+        summary_text = (f"{head} at {visit_text(visit)}, {r['label']}'s own estimate "
+                        f"({fmt_count(int(round(float(n_pat))))} patients)")
         put("change", change, files=files_here, raw_rows=raw_here)
         for suffix in ("prediction", "p_improvement", "tau"):
             put(suffix, SINGLE, kind="model")
@@ -565,7 +570,7 @@ def _binary(c: _Collector, ctx: _Context, s: str, outcome: str, prefixes: list[s
                        "summary"):
             put(suffix, NOT_ANALYSED, raw_rows=())
         return
-    prop = summary[(summary["quantity"] == "proportion") & summary["visit_months"].notna()]
+    prop = summary[(summary["quantity"] == "proportion")]
     if prop.empty:
         put("visit", "not applicable (no data)")
         put("visit_text", "no follow-up visit")
@@ -576,47 +581,54 @@ def _binary(c: _Collector, ctx: _Context, s: str, outcome: str, prefixes: list[s
         put("prediction", NONE)
         put("tau", NONE)
         return
-    per_visit = prop.groupby("visit_months")["n_studies"].max()
-    visit = float(max(per_visit.items(), key=lambda kv: (kv[1], kv[0]))[0])
-    at = prop[(prop["visit_months"] - visit).abs() < 1e-6]
-    pooled_rows = at[at["study_id"].isna()]
-    put("visit", visit_number(visit))
-    put("visit_text", visit_text(visit))
     pct = sig_digits("%")
-    if len(pooled_rows):
-        r = pooled_rows.iloc[0]
-        k = int(r["n_studies"])
-        pred = summary[(summary["quantity"] == "prediction") & ((summary["visit_months"] - visit).abs() < 1e-6)]
-        proportion = fmt_change(100 * r["median"], 100 * r["lower"], 100 * r["upper"], pct, "%")
-        prediction = (fmt_range(100 * pred.iloc[0]["lower"], 100 * pred.iloc[0]["upper"], pct, "%")
-                      if len(pred) else "not estimable")
-        tau_row = summary[summary["quantity"] == "tau"]
-        tau = (fmt_estimate(tau_row.iloc[0]["median"], tau_row.iloc[0]["lower"], tau_row.iloc[0]["upper"],
-                            sig_digits("log ratio"), level=LEVEL) + " on the logit scale"
-               if len(tau_row) else "not estimable")
-        n_pat = int(r["n_patients"]) if _finite(r["n_patients"]) else 0
-        status = f"pooled across {fmt_count(k)} studies"
-        text = (f"{proportion[:-1]}; {LEVEL}% prediction interval {prediction}) at {visit_text(visit)}, pooled "
-                f"across {fmt_count(k)} studies ({fmt_count(n_pat)} patients)")
-    else:
-        r = at.sort_values("n_patients", ascending=False).iloc[0]
-        k = len(at)
-        n_pat = int(pd.to_numeric(at["n_patients"], errors="coerce").fillna(0).sum())
-        proportion = fmt_change(100 * r["median"], 100 * r["lower"], 100 * r["upper"], pct, "%")
-        label = ctx.labels.get(r["study_id"], r["study_id"])
-        prediction, tau = SINGLE, SINGLE
-        status = f"single study ({label}), not pooled"
-        text = f"{proportion} at {visit_text(visit)} in a single study ({label}, {fmt_count(n_pat)} patients)"
-        if k > 1:  # several studies, each alone in its time bin: cannot happen at one visit, kept for safety
-            status = f"{fmt_count(k)} studies, not pooled at this visit"
-            text = f"{proportion} at {visit_text(visit)} in {label} ({status})"
+    events = {}
+    obs = summary[summary["quantity"] == "study_observed"]
+    for r in obs.itertuples():
+        events[(str(r.study_id), float(r.visit_months) if _finite(r.visit_months) else None)] = str(r.note or "")
+    parts, best = [], None
+    durations = sorted({float(v) for v in prop["visit_months"] if _finite(v)})
+    for t in durations + ([None] if prop["visit_months"].isna().any() else []):
+        at = prop[prop["visit_months"].isna()] if t is None else prop[(prop["visit_months"] - t).abs() < 1e-6]
+        when = "at a follow-up duration not reported" if t is None else f"at {visit_text(t)}"
+        pooled_rows = at[at["study_id"].isna()]
+        if len(pooled_rows):
+            r = pooled_rows.iloc[0]
+            pred = summary[(summary["quantity"] == "prediction") & ((summary["visit_months"] - t).abs() < 1e-6)]
+            text = fmt_change(100 * r["median"], 100 * r["lower"], 100 * r["upper"], pct, "%")
+            if len(pred):
+                text = (f"{text[:-1]}; {LEVEL}% prediction interval "
+                        f"{fmt_range(100 * pred.iloc[0]['lower'], 100 * pred.iloc[0]['upper'], pct, '%')})")
+            label = str(r["label"])
+            parts.append(f"{text}, {label}" if "month" in label else f"{text} {when}, {label}")
+            cand = (int(r["n_studies"]), t or 0.0, text, r)
+        else:
+            for r in at.sort_values("n_patients", ascending=False).itertuples():
+                label = ctx.labels.get(r.study_id, r.study_id)
+                note = events.get((str(r.study_id), t), str(r.note or ""))
+                count = note.split(";")[0] if "/" in note.split(";")[0] else ""
+                text = fmt_change(100 * r.median, 100 * r.lower, 100 * r.upper, pct, "%", interval="CI")
+                text = text.replace(f"({LEVEL}% CI", f"({count}; exact {LEVEL}% CI" if count else f"({LEVEL}% CI", 1)
+                parts.append(f"{text} {when}, {label}'s own estimate")
+            cand = (1, t or 0.0, parts[-1], at.iloc[0])
+        if best is None or cand[:2] > best[:2]:
+            best = cand
+    k, t_best, text_best, r_best = best
+    put("visit", visit_number(t_best) if t_best else "not reported")
+    put("visit_text", visit_text(t_best) if t_best else "a follow-up duration not reported")
     put("n_studies", fmt_count(k), kind="data")
+    n_pat = int(r_best["n_patients"]) if _finite(r_best["n_patients"]) else 0
     put("n_patients", fmt_count(n_pat), kind="data")
-    put("status", status)
-    put("proportion", proportion)
-    put("prediction", prediction)
-    put("tau", tau)
-    put("summary", text)
+    put("status", str(r_best["label"]) if k >= 2 else "each study's own estimate, per follow-up duration")
+    put("proportion", text_best.split(" at ")[0] if " at " in text_best else text_best)
+    pred = summary[summary["quantity"] == "prediction"]
+    put("prediction", fmt_range(100 * pred.iloc[0]["lower"], 100 * pred.iloc[0]["upper"], pct, "%")
+        if len(pred) else SINGLE)
+    tau_row = summary[summary["quantity"] == "tau"]
+    put("tau", fmt_estimate(tau_row.iloc[0]["median"], tau_row.iloc[0]["lower"], tau_row.iloc[0]["upper"],
+                            sig_digits("log ratio"), level=LEVEL) + " on the logit scale"
+        if len(tau_row) else SINGLE)
+    put("summary", "; ".join(parts))
 
 
 # ---------------------------------------------------------------------------------- randomised comparison
@@ -715,11 +727,11 @@ def _diagnostics(c: _Collector, ctx: _Context, s: str, prefixes: list[str]) -> N
         if d is None:
             continue
         params = d[d["kind"] == "parameter"]
-        if params.empty:
+        gate = str(d["gate"].iloc[0]) if "gate" in d and len(d) else ("passed" if len(params) else "not sampled")
+        if params.empty or gate.startswith("not sampled"):
             continue
         fitted += 1
-        ok = d["passed"].astype(str).str.lower().isin(["true", "1"]).all()
-        passed += int(ok)
+        passed += int(gate == "passed")
         rhat += pd.to_numeric(params["rhat"], errors="coerce").dropna().tolist()
         ess_b += pd.to_numeric(params["ess_bulk"], errors="coerce").dropna().tolist()
         ess_t += pd.to_numeric(params["ess_tail"], errors="coerce").dropna().tolist()
@@ -735,6 +747,7 @@ def _diagnostics(c: _Collector, ctx: _Context, s: str, prefixes: list[str]) -> N
     none = "not applicable (no model fitted)"
     put("n_models", fmt_count(len(outcomes)))
     put("n_fitted", fmt_count(fitted))
+    put("n_sampled", fmt_count(fitted))
     put("n_not_fitted", fmt_count(len(outcomes) - fitted))
     put("n_passed", fmt_count(passed))
     put("max_rhat", fmt_number(max(rhat), 3) if rhat else none)
@@ -878,6 +891,23 @@ def _methods(c: _Collector, ctx: _Context) -> pd.DataFrame:
             f"model.{key}.structure")
         put(f"{name}_prior", f"Beta({fmt_config_number(block['prior']['alpha'])}, "
                              f"{fmt_config_number(block['prior']['beta'])})", f"model.{key}.prior")
+    estimand = model.get("between_arm_estimand", "follow_up_means")
+    words = {"follow_up_means": "follow-up means", "change_scores": "change scores"}
+    put("between_arm_estimand", words.get(estimand, estimand), "model.between_arm_estimand")
+    put("other_estimand", words["change_scores" if estimand == "follow_up_means" else "follow_up_means"],
+        "model.between_arm_estimand")
+    rule = model.get("time_course_rule", "loo")
+    put("time_course_rule",
+        ("the time course reported is the configured one unless another converged one predicts better by more "
+         "than twice the standard error of the difference in expected log predictive density, and the PSIS-LOO "
+         "estimates are reliable (no Pareto k above 0.7)") if rule == "loo" else
+        "the configured time course is reported whatever the comparison shows", "model.time_course_rule")
+    tol = model.get("binary_time_tolerance_months", 0.5)
+    put("binary_tolerance", f"{fmt_config_number(tol)} months", "model.binary_time_tolerance_months")
+    logs = [ctx.dictionary[o].label for o in cfg["outcomes"]
+            if o in ctx.dictionary and ctx.dictionary[o].analysis_scale == "log"]
+    c.put("methods.log_outcomes", join_words(logs) if logs else "none", kind="config",
+          files=[ctx.files.dictionary], note="outcome dictionary: analysis_scale log")
     fam = model["heterogeneity_prior"]["family"]
     put("tau_family", TAU_FAMILY_WORDS.get(fam, fam), "model.heterogeneity_prior.family")
     put("chains", fmt_count(sampling["chains"]), "sampling.chains")
@@ -969,8 +999,12 @@ def build_variables(config_yml: str | Path, results_dir: str | Path = "results",
         prefixes = [f"sets.{s}"] + [a for a, target in aliases.items() if target == s]
         _put_set(c, ctx, s, prefixes)
         counts = {"pooled": 0, "single": 0, "none": 0}
+        pooled_names = []
         for outcome in ctx.cfg["outcomes"]:
-            counts[_continuous(c, ctx, s, outcome, prefixes)] += 1
+            result = _continuous(c, ctx, s, outcome, prefixes)
+            counts[result] += 1
+            if result == "pooled":
+                pooled_names.append(ctx.dictionary[outcome].label)
         for outcome in ctx.cfg["binary_outcomes"]:
             _binary(c, ctx, s, outcome, prefixes)
         files = [ctx.files.summaries[(s, o)] for o in ctx.cfg["outcomes"]] + \
@@ -981,6 +1015,15 @@ def build_variables(config_yml: str | Path, results_dir: str | Path = "results",
                               ("n_outcomes_none", counts["none"])):
             c.put([f"{p}.{suffix}" for p in prefixes], fmt_count(value), kind="derived", files=files,
                   note="a count of outcomes (see each outcome's own variables for the data rows)")
+        n_cont = len(ctx.cfg["outcomes"])
+        if pooled_names:
+            sentence = (f"{fmt_count(len(pooled_names))} of {fmt_count(n_cont)} continuous outcomes were reported by "
+                        f"two or more studies at one visit and pooled there ({join_words(pooled_names)})")
+        else:
+            sentence = (f"no continuous outcome was reported by two or more studies at the same visit, so nothing "
+                        "could be pooled")
+        c.put([f"{p}.pooling_sentence" for p in prefixes], sentence, kind="derived", files=files,
+              note="from each outcome's evidence at its key visit")
         _rct(c, ctx, s, prefixes)
         _diagnostics(c, ctx, s, prefixes)
         _claims(c, ctx, s, prefixes)
