@@ -85,6 +85,39 @@ def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict, summary: p
     return changes.loc[keep].reset_index(drop=True)
 
 
+def control_changes(summary: pd.DataFrame | None, spec, labels: dict) -> pd.DataFrame:
+    """Each controlled study's control arm: its own change from baseline per visit (the summary's
+    ``control_observed`` rows), on the display scale (percent change of the mean for log-scale outcomes), with
+    ``control`` True, so that figures draw it beside its study's MSC arm and never pool it."""
+    columns = ["study_id", "label", "time_months", "n", "estimate", "lower", "upper", "control"]
+    if summary is None or summary.empty or "quantity" not in summary or spec.kind != "continuous":
+        return pd.DataFrame(columns=columns)
+    own = summary[summary["quantity"] == "control_observed"]
+    rows = []
+    for _, r in own.iterrows():
+        values = [float(r[c]) for c in ("median", "lower", "upper")]
+        if spec.analysis_scale == "log":
+            values = [float(_pct(v)) for v in values]
+        rows.append({"study_id": str(r["study_id"]), "label": labels.get(str(r["study_id"]), str(r["study_id"])),
+                     "time_months": float(r["visit_months"]), "n": float(r["n_patients"]),
+                     "estimate": values[0], "lower": values[1], "upper": values[2], "control": True})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def with_control_rows(rows: pd.DataFrame, controls: pd.DataFrame, visit: float) -> pd.DataFrame:
+    """Forest rows at one visit: each study's MSC arm followed by its control arm (label '<study>, control
+    arm') when the control arm reports at that visit."""
+    here = controls[(controls["time_months"] - visit).abs() <= VISIT_TOLERANCE] if len(controls) else controls
+    if here.empty:
+        return rows.assign(control=False) if len(rows) else rows
+    out = []
+    for _, r in rows.iterrows():
+        out.append({**r.to_dict(), "control": False})
+        for _, c in here[here["study_id"] == r["study_id"]].iterrows():
+            out.append({**r.to_dict(), **c.to_dict(), "label": f"{c['label']}, control arm", "control": True})
+    return pd.DataFrame(out)
+
+
 def _quantity(summary: pd.DataFrame, name: str) -> pd.DataFrame:
     return summary[(summary["quantity"] == name) & summary["visit_months"].notna()]
 

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from . import atomic, between_arm, claims as claims_mod, dictionary as dictionary_mod, figure_data  # noqa: E402
-from . import harmonise, summary_of_findings  # noqa: E402
+from . import harmonise, model_comparison, summary_of_findings  # noqa: E402
 from . import plots, tables  # noqa: E402
 
 
@@ -46,12 +46,31 @@ def _set_styles(ids, labels: dict) -> dict:
     return plots.study_styles(sorted({labels.get(i, i) for i in ids}))
 
 
-def _forest_figure(rows: pd.DataFrame, curve: pd.DataFrame, spec, visit: float):
+def _forest_figure(rows: pd.DataFrame, curve: pd.DataFrame, spec, visit: float, controls=None):
+    """A forest plot at one visit: the studies' own changes (control arms beside their MSC arm) and, only where
+    the estimate is pooled at this visit from two or more studies, the pooled diamond, labelled with what was
+    pooled."""
     pooled = figure_data.pooled_at(curve, visit)
+    if pooled is not None and str(pooled.get("evidence")) != "pooled":
+        pooled = None  # an interpolation or a prior-dominated estimate is not drawn as a pooled result
+    if pooled is not None:
+        k = int((~rows["control"]).sum()) if "control" in rows else len(rows)
+        km = pooled.get("n_studies_model")
+        pooled["label"] = (f"Pooled ({k} studies here; time course of {int(km)})"
+                           if pd.notna(km) and int(km) > k else f"Pooled ({k} studies)")
+    if controls is not None:
+        rows = figure_data.with_control_rows(rows, controls, visit)
     return plots.forest_plot(rows, pooled, outcome_label=spec.label, unit=figure_data.display_unit(spec),
                              direction_of_benefit=spec.direction_of_benefit, visit_months=visit,
                              measure_label="Percent change from baseline" if spec.analysis_scale == "log"
                              else "Change from baseline")
+
+
+def _with_controls(changes: pd.DataFrame, controls: pd.DataFrame) -> pd.DataFrame:
+    """Trajectory points: the studies' MSC arms and, flagged ``control``, their control arms."""
+    if controls.empty:
+        return changes
+    return pd.concat([changes.assign(control=False), controls], ignore_index=True)
 
 
 def visit_stem(outcome: str, visit: float) -> str:
@@ -65,8 +84,9 @@ def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outco
     `out_by_visit_dir`, one forest per visit with data (PNG + SVG each, named by visit_stem)."""
     spec = dictionary_mod.load(dictionary_yaml)[outcome]
     table, _, ids, labels = _context(table_csv, studies_csv, study_set)
-    summary = pd.read_csv(summary_csv)
+    summary = pd.read_csv(summary_csv, dtype={"study_id": str})
     changes = figure_data.study_changes(table, ids, spec, labels, summary)
+    controls = figure_data.control_changes(summary, spec, labels)
     curve = figure_data.pooled_curve(summary, spec)
     visit = figure_data.key_visit(summary, changes, grid)
     if visit is None:
@@ -74,13 +94,13 @@ def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outco
         rows = pd.DataFrame()
     else:
         rows = figure_data.at_visit(changes, visit)
-        fig = _forest_figure(rows, curve, spec, visit)
+        fig = _forest_figure(rows, curve, spec, visit, controls)
     plots.save_figure(fig, _stem(out_png))
     plt.close(fig)
     if out_by_visit_dir is not None:
         with atomic.atomic_dir(out_by_visit_dir) as tmp:
             for v in figure_data.forest_visits(changes, grid):
-                fig = _forest_figure(figure_data.at_visit(changes, v), curve, spec, v)
+                fig = _forest_figure(figure_data.at_visit(changes, v), curve, spec, v, controls)
                 plots.save_figure(fig, tmp / visit_stem(outcome, v))
                 plt.close(fig)
     atomic.write_csv(key_visit_csv, pd.DataFrame([{
@@ -95,12 +115,13 @@ def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml
     panels = []
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
-        summary = pd.read_csv(path)
+        summary = pd.read_csv(path, dtype={"study_id": str})
         changes = figure_data.study_changes(table, ids, spec, labels, summary)
         if changes.empty:
             continue
         curve = figure_data.pooled_curve(summary, spec)
-        panels.append({"curve": curve if not curve.empty else None, "points": changes, "outcome_label": spec.label,
+        points = _with_controls(changes, figure_data.control_changes(summary, spec, labels))
+        panels.append({"curve": curve if not curve.empty else None, "points": points, "outcome_label": spec.label,
                        "unit": figure_data.display_unit(spec), "direction_of_benefit": spec.direction_of_benefit})
     if not panels:
         fig = _note_figure("No continuous outcome has change data in this study set")
@@ -116,13 +137,14 @@ def run_trajectory(table_csv, studies_csv, summary_csv, dictionary_yaml, outcome
     keeps the colour and marker it has in the combined figure of its set."""
     spec = dictionary_mod.load(dictionary_yaml)[outcome]
     table, _, ids, labels = _context(table_csv, studies_csv, study_set)
-    summary = pd.read_csv(summary_csv)
+    summary = pd.read_csv(summary_csv, dtype={"study_id": str})
     changes = figure_data.study_changes(table, ids, spec, labels, summary)
     curve = figure_data.pooled_curve(summary, spec)
     if changes.empty:
         fig = _note_figure(_no_change_note(spec, study_set))
     else:
-        fig = plots.trajectory_plot(curve if not curve.empty else None, changes, outcome_label=spec.label,
+        points = _with_controls(changes, figure_data.control_changes(summary, spec, labels))
+        fig = plots.trajectory_plot(curve if not curve.empty else None, points, outcome_label=spec.label,
                                     unit=figure_data.display_unit(spec),
                                     direction_of_benefit=spec.direction_of_benefit, styles=_set_styles(ids, labels),
                                     title=None if not curve.empty else f"{spec.label} (no pooled time course)")
@@ -224,6 +246,14 @@ def run_between_arm(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml,
     table, _, _, labels = _context(table_csv, studies_csv, study_set)
     summaries = {o: pd.read_csv(p, dtype={"study_id": str}) for o, p in summary_csvs.items()}
     frame = between_arm.between_arm_table(summaries, outcomes, labels, table)
+    tables.write_table(frame, _stem(out_csv))
+
+
+def run_time_course_table(summary_csvs: dict, dictionary_yaml, out_csv) -> None:
+    """Supplement: the PSIS-LOO comparison of the time courses and the shape the rule used, per outcome."""
+    outcomes = dictionary_mod.load(dictionary_yaml)
+    summaries = {o: pd.read_csv(p, dtype={"study_id": str}) for o, p in summary_csvs.items()}
+    frame = model_comparison.comparison_table(summaries, {o: outcomes[o].label for o in summaries})
     tables.write_table(frame, _stem(out_csv))
 
 

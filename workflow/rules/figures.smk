@@ -136,6 +136,22 @@ rule between_arm_table:
         "../scripts/between_arm_table.py"
 
 
+rule time_course_table:
+    """Supplement: the time courses compared by PSIS-LOO, and the one the stated rule used, per outcome."""
+    input:
+        summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set),
+        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set),
+        dictionary=DICTIONARY,
+        code=code("time_course_table.py"),
+    params:
+        outcomes=CONTINUOUS,
+    output:
+        csv="results/tables/{study_set}/time_course_comparison.csv",
+        md="results/tables/{study_set}/time_course_comparison.md",
+    script:
+        "../scripts/time_course_table.py"
+
+
 rule claims_check:
     """Each claim of the 2023 review's abstract (data/claims/) against the data and models."""
     input:
@@ -191,7 +207,8 @@ def figure_targets():
     for s in STUDY_SETS:
         targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
                     f"results/tables/{s}/summary_of_findings.csv", f"results/tables/{s}/claims_check.csv",
-                    f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv"]
+                    f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv",
+                    f"results/tables/{s}/time_course_comparison.csv"]
         targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
