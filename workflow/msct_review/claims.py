@@ -242,7 +242,7 @@ def _describe(row: Mapping, cls: str | None = None) -> str:
     when = months_text(row.get("time_months"))
     sub = _cohort_words(row.get("cohort"))
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        basis = _text(row.get("basis"))
+        basis = _text(row.get("basis")).removesuffix("; no interval")
         if basis:
             text = basis if when in basis else f"at {when}: {basis}"
         else:
