@@ -15,18 +15,21 @@ Pipeline
      index.qmd)"). Each shortcode becomes a plain-word marker `XVARnnnnnnX` that survives Pandoc's Markdown
      reader anywhere (tables, captions, the YAML title/abstract, code, math, link targets). `{{{< ... >}}}`
      is Quarto's escape and gives the literal shortcode. Any other shortcode is an error.
-2. Pandoc reads the result with four filters, in this order:
+2. Pandoc reads the result with five filters, in this order:
    * `filters/vars.lua` puts each value in place of its marker (in HTML wrapped in
      `<span class="var" data-key=KEY title=LINEAGE>`); a marker it cannot place fails the render;
    * `filters/crossref.lua` numbers `#fig-`/`#tbl-` figures and tables, labels their captions and resolves
      `@fig-`/`@tbl-` references ("Figure 1", "Table 1"); an unknown reference fails;
    * `filters/checks.lua` fails on a citation key missing from the bibliography and on remote images, and maps
      Quarto's `authors:` to `author:`;
+   * `filters/widths.lua` re-sizes tables that have relative widths so that each column holds its longest word
+     (the writers would otherwise overprint or break words letter by letter in narrow columns);
    * `--citeproc` with the bibliography and the CSL style (Pandoc's default Chicago author-date if none).
    Pandoc warnings that mean a lost citation or a missing resource are turned into errors too.
 3. Writers: HTML (`--embed-resources --standalone --mathml`: images as data: URIs, no script or stylesheet
-   fetched), DOCX (images embedded), and Typst (`--extract-media` copies the figures next to the .typ file)
-   compiled to PDF by the `typst` wheel with `root=` that folder and only the fonts embedded in the wheel
+   fetched), DOCX (images embedded; a reference document with 8-pt table text, see DOCX_TABLE_TEXT_HALF_POINTS),
+   and Typst (the table and code rules of TYPST_STYLE at the start of the body; `--extract-media` copies the
+   figures next to the .typ file) compiled to PDF by the `typst` wheel with `root=` that folder and only the fonts embedded in the wheel
    (`font_paths` adds more), so the PDF does not depend on the machine's fonts.
 
 Everything is built in a temporary folder; only when every requested format has succeeded are the files moved
