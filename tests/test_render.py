@@ -343,7 +343,7 @@ WIDE_TABLE = """
 | Outcome | Studies | P(improvement) | Heterogeneity τ | Statement |
 |:--|--:|--:|:--|:------------------------------------------------------------------------------------------|
 | SLEDAI score (points) | 4 | 0.99 | 1.2 (0.1 to 3.4) | SLEDAI probably fell after MSCT in four studies of 120 patients at 6 months. |
-| Input | 61,610 | 1 | `8942788cd3b91f753b1f01bd4f5fcec2ec0f0b7c8241b20414fd8dae5f354cb0` | the hash |
+| Input | 61,610 | 1 | 0.5 | `8942788cd3b91f753b1f01bd4f5fcec2ec0f0b7c8241b20414fd8dae5f354cb0` |
 
 : A wide table with narrow dash counts. {#tbl-wide}
 """
@@ -368,7 +368,8 @@ def test_pdf_table_rules_override_the_template(rendered):
     assert "#set table(inset: (x: 3pt, y: 3pt))" in body
     assert "#show table: set text(size: 8pt, hyphenate: true)" in body       # long header words wrap in column
     assert "#show figure.caption.where(kind: table): it => block(sticky: true, it)" in body  # caption not orphaned
-    assert re.search(r"#show raw\.where\(block: false\): it => if it\.text\.len\(\) > 24 .*sym\.zws", body)
+    # long inline code may break after any character (a zero-width space between characters)
+    assert re.search(r"#show raw\.where\(block: false\): it => if it\.text\.len\(\) > 24 .*u\{200B\}", body)
 
 
 def test_wide_table_columns_leave_room_for_the_longest_word(work, tmp_path):

@@ -84,7 +84,7 @@ TYPST_STYLE = """#show figure.where(kind: table): set block(breakable: true)
 #set table(inset: (x: 3pt, y: 3pt))
 #show table: set par(justify: false)
 #show table: set text(size: 8pt, hyphenate: true)
-#show raw.where(block: false): it => if it.text.len() > 24 { it.text.clusters().map(raw).join(sym.zws) } else { it }
+#show raw.where(block: false): it => if it.text.len() > 24 { it.text.clusters().join("\\u{200B}") } else { it }
 """
 
 HTML_STYLE = """<style>
