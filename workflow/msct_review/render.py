@@ -641,8 +641,8 @@ def render_manuscript(
 
 
 def _reference_docx(pandoc: str, dest: Path) -> Path:
-    """Pandoc's default reference.docx with the table style's text at DOCX_TABLE_TEXT_HALF_POINTS and cell
-    margins of DOCX_CELL_MARGIN_TWIPS (see the constants)."""
+    """Pandoc's default reference.docx with the table style's text at DOCX_TABLE_TEXT_HALF_POINTS, cell
+    margins of DOCX_CELL_MARGIN_TWIPS (see the constants) and automatic hyphenation on."""
     import zipfile
 
     plain = dest.with_name("pandoc-reference.docx")
@@ -658,6 +658,10 @@ def _reference_docx(pandoc: str, dest: Path) -> Path:
             if info.filename == "word/styles.xml":
                 data, styled = _table_style(data.decode("utf-8"))
                 data = data.encode("utf-8")
+            elif info.filename == "word/settings.xml" and b"autoHyphenation" not in data:
+                # Word hyphenates (narrow table columns wrap at syllables, not letter by letter)
+                # (schema order: right after defaultTabStop)
+                data = re.sub(rb"(<w:defaultTabStop[^>]*/>)", rb"\1<w:autoHyphenation />", data, count=1)
             out.writestr(info, data)
     if not styled:
         raise RenderError("pandoc's reference.docx has no table style 'Table' to set the table text size in")

@@ -19,7 +19,9 @@ texts, in characters of a line of LINE_CHARS characters of 8-pt table text:
 Tables without relative widths (short tables) are left to the writers' automatic layout.
 ]]
 
-local LINE_CHARS = 128   -- characters of 8-pt table text on one line (PDF: 3.3 pt a character, 432 pt)
+-- characters of 8-pt table text on one line: PDF 432 pt at 3.3 pt a character; DOCX 468 pt in whatever sans
+-- serif the reader's word processor substitutes (up to 4.4 pt a character)
+local LINE_CHARS = FORMAT == "docx" and 105 or 128
 local PAD = 3            -- cell padding and slack for wide letters, in characters
 local FLOOR_SHARE = 0.8  -- floors that overfill the line are cut to fill this share of it
 local SHORT = 12         -- a cell this short ("not sampled", "Barbado 2018") stays on one line
