@@ -1,5 +1,6 @@
 """Claims check: one small hand-made table per verdict, plus the real claims file."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,8 @@ import pandas as pd
 import pytest
 
 from msct_review import claims, dictionary
-from msct_review.claims import CONTRADICTED, NOT_ASSESSABLE, SUPPORTED
+from msct_review.claims import (CONSISTENT_NO_INTERVAL, CONTRADICTED, NOT_ASSESSABLE, OPPOSITE_NO_INTERVAL,
+                                 SUPPORTED)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,12 +72,12 @@ def test_improve_all_studies_contradicted_by_a_study_without_improvement():
 
 
 def test_improve_all_studies_not_assessable_when_a_study_has_no_data_or_no_interval():
-    sc = changes(("a", "proteinuria_24h", 6, -2.0, -3.0, -1.0), ("b", "proteinuria_24h", 1, -780, np.nan, np.nan))
+    sc = changes(("a", "proteinuria_24h", 6, -2.0, -3.0, -1.0), ("b", "proteinuria_24h", 1, 0.0, np.nan, np.nan))
     res = run(claim(), sc)
     verdict, per_study, reason = verdicts(res)
     assert verdict == NOT_ASSESSABLE
     assert per_study == {"a": SUPPORTED, "b": NOT_ASSESSABLE, "c": NOT_ASSESSABLE}
-    assert "no estimate with an interval" in res.loc[res["study_id"] == "b", "reason"].iloc[0]
+    assert "no estimate with an interval or a direction" in res.loc[res["study_id"] == "b", "reason"].iloc[0]
     assert "in the data" in res.loc[res["study_id"] == "c", "reason"].iloc[0]
     assert "not assessable in 2 (B 2015, C 2020)" in reason
 
@@ -100,14 +102,18 @@ def test_worsen_at_least_one_study_supported():
                  ("b", "serum_creatinine", 6, -7, -17, 3))
     c = claim(outcome="serum_creatinine", scope="at_least_k_studies", k="1", visits="6;9",
               expected_direction="worsen")
-    verdict, per_study, _ = verdicts(run(c, sc))
+    res = run(c, sc)
+    verdict, per_study, _ = verdicts(res)
     assert verdict == SUPPORTED
-    assert per_study == {"a": SUPPORTED, "b": CONTRADICTED, "c": NOT_ASSESSABLE}
+    # b has no 9-month visit: it cannot be the study the claim speaks of, so it is not assessable, never contradicting
+    assert per_study == {"a": SUPPORTED, "b": NOT_ASSESSABLE, "c": NOT_ASSESSABLE}
+    assert res.loc[res["study_id"] == "b", "reason"].iloc[0].startswith("no estimate at 9 months in the data")
 
 
 def test_worsen_at_least_one_study_contradicted_when_no_study_can_reach_k():
-    sc = changes(("a", "gfr", 6, 5, 1, 9), ("b", "gfr", 6, 2, -1, 5), ("c", "gfr", 12, 11, 5.5, 16.4))
-    c = claim(outcome="gfr", scope="at_least_k_studies", k="1", visits=">3", visit_rule="any",
+    sc = changes(("a", "gfr", 6, 5, 1, 9), ("b", "gfr", 6, 2, -1, 5), ("c", "gfr", 6, 11, 5.5, 16.4),
+                 ("c", "gfr", 12, 11, 5.5, 16.4))
+    c = claim(outcome="gfr", scope="at_least_k_studies", k="1", visits="6", visit_rule="any",
               expected_direction="worsen")
     verdict, per_study, reason = verdicts(run(c, sc))
     assert verdict == CONTRADICTED
@@ -129,29 +135,156 @@ def _inconsistent(**kw):
     return claim(outcome="gfr;serum_creatinine", expected_direction="inconsistent", visits=">1", **kw)
 
 
-def test_inconsistent_supported_when_studies_disagree():
-    sc = changes(("a", "gfr", 12, 11, 5.5, 16.4), ("b", "serum_creatinine", 6, -7, -17, 3),
+def test_inconsistent_supported_only_for_the_same_measure_at_comparable_visits():
+    sc = changes(("a", "gfr", 12, 11, 5.5, 16.4), ("b", "gfr", 12.3, 1, -4, 6),
+                 ("b", "serum_creatinine", 6, -7, -17, 3),
                  ("c", "gfr", 1, -3, -5, -1))  # c only at 1 month: outside 'after 1 month'
     res = run(_inconsistent(), sc)
     assert list(res["level"]) == ["claim"]  # a claim about the set, not per study
     verdict, _, reason = verdicts(res)
     assert verdict == SUPPORTED
-    assert "A 2010: GFR 11.0 [5.5, 16.4] at 12 months (improvement)" in reason
-    assert "C 2020: no estimate at the claimed visits" in reason
+    # the reason names the comparison: which measure, which two studies, which visits
+    assert ("GFR: A 2010 11.0 [5.5, 16.4] at 12 months (improvement) vs B 2015 1.00 [\u22124.00, 6.00] at 12.3 months "
+            "(no clear change)") in reason
 
 
-def test_inconsistent_contradicted_when_all_studies_agree():
-    sc = changes(("a", "gfr", 12, 11, 5.5, 16.4), ("b", "serum_creatinine", 6, -30, -50, -10))
-    verdict, _, reason = verdicts(run(_inconsistent(), sc))
-    assert verdict == CONTRADICTED
-    assert "agree (improvement)" in reason
-
-
-def test_inconsistent_not_assessable_with_fewer_than_two_studies():
-    sc = changes(("a", "gfr", 12, 11, 5.5, 16.4), ("b", "gfr", 6, 3, np.nan, np.nan))
+def test_inconsistent_different_measures_or_distant_visits_are_not_a_disagreement():
+    # improvement in GFR at 12 months, no clear change in creatinine at 6 months, no clear GFR change at 6 months:
+    # nothing is measured twice at comparable visits, so agreement cannot be judged
+    sc = changes(("a", "gfr", 12, 11, 5.5, 16.4), ("b", "serum_creatinine", 6, -7, -17, 3),
+                 ("c", "gfr", 6, 2, -1, 5))
     verdict, _, reason = verdicts(run(_inconsistent(), sc))
     assert verdict == NOT_ASSESSABLE
-    assert "fewer than two studies" in reason
+    assert "no two studies report the same measure" in reason
+    assert "A 2010: GFR at 12 months" in reason and "B 2015: serum creatinine at 6 months" in reason
+
+
+def test_inconsistent_contradicted_when_all_comparable_studies_agree():
+    sc = changes(("a", "gfr", 12, 11, 5.5, 16.4), ("b", "gfr", 12, 8, 2, 14),
+                 ("c", "serum_creatinine", 6, 30, 10, 50))  # c has nothing to be compared with
+    verdict, _, reason = verdicts(run(_inconsistent(), sc))
+    assert verdict == CONTRADICTED
+    assert "agree in every comparison" in reason and "(improvement)" in reason
+
+
+def test_inconsistent_not_assessable_with_fewer_than_two_studies_with_an_interval():
+    sc = changes(("a", "gfr", 12, 11, 5.5, 16.4), ("b", "gfr", 12, 3, np.nan, np.nan))
+    verdict, _, reason = verdicts(run(_inconsistent(), sc))
+    assert verdict == NOT_ASSESSABLE
+    assert "no data from C 2020" in reason
+
+
+# ---------------------------------------------------------------------------------------------- named visits / windows
+
+def _worsen_6_9(**kw):
+    return claim(outcome="serum_creatinine", scope="at_least_k_studies", k="1", visits="6;9",
+                 expected_direction="worsen", **kw)
+
+
+def test_rule_all_a_study_without_one_of_the_named_visits_is_never_contradicting():
+    # a: no clear change at 6 months but no 9-month visit; b: a fall at 12 months only (another visit)
+    sc = changes(("a", "serum_creatinine", 6, -7, -17, 3), ("b", "serum_creatinine", 12, -30, -50, -10))
+    res = run(_worsen_6_9(), sc, sets={"review": ["a", "b"]})
+    verdict, per_study, reason = verdicts(res)
+    assert per_study == {"a": NOT_ASSESSABLE, "b": NOT_ASSESSABLE}
+    assert verdict == NOT_ASSESSABLE and "contradicted" not in reason
+    why = dict(zip(res["study_id"], res["reason"]))
+    assert why["a"].startswith("no estimate at 9 months in the data")
+    assert why["b"] == "no estimate at 6 and 9 months in the data (estimates at 12 months)"
+
+
+def test_rule_all_with_every_named_visit_present_still_contradicts():
+    sc = changes(("a", "serum_creatinine", 6, 30, 10, 50), ("a", "serum_creatinine", 9, -1, -9, 7))
+    res = run(_worsen_6_9(), sc, sets={"review": ["a"]})
+    verdict, per_study, _ = verdicts(res)
+    assert per_study == {"a": CONTRADICTED} and verdict == CONTRADICTED
+    assert res.loc[res["level"] == "study", "reason"].iloc[0].startswith("no worsening at 9 months")
+
+
+def test_rule_any_window_is_not_contradicted_by_a_later_visit_alone():
+    # a rise of GFR at 12 months does not rule out a fall at another visit after 3 months
+    c = claim(outcome="gfr", scope="at_least_k_studies", k="1", visits=">3", visit_rule="any",
+              expected_direction="worsen")
+    sc = changes(("a", "gfr", 12, 11, 5.5, 16.4))
+    res = run(c, sc, sets={"review": ["a"]})
+    verdict, per_study, _ = verdicts(res)
+    assert per_study == {"a": NOT_ASSESSABLE} and verdict == NOT_ASSESSABLE
+    why = res.loc[res["level"] == "study", "reason"].iloc[0]
+    assert why.startswith("no worsening at 12 months (the visits after 3 months in the data); one at other visits "
+                          "after 3 months is not ruled out")
+    # a fall inside the window supports it
+    sc2 = changes(("a", "gfr", 6, -9, -14, -4), ("a", "gfr", 12, 11, 5.5, 16.4))
+    assert verdicts(run(c, sc2, sets={"review": ["a"]}))[0] == SUPPORTED
+
+
+# ---------------------------------------------------------------------------------------------- no interval
+
+def test_median_only_fall_is_consistent_in_direction_and_cannot_support_alone():
+    # medians 16 -> 6 (a difference of -10, no spread) for a claim that SLEDAI-like scores improve
+    sc = changes(("a", "proteinuria_24h", 6, -10, np.nan, np.nan))
+    res = run(claim(), sc, sets={"review": ["a"]})
+    verdict, per_study, reason = verdicts(res)
+    assert per_study == {"a": CONSISTENT_NO_INTERVAL}
+    assert verdict == NOT_ASSESSABLE  # never 'supported' on its own
+    assert reason == "supported in 0 of 1 studies; consistent in direction without an interval in 1 (A 2010)"
+    assert res.loc[res["level"] == "study", "reason"].iloc[0].startswith(
+        "moves in the claimed direction, but without an interval")
+
+
+def test_median_only_rise_is_opposite_in_direction_and_cannot_contradict():
+    sc = changes(("a", "proteinuria_24h", 6, -2.0, -3.0, -1.0), ("b", "proteinuria_24h", 6, 0.4, np.nan, np.nan),
+                 ("c", "proteinuria_24h", 6, -1.0, -1.5, -0.5))
+    verdict, per_study, reason = verdicts(run(claim(), sc))
+    assert per_study == {"a": SUPPORTED, "b": OPPOSITE_NO_INTERVAL, "c": SUPPORTED}
+    assert verdict == NOT_ASSESSABLE  # neither supported by all nor contradicted
+    assert "opposite in direction without an interval in 1 (B 2015)" in reason
+
+
+def test_no_interval_studies_count_as_possible_at_least_k():
+    # k = 2: one study supports, one leans the claimed way without an interval, one contradicts:
+    # two could still show it, so 'not assessable' rather than 'contradicted'
+    c = claim(outcome="gfr", scope="at_least_k_studies", k="2", visits="6", visit_rule="any",
+              expected_direction="worsen")
+    sc = changes(("a", "gfr", 6, -5, -9, -1), ("b", "gfr", 6, -3, np.nan, np.nan), ("c", "gfr", 6, 2, -1, 5))
+    verdict, per_study, reason = verdicts(run(c, sc))
+    assert per_study == {"a": SUPPORTED, "b": CONSISTENT_NO_INTERVAL, "c": CONTRADICTED}
+    assert verdict == NOT_ASSESSABLE
+    sc_b = changes(("a", "gfr", 6, -5, -9, -1), ("b", "gfr", 6, 3, np.nan, np.nan), ("c", "gfr", 6, 2, -1, 5))
+    assert verdicts(run(c, sc_b))[1]["b"] == OPPOSITE_NO_INTERVAL
+
+
+def test_rule_all_mixed_interval_and_no_interval_visits():
+    c = claim(visits="1;6", visit_rule="all")
+    one = {"review": ["a"]}
+    both = changes(("a", "proteinuria_24h", 1, -1.0, -1.5, -0.5), ("a", "proteinuria_24h", 6, -0.8, np.nan, np.nan))
+    assert verdicts(run(c, both, sets=one))[1] == {"a": CONSISTENT_NO_INTERVAL}
+    against = changes(("a", "proteinuria_24h", 1, -0.1, -1.5, 1.3), ("a", "proteinuria_24h", 6, -0.8, np.nan,
+                                                                              np.nan))
+    assert verdicts(run(c, against, sets=one))[1] == {"a": CONTRADICTED}  # an interval against still counts
+
+
+# ---------------------------------------------------------------------------------------------- reader-facing text
+
+def test_reasons_use_labels_and_plain_words_not_identifiers():
+    sc = pd.DataFrame({"study_id": ["gu2014", "gu2014"], "label": ["Gu 2014", "Gu 2014"],
+                       "outcome": ["proteinuria_24h"] * 2, "cohort": ["seen_at_1m", "all"],
+                       "time_months": [1, 6], "estimate": [-1.2, -10], "lower": [-2.0, np.nan],
+                       "upper": [-0.4, np.nan], "unit": ["g/24 h", "as reported"],
+                       "basis": ["change score as reported", "medians only, no spread: 16 at baseline, 6 at 6 months"
+                                 " (as reported); no interval"]})
+    c = pd.concat([claim(), claim(claim_id="c2", visits=">1", expected_direction="inconsistent"),
+                   claim(claim_id="c3", scope="pooled")])
+    res = claims.check_claims(c, sc, None, DICT, study_sets={"review_2023": ["gu2014"]},
+                              study_set_override="review_2023")
+    text = " ".join(res["reason"])
+    for bad in ("gu2014", "seen_at_1m", "review_2023", "proteinuria_24h", "time_months"):
+        assert bad not in text, bad
+    assert not re.search(r"\[[A-Za-z_]", text)  # no bracketed tags such as [seen_at_1m]
+    assert "Gu 2014" in text and "subgroup seen at 1 month" in text
+    assert "medians only, no spread: 16 at baseline, 6 at 6 months" in text
+    table = claims.claims_table(res)
+    assert "review_2023" not in " ".join(table["Assessed over"])
+    assert table["Assessed over"].iloc[0] == "The reconstructed study set of the 2023 review"
 
 
 # ---------------------------------------------------------------------------------------------- decrease then not

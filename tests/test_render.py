@@ -335,3 +335,70 @@ def test_lineage_from_csv(tmp_path):
     rows = [{"row_id": "outcomes:3", "source_url": "https://a.org", "locator": "abstract"}]
     assert R.lineage_title("k", {"results_file": "r.csv", "raw_rows": rows}) == (
         "k — from r.csv; raw rows outcomes:3; source https://a.org (abstract)")
+
+
+# ------------------------------------------------------------------------------------------------- typesetting
+
+WIDE_TABLE = """
+| Outcome | Studies | P(improvement) | Heterogeneity τ | Statement |
+|:--|--:|--:|:--|:------------------------------------------------------------------------------------------|
+| SLEDAI score (points) | 4 | 0.99 | 1.2 (0.1 to 3.4) | SLEDAI probably fell after MSCT in four studies of 120 patients at 6 months. |
+| Input | 61,610 | 1 | 0.5 | `8942788cd3b91f753b1f01bd4f5fcec2ec0f0b7c8241b20414fd8dae5f354cb0` |
+
+: A wide table with narrow dash counts. {#tbl-wide}
+"""
+
+
+def _wide(work: Path) -> Path:
+    edit(work / "index.qmd", "![Posterior mean trajectory", WIDE_TABLE + "\n![Posterior mean trajectory")
+    return work
+
+
+def _typst_columns(typ: str, header_word: str) -> list[float]:
+    """Relative column widths (percent) of the Typst table whose header has `header_word`."""
+    for m in re.finditer(r"#table\(\s*columns: \(([^)]*)\),(.*?)table\.header\((.*?)\),\n", typ, flags=re.S):
+        if header_word in m.group(3):
+            return [float(x.strip().rstrip("%")) for x in m.group(1).split(",") if x.strip()]
+    raise AssertionError(f"no table with header {header_word!r}")
+
+
+def test_pdf_table_rules_override_the_template(rendered):
+    typ = (rendered["keep"] / "typst" / "index.typ").read_text(encoding="utf-8")
+    body = typ[typ.index("#show: doc => conf("):]  # after the template's own '#set table(inset: 6pt, ...)'
+    assert "#set table(inset: (x: 3pt, y: 3pt))" in body
+    assert "#show table: set text(size: 8pt, hyphenate: true)" in body       # long header words wrap in column
+    assert "#show figure.caption.where(kind: table): it => block(sticky: true, it)" in body  # caption not orphaned
+    # long inline code may break after any character (a zero-width space between characters)
+    assert re.search(r"#show raw\.where\(block: false\): it => if it\.text\.len\(\) > 24 .*u\{200B\}", body)
+
+
+def test_wide_table_columns_leave_room_for_the_longest_word(work, tmp_path):
+    paths = render_manuscript(_wide(work) / "index.qmd", work / "_variables.yml", BIB, tmp_path / "out",
+                              formats=("pdf", "docx"), csl=CSL, keep_intermediates=tmp_path / "keep")
+    typ = (tmp_path / "keep" / "typst" / "index.typ").read_text(encoding="utf-8")
+    cols = _typst_columns(typ, "P(improvement)")
+    assert len(cols) == 5 and abs(sum(cols) - 100) < 0.5
+    assert cols[4] == max(cols)                               # the long statement gets the rest of the line
+    # DOCX: the dashes gave P(improvement) 3 of 100 dashes; it now holds its 14 characters + padding, and the
+    # table text is 8 pt through the reference document
+    with zipfile.ZipFile(paths["docx"]) as zf:
+        xml = zf.read("word/document.xml").decode("utf-8")
+        styles = zf.read("word/styles.xml").decode("utf-8")
+    table = next(t for t in re.findall(r"<w:tbl>.*?</w:tbl>", xml, flags=re.S) if "P(improvement)" in t)
+    grid = [int(w) for w in re.findall(r'<w:gridCol w:w="(\d+)"', table)]
+    docx = [100 * g / sum(grid) for g in grid]
+    assert docx[2] >= 100 * (14 + 3) / 105 - 0.2            # a DOCX line holds about 105 characters
+    assert docx[3] >= 100 * (len("Heterogeneity") + 3) / 105 - 0.2
+    with zipfile.ZipFile(paths["docx"]) as zf:
+        assert "<w:autoHyphenation" in zf.read("word/settings.xml").decode("utf-8")
+    # PDF: those header words may hyphenate (Typst does), so they keep at least 8 characters and the statement
+    # gets more of the line than in the DOCX
+    assert min(cols[2], cols[3]) >= 100 * (8 + 3) / 128 - 0.1
+    assert cols[4] > docx[4]
+    table_style = re.search(r'<w:style [^>]*w:styleId="Table".*?</w:style>', styles, flags=re.S).group(0)
+    assert '<w:sz w:val="16" />' in table_style and 'w:w="57"' in table_style
+
+
+def test_short_tables_keep_automatic_widths(rendered):
+    typ = (rendered["keep"] / "typst" / "index.typ").read_text(encoding="utf-8")
+    assert re.search(r"#table\(\s*columns: 3,", typ)  # the fixture's short summary table: Typst sizes it

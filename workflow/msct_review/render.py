@@ -15,18 +15,21 @@ Pipeline
      index.qmd)"). Each shortcode becomes a plain-word marker `XVARnnnnnnX` that survives Pandoc's Markdown
      reader anywhere (tables, captions, the YAML title/abstract, code, math, link targets). `{{{< ... >}}}`
      is Quarto's escape and gives the literal shortcode. Any other shortcode is an error.
-2. Pandoc reads the result with four filters, in this order:
+2. Pandoc reads the result with five filters, in this order:
    * `filters/vars.lua` puts each value in place of its marker (in HTML wrapped in
      `<span class="var" data-key=KEY title=LINEAGE>`); a marker it cannot place fails the render;
    * `filters/crossref.lua` numbers `#fig-`/`#tbl-` figures and tables, labels their captions and resolves
      `@fig-`/`@tbl-` references ("Figure 1", "Table 1"); an unknown reference fails;
    * `filters/checks.lua` fails on a citation key missing from the bibliography and on remote images, and maps
      Quarto's `authors:` to `author:`;
+   * `filters/widths.lua` re-sizes tables that have relative widths so that each column holds its longest word
+     (the writers would otherwise overprint or break words letter by letter in narrow columns);
    * `--citeproc` with the bibliography and the CSL style (Pandoc's default Chicago author-date if none).
    Pandoc warnings that mean a lost citation or a missing resource are turned into errors too.
 3. Writers: HTML (`--embed-resources --standalone --mathml`: images as data: URIs, no script or stylesheet
-   fetched), DOCX (images embedded), and Typst (`--extract-media` copies the figures next to the .typ file)
-   compiled to PDF by the `typst` wheel with `root=` that folder and only the fonts embedded in the wheel
+   fetched), DOCX (images embedded; a reference document with 8-pt table text, see DOCX_TABLE_TEXT_HALF_POINTS),
+   and Typst (the table and code rules of TYPST_STYLE at the start of the body; `--extract-media` copies the
+   figures next to the .typ file) compiled to PDF by the `typst` wheel with `root=` that folder and only the fonts embedded in the wheel
    (`font_paths` adds more), so the PDF does not depend on the machine's fonts.
 
 Everything is built in a temporary folder; only when every requested format has succeeded are the files moved
@@ -64,27 +67,43 @@ from .numbers import MINUS
 log = logging.getLogger(__name__)
 
 FILTER_DIR = Path(__file__).resolve().parent / "filters"
-FILTERS = ("vars.lua", "crossref.lua", "checks.lua")  # order matters: see module docstring
+FILTERS = ("vars.lua", "crossref.lua", "checks.lua", "widths.lua")  # order matters: see module docstring
 FORMATS = ("html", "docx", "pdf")
 MIN_PANDOC = (3, 1, 1)  # Figure blocks, typst writer, pandoc.json, pandoc.utils.references
 
-# PDF page layout: tables (inside figures) may break across pages instead of running off the page; table text is
-# smaller and not justified so that narrow columns stay readable; table captions above the table.
+# PDF page layout (Typst rules, placed at the start of the body so that they override the template's own
+# `#set table(...)`): tables (inside figures) may break across pages instead of running off the page, and their
+# caption (above the table) sticks to the table's first rows instead of being left alone at the foot of a page;
+# table text is smaller, ragged right and hyphenated, with narrow padding, so that a long header word
+# ("P(improvement)") wraps inside its column (filters/widths.lua leaves each column room for its longest word);
+# inline code longer than 24 characters (SHA-256 hashes, git commits, paths) may break after any character instead
+# of running into the margin.
 TYPST_STYLE = """#show figure.where(kind: table): set block(breakable: true)
 #show figure.where(kind: table): set figure.caption(position: top)
+#show figure.caption.where(kind: table): it => block(sticky: true, it)
+#set table(inset: (x: 3pt, y: 3pt))
 #show table: set par(justify: false)
-#show table: set text(size: 8pt)
+#show table: set text(size: 8pt, hyphenate: true)
+#show raw.where(block: false): it => if it.text.len() > 24 { it.text.clusters().join("\\u{200B}") } else { it }
 """
 
 HTML_STYLE = """<style>
 body { max-width: 60em; }
 table { font-size: 0.85em; }
 span.var { border-bottom: 1px dotted currentColor; cursor: help; }
+td code { overflow-wrap: anywhere; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; }
 figcaption, table caption { font-size: 0.9em; text-align: left; }
 </style>
 """
+
+# DOCX: Pandoc's own reference document with a smaller table text (8 pt, from the table style, so that body text
+# keeps its size) and narrower cell margins; with filters/widths.lua the columns then hold their longest words
+# instead of Word breaking them letter by letter. Built at render time from the Pandoc in use (no binary file in
+# the repository); the caption style already keeps a table caption with its table.
+DOCX_TABLE_TEXT_HALF_POINTS = 16
+DOCX_CELL_MARGIN_TWIPS = 57
 
 _MARKER_FMT = "XVAR{:06d}X"
 _SHORTCODE = re.compile(r"\{\{\{<(?P<escaped>.*?)>\}\}\}|\{\{<(?P<body>.*?)>\}\}")
@@ -593,16 +612,21 @@ def render_manuscript(
             built["html"] = out
         if "docx" in formats:
             out = work / f"{stem}.docx"
-            _run_pandoc(pandoc, common + ["--to", "docx", "--output", str(out)], work, env, prepared, root, "DOCX")
+            reference = _reference_docx(pandoc, work / "reference.docx")
+            _run_pandoc(pandoc, common + ["--to", "docx", "--reference-doc", str(reference), "--output", str(out)],
+                        work, env, prepared, root, "DOCX")
             built["docx"] = out
         if "pdf" in formats:
             typ_dir = work / "typst"
             typ_dir.mkdir()
             typ = typ_dir / f"{stem}.typ"
-            _run_pandoc(pandoc, common + ["--to", "typst", "--extract-media", "media", "--output", str(typ)],
+            typ_style = work / "style.typ"
+            typ_style.write_text(TYPST_STYLE, encoding="utf-8")
+            # --include-before-body, not --include-in-header: that would replace the header-includes the filters
+            # set, and rules before the template's would be overridden by its `#set table(...)`
+            _run_pandoc(pandoc, common + ["--to", "typst", "--extract-media", "media", "--include-before-body",
+                                          str(typ_style), "--output", str(typ)],
                         typ_dir, env, prepared, root, "Typst")
-            # prepended, not --include-in-header: that would replace the header-includes the filters set
-            typ.write_text(TYPST_STYLE + typ.read_text(encoding="utf-8"), encoding="utf-8")
             out = work / f"{stem}.pdf"
             _compile_typst(typ, out, typ_dir, font_paths)
             built["pdf"] = out
@@ -614,6 +638,46 @@ def render_manuscript(
                 shutil.rmtree(keep)
             shutil.copytree(work, keep, ignore=shutil.ignore_patterns(*(p.name for p in built.values())))
         return published
+
+
+def _reference_docx(pandoc: str, dest: Path) -> Path:
+    """Pandoc's default reference.docx with the table style's text at DOCX_TABLE_TEXT_HALF_POINTS, cell
+    margins of DOCX_CELL_MARGIN_TWIPS (see the constants) and automatic hyphenation on."""
+    import zipfile
+
+    plain = dest.with_name("pandoc-reference.docx")
+    proc = subprocess.run([pandoc, "--output", str(plain), "--print-default-data-file", "reference.docx"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not plain.is_file():
+        raise RenderError(f"pandoc could not write its reference.docx: {proc.stderr.strip()}")
+    with zipfile.ZipFile(plain) as src:
+        entries = [(info, src.read(info)) for info in src.infolist()]
+    styled = False
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in entries:
+            if info.filename == "word/styles.xml":
+                data, styled = _table_style(data.decode("utf-8"))
+                data = data.encode("utf-8")
+            elif info.filename == "word/settings.xml" and b"autoHyphenation" not in data:
+                # Word hyphenates (narrow table columns wrap at syllables, not letter by letter)
+                # (schema order: right after defaultTabStop)
+                data = re.sub(rb"(<w:defaultTabStop[^>]*/>)", rb"\1<w:autoHyphenation />", data, count=1)
+            out.writestr(info, data)
+    if not styled:
+        raise RenderError("pandoc's reference.docx has no table style 'Table' to set the table text size in")
+    return dest
+
+
+def _table_style(styles: str) -> tuple[str, bool]:
+    m = re.search(r'(<w:style w:type="table"[^>]*w:styleId="Table"[^>]*>)(.*?)(</w:style>)', styles, flags=re.S)
+    if not m:
+        return styles, False
+    body = re.sub(r'(<w:(?:left|right) w:w=")\d+(" w:type="dxa" />)', rf"\g<1>{DOCX_CELL_MARGIN_TWIPS}\g<2>",
+                  m.group(2))
+    size = (f'<w:rPr><w:sz w:val="{DOCX_TABLE_TEXT_HALF_POINTS}" /><w:szCs w:val="{DOCX_TABLE_TEXT_HALF_POINTS}" />'
+            "</w:rPr>")
+    body = re.sub(r"(<w:tblPr>)", size + r"\1", body, count=1) if "<w:rPr>" not in body else body
+    return styles[:m.start()] + m.group(1) + body + m.group(3) + styles[m.end():], True
 
 
 def _compile_typst(typ: Path, out: Path, root: Path, font_paths: Sequence) -> None:
