@@ -169,7 +169,7 @@ def between_arm_row(rec: Mapping, spec, study_label: str, n_msct, n_control, con
     return {
         "Outcome": f"{spec.label} ({'% difference' if unit == '%' else unit}): MSCT vs {control}",
         "Visit (months)": _months(rec["visit_months"]),
-        "Studies (patients)": f"1 ({fmt_count(int(n_msct))} vs {fmt_count(int(n_control))})",
+        "Studies (patients)": f"1 ({fmt_count(int(float(n_msct)))} vs {fmt_count(int(float(n_control)))})",
         "Estimate (95% interval)": rec["primary"],
         "What the estimate is": f"randomised comparison in {study_label} ({estimand})",
         "95% prediction interval": DASH,

@@ -344,9 +344,22 @@ def scientific_text(text: str) -> str:
     return _E_NOTATION.sub(lambda m: f"{m.group(1)} \u00d7 10{str(int(m.group(2))).translate(_SUPERSCRIPT)}", text)
 
 
-CHARACTERISTICS_COLUMNS = ["Study", "Design", "Population", "n (MSCT/control)", "MSC source", "Dose", "Route",
-                           "Follow-up (months)", "Outcomes reported", "Review inclusion", "Study sets", "Patient group",
-                           "Overlap"]
+CHARACTERISTICS_COLUMNS = ["Study", "Design", "Population", "n (MSCT/control)", "MSC source; dose; route",
+                           "Follow-up (months)", "Outcomes reported", "Review inclusion", "Shares patients with"]
+
+
+def _shared_text(group: str | None, row: Mapping) -> str:
+    """'Nanjing Drum Tower programme: subset (judgement)', or for a report alone in its group 'no other report'
+    (its open overlap, e.g. 'unclear (judgement)', where the sheet records one)."""
+    from . import linkage
+
+    overlap = _text(row.get("overlap"))
+    words = linkage.OVERLAP_WORDS.get(overlap, overlap) or "not recorded"
+    basis = _text(row.get("overlap_basis"))
+    detail = f"{words} ({basis})" if basis else words
+    if group:
+        return f"{group}: {detail}"
+    return "no other report" if overlap in ("", "none") else detail
 
 
 def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | None = None,
@@ -360,10 +373,11 @@ def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | 
     `analysis_table`: the harmonised table; its outcomes (kind other than `characteristic`) per study become
     'Outcomes reported', labelled from `dictionary`, with '(not poolable)' where no row of that outcome is poolable.
     Missing facts are written 'not reported', never left looking like a zero.
-    'Patient group' lists the reports of the set that describe the same patients (studies-sheet `patient_group`;
-    'Nanjing Drum Tower: Gu 2014 (81, partial overlap), Wang 2018 (81, later follow-up)'), 'this report only'
-    for a report alone in its group; 'Overlap' is the report's `overlap` and `overlap_basis` in words
-    ('later follow-up (judgement)'). Sheets without the linkage columns give 'not recorded'.
+    'Shares patients with' names the patient group of reports that describe the same patients (studies-sheet
+    `patient_group`, e.g. 'Nanjing Drum Tower programme: later follow-up (judgement)'; the text and the validation
+    report list the group's reports), or 'no other report' ('unclear (judgement)' where the sheet leaves it
+    open); sheets without the linkage columns give 'not recorded'. The table is one study set's, so it shows
+    no set names.
     """
     from . import linkage
 
@@ -372,13 +386,11 @@ def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | 
     linked = "patient_group" in part
     group_text = {}
     if linked:
-        size = linkage.study_groups(studies).set_index("patient_group")["n_reports"]
-        for g in linkage.study_groups(studies, part["study_id"].tolist()).to_dict("records"):
-            one = size[g["patient_group"]] == 1 and g["study_ids"] == g["patient_group"]
-            outside = int(size[g["patient_group"]] - g["n_reports"])
-            more = f" (and {outside} report{'s' if outside > 1 else ''} outside this study set)" if outside else ""
+        groups = linkage.study_groups(studies)
+        for g in groups.to_dict("records"):
+            one = g["n_reports"] == 1 and g["study_ids"] == g["patient_group"]
             for sid in g["study_ids"].split(";"):
-                group_text[sid] = "this report only" if one else f"{g['label']}: {g['reports']}{more}"
+                group_text[sid] = None if one else f"{g['label']} programme"
     order = list((dictionary or {}).keys())
     rows = []
     for r in part.to_dict("records"):
@@ -410,17 +422,13 @@ def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | 
             "Design": design,
             "Population": _text(r.get("population"), "not reported"),
             "n (MSCT/control)": n_text,
-            "MSC source": _text(r.get("msc_source"), "not reported"),
-            "Dose": scientific_text(_text(r.get("msc_dose"), "not reported")),
-            "Route": _text(r.get("route"), "not reported"),
+            "MSC source; dose; route": "; ".join([_text(r.get("msc_source"), "source not reported"),
+                                                 scientific_text(_text(r.get("msc_dose"), "dose not reported")),
+                                                 _text(r.get("route"), "route not reported")]),
             "Follow-up (months)": fmt_months(fu) if np.isfinite(fu) else "not reported",
             "Outcomes reported": outcomes_text,
             "Review inclusion": f"{inclusion} ({conf} confidence)" if conf else inclusion,
-            "Study sets": "; ".join(x.strip() for x in _text(r.get("study_sets")).split(";") if x.strip()),
-            "Patient group": group_text.get(sid, "not recorded"),
-            "Overlap": (f"{linkage.OVERLAP_WORDS.get(_text(r.get('overlap')), _text(r.get('overlap'), 'not recorded'))}"
-                        + (f" ({_text(r.get('overlap_basis'))})" if _text(r.get("overlap_basis")) else ""))
-            if linked else "not recorded",
+            "Shares patients with": _shared_text(group_text.get(sid, ""), r) if linked else "not recorded",
         })
     return pd.DataFrame(rows, columns=CHARACTERISTICS_COLUMNS)
 
