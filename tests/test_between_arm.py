@@ -43,8 +43,8 @@ def test_albumin_row_shows_both_arms_and_both_estimands_with_the_primary_named()
     r = table.iloc[0]
     assert r["Study"] == "Deng 2017" and r["Visit (months)"] == "6"
     # 3 +/- 2.120 x 3.2016 = -3.8 to 9.8; 5 +/- 2.120 x 3 = -1.4 to 11.4
-    assert r["Difference: follow-up means"] == f"3.0 (95% CI {MINUS}3.8 to 9.8)"
-    assert r["Difference: change scores"] == f"5.0 (95% CI {MINUS}1.4 to 11.4)"
+    assert r["Difference at follow-up"] == f"3.0 (95% CI {MINUS}3.8 to 9.8)"
+    assert r["Difference in change from baseline"] == f"5.0 (95% CI {MINUS}1.4 to 11.4)"
     assert r["Primary estimand"] == "follow-up means"
     # MSC arm 14 +/- 2.201 x 6/sqrt(12) = 10.2 to 17.8; placebo 9 +/- 2.571 x 6/sqrt(6) = 2.7 to 15.3
     assert r["MSC arm"] == "14.0 (95% CI 10.2 to 17.8)"
@@ -61,8 +61,8 @@ def test_log_scale_outcome_is_shown_as_percent_difference_of_the_mean():
     spec = _spec("proteinuria_24h", scale="log", unit="g/24 h", label="24-h urine protein")
     r = between_arm.between_arm_table({"proteinuria_24h": summary}, {"proteinuria_24h": spec}, {}).iloc[0]
     assert r["Outcome"] == "24-h urine protein (%)"
-    assert r["Difference: follow-up means"] == f"{MINUS}68% (95% CI {MINUS}88% to {MINUS}15%)"
-    assert r["Difference: change scores"] == "not reported"
+    assert r["Difference at follow-up"] == f"{MINUS}68% (95% CI {MINUS}88% to {MINUS}15%)"
+    assert r["Difference in change from baseline"] == "not reported"
     assert r["MSC arm"] == "not reported"
 
 
@@ -77,7 +77,7 @@ def test_binary_outcome_shows_events_per_arm_and_the_risk_difference_in_percenta
     r = between_arm.between_arm_table({"death": summary}, {"death": spec}, {"deng2017": "Deng 2017"},
                                       analysis).iloc[0]
     assert r["MSC arm"] == "1/12 (8%)" and r["Control arm"] == "0/6 (0%)"
-    assert r["Difference: follow-up means"] == f"8 (95% CI {MINUS}31 to 35)"
+    assert r["Difference at follow-up"] == f"8 (95% CI {MINUS}31 to 35)"
     assert r["Primary estimand"] == "risk difference"
 
 

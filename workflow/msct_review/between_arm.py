@@ -28,8 +28,8 @@ from .numbers import fmt_count, fmt_estimate, fmt_number, sig_digits
 ESTIMAND_FOLLOW_UP = "follow-up means"
 ESTIMAND_CHANGE = "change scores"
 ESTIMAND_RISK = "risk difference"
-COLUMNS = ["Outcome", "Study", "Visit (months)", "MSC arm", "Control arm", "Difference: follow-up means",
-           "Difference: change scores", "Primary estimand"]
+COLUMNS = ["Outcome", "Study", "Visit (months)", "MSC arm", "Control arm", "Difference at follow-up",
+           "Difference in change from baseline", "Primary estimand"]
 NOT_REPORTED = "not reported"
 
 
@@ -148,8 +148,8 @@ def between_arm_rows(summary: pd.DataFrame, spec, labels: Mapping[str, str],
         "Visit (months)": fmt_number(rec["visit_months"], 0 if float(rec["visit_months"]).is_integer() else 1),
         "MSC arm": rec["msct"],
         "Control arm": rec["control"],
-        "Difference: follow-up means": rec["follow_up_means"],
-        "Difference: change scores": rec["change_scores"],
+        "Difference at follow-up": rec["follow_up_means"],
+        "Difference in change from baseline": rec["change_scores"],
         "Primary estimand": rec["primary_estimand"],
     } for rec in comparisons(summary, spec, table)]
 

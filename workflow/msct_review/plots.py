@@ -338,7 +338,7 @@ def _point_size(n: float, n_ref: float) -> float:
 
 
 NO_CURVE_NOTE = "no pooled time course"
-NOT_POOLED_NOTE = "fewer than two studies at every visit: not pooled"
+NOT_POOLED_NOTE = "not pooled at any visit"
 
 
 def _curve_evidence(curve: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -748,6 +748,9 @@ def _diagnostics(c: _Collector, ctx: _Context, s: str, prefixes: list[str]) -> N
     put("n_models", fmt_count(len(outcomes)))
     put("n_fitted", fmt_count(fitted))
     put("n_sampled", fmt_count(fitted))
+    put("sampled_sentence", "no outcome needed a sampled model" if fitted == 0 else
+        f"{fmt_count(fitted)} outcome{'s were' if fitted > 1 else ' was'} estimated by a sampled model, and "
+        f"{fmt_count(passed)} passed every convergence check")
     put("n_not_fitted", fmt_count(len(outcomes) - fitted))
     put("n_passed", fmt_count(passed))
     put("max_rhat", fmt_number(max(rhat), 3) if rhat else none)
