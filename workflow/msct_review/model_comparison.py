@@ -56,5 +56,5 @@ def comparison_table(summaries: Mapping[str, pd.DataFrame], labels: Mapping[str,
     for outcome, summary in summaries.items():
         rows += comparison_rows(summary, labels.get(outcome, outcome))
     if not rows:
-        return pd.DataFrame([{"Outcome": NONE_TEXT}], columns=COLUMNS).fillna("")
+        return pd.DataFrame([{c: (NONE_TEXT if c == "Outcome" else "") for c in COLUMNS}], columns=COLUMNS)
     return pd.DataFrame(rows, columns=COLUMNS)
