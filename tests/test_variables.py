@@ -326,3 +326,9 @@ def test_single_study_set_config(results_copy):
         if key.startswith("main."):
             assert flat["other." + key[5:]] == value
     assert all("all_candidates" not in p for p in V.variables_inputs(cfg))
+
+
+def test_validation_warnings_reach_the_data_section_in_reader_words(flat):
+    assert flat["data.n_warnings"] == "1"
+    assert flat["data.warnings"] == ("outcome Anti-dsDNA antibody is analysed in the configuration but no row of the "
+                                     "outcomes sheet reports it; its results will say 'no data'")

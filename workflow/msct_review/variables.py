@@ -124,6 +124,7 @@ class ResultsFiles:
     studies: Path
     outcomes: Path
     appraisal: Path
+    warnings: Path
     analysis_table: Path
     coverage: Path
     summaries: dict = field(default_factory=dict)     # (set, outcome) -> summary.csv
@@ -133,8 +134,8 @@ class ResultsFiles:
 
     def all(self) -> list[str]:
         """The files in a stable order (the Snakemake rule's inputs)."""
-        paths = [self.config, self.dictionary, self.studies, self.outcomes, self.appraisal, self.analysis_table,
-                 self.coverage]
+        paths = [self.config, self.dictionary, self.studies, self.outcomes, self.appraisal, self.warnings,
+                 self.analysis_table, self.coverage]
         for mapping in (self.summaries, self.diagnostics, self.key_visits, self.claims):
             paths += list(mapping.values())
         return [str(p) for p in paths]
@@ -156,6 +157,7 @@ def results_files(cfg: Mapping, results_dir: str | Path = "results", root: str |
         studies=r / "validated" / "studies.csv",
         outcomes=r / "validated" / "outcomes.csv",
         appraisal=r / "validated" / "appraisal.csv",
+        warnings=r / "validated" / "warnings.csv",
         analysis_table=r / "harmonised" / "analysis_table.csv",
         coverage=r / "harmonised" / "coverage.csv",
     )
@@ -964,6 +966,28 @@ def _methods(c: _Collector, ctx: _Context) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def validation_warning_words(message: str, dictionary: Mapping, sheets: Mapping[str, str]) -> str:
+    """A validation warning as a reader reads it: outcome ids as their labels, sheet paths as sheet names."""
+    text = re.sub(r" \(config [\w.]+\)", " in the configuration", str(message))
+    for path, name in sheets.items():
+        text = text.replace(path, name)
+    for key in sorted(dictionary, key=len, reverse=True):
+        text = text.replace(f"'{key}'", dictionary[key].label)
+    return text
+
+
+def _warnings(c: _Collector, ctx: _Context) -> None:
+    """The validation's warnings (plausibility a real study can legitimately break), for the data section."""
+    path = ctx.files.warnings
+    frame = _read_csv(path, dtype=str, keep_default_na=False)
+    frame = frame if frame is not None else pd.DataFrame(columns=["message"])
+    raw_dir = str(ctx.cfg["data"].get("raw_dir") or "")
+    sheets = {f"{raw_dir}/{n}.csv": f"the {n} sheet" for n in ("studies", "outcomes", "appraisal")} if raw_dir else {}
+    words = [validation_warning_words(m, ctx.dictionary, sheets) for m in frame["message"]]
+    c.put("data.n_warnings", fmt_count(len(words)), kind="data", files=[path])
+    c.put("data.warnings", "; ".join(words) if words else "none", kind="data", files=[path])
+
+
 def _appraisal(c: _Collector, ctx: _Context) -> None:
     a = ctx.appraisal
     rows = [{"row_id": f"appraisal:{r['study_id']}:{r['item_id']}", "source_url": r.get("source_url", ""),
@@ -1032,6 +1056,7 @@ def build_variables(config_yml: str | Path, results_dir: str | Path = "results",
         _claims(c, ctx, s, prefixes)
     priors = _methods(c, ctx)
     _appraisal(c, ctx)
+    _warnings(c, ctx)
     return Variables(values=c.nested(), lineage=c.lineage, priors=priors)
 
 
