@@ -984,8 +984,9 @@ def _warnings(c: _Collector, ctx: _Context) -> None:
     raw_dir = str(ctx.cfg["data"].get("raw_dir") or "")
     sheets = {f"{raw_dir}/{n}.csv": f"the {n} sheet" for n in ("studies", "outcomes", "appraisal")} if raw_dir else {}
     words = [validation_warning_words(m, ctx.dictionary, sheets) for m in frame["message"]]
-    c.put("data.n_warnings", fmt_count(len(words)), kind="data", files=[path])
-    c.put("data.warnings", "; ".join(words) if words else "none", kind="data", files=[path])
+    note = "warnings of the validation step (each names its file, sheet, row and column)"
+    c.put("data.n_warnings", fmt_count(len(words)), kind="derived", files=[path], note=note)
+    c.put("data.warnings", "; ".join(words) if words else "none", kind="derived", files=[path], note=note)
 
 
 def _appraisal(c: _Collector, ctx: _Context) -> None:
