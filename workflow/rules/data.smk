@@ -50,12 +50,15 @@ rule validate:
 
 rule harmonise:
     """Units to canonical, statistics to mean/SD, change-score SDs; one tidy analysis table."""
+    # The resolved config is not an input: the job takes the three keys it reads as a param, so a change to a
+    # prior or to sampling does not rerun it (nor, through it, anything that reads the analysis table).
     input:
-        config="results/config/resolved_config.yaml",
         studies="results/validated/studies.csv",
         outcomes="results/validated/outcomes.csv",
         dictionary=CONFIG["data"]["outcome_dictionary"],
         code=code("harmonise.py"),
+    params:
+        settings=config_mod.dump(pipeline_mod.harmonise_settings(CONFIG)),
     output:
         table="results/harmonised/analysis_table.csv",
         coverage="results/harmonised/coverage.csv",
@@ -63,3 +66,18 @@ rule harmonise:
         "results/logs/harmonise.log",
     script:
         "../scripts/harmonise.py"
+
+
+rule model_studies:
+    """The validated studies without the columns no model reads (citation, MSC source, ...): what the fits read,
+    so that editing such a column refits nothing."""
+    # Given its text as a param and no data inputs, like outcome_slice (models.smk says why).
+    input:
+        code=code("outcome_slice.py"),
+    params:
+        text=MODEL_INPUTS.model_studies,
+        error=MODEL_INPUTS.error,
+    output:
+        "results/validated/model_studies.csv",
+    script:
+        "../scripts/outcome_slice.py"

@@ -1,6 +1,13 @@
 # Harmonised table -> one model and one diagnostics gate per outcome x study set.
-# Each model job reads only its outcome's slice of the table and of the resolved config; Snakemake compares
-# input checksums, so a change to one outcome's data or prior reruns only that outcome.
+# A change to one outcome's rows or settings reruns only that outcome, in a real run too (Snakemake reruns every
+# job depending on a job that runs, whatever its new content; msct_review.incremental says why ancient() fails):
+# - outcome_slice and model_studies (data.smk) are given the text of their file as a param, computed when the
+#   workflow is parsed, and have no data inputs; the params trigger runs them, and so rewrites their file, only
+#   when that text changes. The harmonise job writes the same rows into the analysis table.
+# - model_config is given the outcome's settings as a param (not the resolved config file, which any config change
+#   rewrites), so it runs only when they change.
+# Everything downstream of these files (fit, diagnose, figures) then follows by plain file dependencies.
+# Under `--rerun-triggers mtime` alone param changes go unnoticed: keep the default triggers.
 
 
 wildcard_constraints:
@@ -11,8 +18,10 @@ wildcard_constraints:
 rule outcome_slice:
     """The analysis-table rows of one outcome."""
     input:
-        "results/harmonised/analysis_table.csv",
         code=code("outcome_slice.py"),
+    params:
+        text=slice_text,
+        error=MODEL_INPUTS.error,
     output:
         "results/harmonised/by_outcome/{outcome}.csv",
     script:
@@ -22,8 +31,9 @@ rule outcome_slice:
 rule model_config:
     """The resolved settings one outcome's model depends on (its priors, the model, sampling and gate)."""
     input:
-        "results/config/resolved_config.yaml",
         code=code("model_config.py"),
+    params:
+        settings=model_settings_text,
     output:
         "results/config/models/{outcome}.yaml",
     script:
@@ -36,7 +46,7 @@ rule fit_model:
     input:
         table="results/harmonised/by_outcome/{outcome}.csv",
         settings="results/config/models/{outcome}.yaml",
-        studies="results/validated/studies.csv",
+        studies="results/validated/model_studies.csv",
         dictionary=CONFIG["data"]["outcome_dictionary"],
         code=code("fit_model.py"),
     output:
