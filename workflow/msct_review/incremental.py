@@ -64,7 +64,7 @@ def compute(cfg: dict, outcomes: list[str]) -> ModelInputs:
         table_text, _ = pipeline.harmonised_texts(pipeline.harmonise_settings(cfg),
                                                   pipeline.read_validated(texts=csvs))
     except Exception as exc:  # noqa: BLE001 - reported in full by the job that runs the same step
-        return ModelInputs(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return ModelInputs(error=f"{type(exc).__name__}: {exc}")
     table = pd.read_csv(io.StringIO(table_text))  # read back as the outcome_slice job once read the file
     studies = pd.read_csv(io.StringIO(csvs["studies"]), dtype=str, keep_default_na=False)
     return ModelInputs(slices={o: pipeline.outcome_slice_text(table, o) for o in outcomes},
