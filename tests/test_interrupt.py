@@ -2,7 +2,9 @@
 
 Every output is written atomically (msct_review.atomic): a killed job leaves its outputs absent, never half
 written, so Snakemake reruns it as a job with missing output; its "incomplete" marker only matters for outputs that
-exist, so the next plain `snakemake` needs no --rerun-incomplete. Two clean runs give byte-identical results.
+exist, so the next plain `snakemake` needs no --rerun-incomplete. After SIGTERM Snakemake removes its lock; after
+SIGKILL it cannot, and the next run stops asking for `snakemake --unlock` (once) first. Two clean runs give
+byte-identical results.
 """
 
 from __future__ import annotations
@@ -63,7 +65,14 @@ def test_a_run_killed_during_a_fit_finishes_on_a_plain_rerun_with_identical_resu
     kill_during_fit(project, sig)
     assert not (project / SUMMARY).exists()  # killed during the fit: nothing of it is in place
     assert not (project / f"results/models/{SET}/{OUTCOME}/idata.nc").exists()
+    if sig == signal.SIGKILL:  # Snakemake still holds the fit's outputs for incomplete: none of them exists
+        assert any(p.is_file() for p in (project / ".snakemake/incomplete").rglob("*"))
     rerun = snakemake(project, *TARGETS)  # the README's plain command, no --rerun-incomplete
+    if sig == signal.SIGKILL:  # a killed Snakemake cannot remove its lock: the next run says how to lift it
+        assert rerun.returncode != 0 and "--unlock" in rerun.stderr
+        assert subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=project, capture_output=True,
+                              timeout=120).returncode == 0
+        rerun = snakemake(project, *TARGETS)
     assert "IncompleteFilesException" not in rerun.stdout + rerun.stderr
     ran = jobs_run(rerun)
     assert f"fit_model[study_set={SET}, outcome={OUTCOME}]" in ran
