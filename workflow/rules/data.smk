@@ -12,7 +12,8 @@ rule resolve_config:
     #   it (or the schema) without changing the content would rerun the job and rewrite an identical file.
     # - code: a change to the package code it runs reruns it (code inputs, as for every rule).
     # Whenever this job runs, Snakemake also schedules every rule reading the file (it does not compare content
-    # after a job); rules that need only a slice of the config should take it as params instead (validate does).
+    # after a job); rules that need only a slice of the config take it as params instead (validate, harmonise,
+    # model_config do).
     # With `--rerun-triggers mtime` alone a config change is not noticed: delete the file to force a rewrite.
     input:
         code=code("resolve_config.py"),
