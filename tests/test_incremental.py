@@ -190,3 +190,13 @@ def test_the_fit_code_reads_no_descriptive_study_column():
         read |= column_names_read(inspect.getsource(function))
     assert {"study_id", "patient_group", "first_author"} <= read  # the check sees what the fit does read
     assert read.isdisjoint(incremental.DESCRIPTIVE_STUDY_COLUMNS)
+
+
+def test_sheets_that_do_not_validate_stop_the_fits_naming_the_cell(tmp_path):
+    project = copy_project(tmp_path / "project")
+    edit_cell(project / "data/raw/outcomes.csv", "row_id", "deng2017-026", "sd", "-1")
+    result = snakemake(project, f"results/models/{SET}/sledai/summary.csv")
+    assert result.returncode != 0
+    assert "outcomes.csv, row 45, column 'sd': value '-1'; expected a number > 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "results/harmonised").exists() and not (project / "results/models").exists()
