@@ -27,7 +27,8 @@ SKIP = shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycac
                               ".pytest_cache", "tests")
 SET = "review_2023"
 FITTED = ("sledai", "c3")
-TARGETS = [*(f"results/models/{SET}/{o}/diagnostics.csv" for o in FITTED), "results/harmonised/analysis_table.csv"]
+TARGETS = [*(f"results/models/{SET}/{o}/diagnostics.csv" for o in FITTED), "results/harmonised/analysis_table.csv",
+           "results/validated/report.md"]
 # the shortest sampling the schema allows, and a gate that lets such short chains pass
 FAST = ("sampling: {chains: 2, draws: 100, tune: 100, progress_bar: false}\n"
         "diagnostics: {max_rhat: 10.0, min_ess_bulk: 1, min_ess_tail: 1, max_divergences: 100000, min_bfmi: 0.0}\n")
@@ -53,6 +54,10 @@ def jobs_run(result: subprocess.CompletedProcess) -> set[str]:
     return {f"{rule}[{wc}]" if wc else rule for rule, wc in JOB.findall(text)}
 
 
+def sheet(name: str) -> str:
+    return f"validated_sheet[sheet={name}]"
+
+
 def outcome_jobs(outcome: str, *, slice_: bool = False, settings: bool = False) -> set[str]:
     """fit_model and diagnose of one outcome (in SET), with its slice or settings job if they had to run."""
     jobs = {f"fit_model[study_set={SET}, outcome={outcome}]", f"diagnose[study_set={SET}, outcome={outcome}]"}
@@ -76,7 +81,7 @@ def project(tmp_path_factory):
     """The project copy after a first full run of TARGETS (every job runs once)."""
     target = copy_project(tmp_path_factory.mktemp("incremental") / "project")
     first = jobs_run(snakemake(target, *TARGETS))
-    assert first == {"validate", "harmonise", "model_studies",
+    assert first == {"validate", sheet("studies"), sheet("outcomes"), "harmonise", "model_studies",
                      *(j for o in FITTED for j in outcome_jobs(o, slice_=True, settings=True))}
     return target
 
@@ -94,7 +99,8 @@ def test_no_change_runs_nothing(project):
 def test_one_cell_of_one_outcome_reruns_that_outcome_only(project):
     before = summaries(project)
     edit_cell(project / "data/raw/outcomes.csv", "row_id", "deng2017-026", "sd", "4.5")  # SLEDAI change at 6 months
-    assert jobs_run(snakemake(project, *TARGETS)) == {"validate", "harmonise", *outcome_jobs("sledai", slice_=True)}
+    assert jobs_run(snakemake(project, *TARGETS)) == {"validate", sheet("outcomes"), "harmonise",
+                                                      *outcome_jobs("sledai", slice_=True)}
     after = summaries(project)
     assert after["c3"] == before["c3"] and after["sledai"] != before["sledai"]
     # the slice given to the fit is exactly that outcome's rows of the table the harmonise job wrote
@@ -118,14 +124,14 @@ def test_one_prior_reruns_that_outcome_only(project, tmp_path):
 
 def test_descriptive_study_column_refits_nothing(project):
     edit_cell(project / "data/raw/studies.csv", "study_id", "deng2017", "msc_source", "umbilical cord (edited)")
-    assert jobs_run(snakemake(project, *TARGETS)) == {"validate", "harmonise"}
+    assert jobs_run(snakemake(project, *TARGETS)) == {"validate", sheet("studies"), "harmonise"}
     assert "umbilical cord (edited)" in (project / "results/validated/studies.csv").read_text(encoding="utf-8")
 
 
 def test_study_column_a_fit_reads_refits_the_set(project):
     # the first author labels a report in the linkage rule's records: the fits read it
     edit_cell(project / "data/raw/studies.csv", "study_id", "deng2017", "first_author", "Deng D (edited)")
-    assert jobs_run(snakemake(project, *TARGETS)) == {"validate", "harmonise", "model_studies",
+    assert jobs_run(snakemake(project, *TARGETS)) == {"validate", sheet("studies"), "harmonise", "model_studies",
                                                       *outcome_jobs("sledai"), *outcome_jobs("c3")}
     studies = pd.read_csv(project / "results/validated/studies.csv", dtype=str, keep_default_na=False)
     assert (project / "results/validated/model_studies.csv").read_text(encoding="utf-8") == \

@@ -6,10 +6,12 @@ changed cell refitted every outcome. Marking the shared tables `ancient()` does 
 the depending job without looking at its own params (dag.py `update_needrun` masks everything downstream of a job
 that must run), so a real change would be missed until the next invocation.
 
-So the per-outcome inputs of the models have no edge to the data jobs at all: the rules `outcome_slice` and
-`model_studies` receive the exact text of their file as a param and only write it. Snakemake's params trigger (on
+So the files many jobs read have no edge to a job that runs on every change: the rules `validated_sheet` (the
+typed copy of one sheet), `outcome_slice` and `model_studies` receive the exact text of their file as a param and
+only write it. Snakemake's params trigger (on
 by default) reruns such a job exactly when its text differs from the one recorded with its file, so the file is
-rewritten only when its content changes, and the fits below follow by plain file dependencies. The texts come
+rewritten only when its content changes, and the jobs reading it (harmonise, the fits, the figures) follow by
+plain file dependencies; a one-cell change to the outcomes sheet rewrites neither the studies nor the appraisal. The texts come
 from the steps' own functions (pipeline.validated_texts, harmonised_texts, outcome_slice_text) run on the raw
 sheets in memory (~1 s): nothing is written when the workflow is parsed, and a dry run stays a dry run.
 """
@@ -37,14 +39,18 @@ class InputsUnavailable(RuntimeError):
 
 @dataclass
 class ModelInputs:
-    """Per outcome, the text of its analysis-table slice; the text of the studies' model columns. `error` says
-    why they could not be computed (an input problem, which the validate or harmonise job reports in full)."""
+    """The texts of the typed sheets (by name), of each outcome's analysis-table slice and of the studies' model
+    columns. `error` says why they could not be computed (an input problem, with file, row and column)."""
+    validated: dict[str, str] = field(default_factory=dict)
     slices: dict[str, str] = field(default_factory=dict)
     model_studies: str | None = None
     error: str | None = None
 
     def slice(self, outcome: str) -> str | None:
         return self.slices.get(outcome)
+
+    def sheet(self, name: str) -> str | None:
+        return self.validated.get(name)
 
 
 def model_studies_text(studies: pd.DataFrame) -> str:
@@ -55,7 +61,7 @@ def model_studies_text(studies: pd.DataFrame) -> str:
 
 
 def compute(cfg: dict, outcomes: list[str]) -> ModelInputs:
-    """The texts of each outcome's slice and of the model studies, from the raw sheets named in `cfg`.
+    """The texts of the typed sheets, each outcome's slice and the model studies, from the raw sheets in `cfg`.
 
     A failure is recorded, not raised: the workflow must still build its DAG so that the validate (or harmonise)
     job reports the problem with file, row and column; the jobs given no text fail naming it."""
@@ -67,7 +73,7 @@ def compute(cfg: dict, outcomes: list[str]) -> ModelInputs:
         return ModelInputs(error=f"{type(exc).__name__}: {exc}")
     table = pd.read_csv(io.StringIO(table_text))  # read back as the outcome_slice job once read the file
     studies = pd.read_csv(io.StringIO(csvs["studies"]), dtype=str, keep_default_na=False)
-    return ModelInputs(slices={o: pipeline.outcome_slice_text(table, o) for o in outcomes},
+    return ModelInputs(validated=csvs, slices={o: pipeline.outcome_slice_text(table, o) for o in outcomes},
                        model_studies=model_studies_text(studies))
 
 

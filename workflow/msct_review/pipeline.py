@@ -17,6 +17,7 @@ from . import linkage, sheets as sheets_mod, validation
 from .sheets import ROW
 
 VALIDATED = ("studies", "outcomes", "appraisal")
+HARMONISED_FROM = ("studies", "outcomes")  # the harmonise rule's inputs
 
 
 def run_resolve_config(config_path: str, out: str) -> dict:
@@ -39,25 +40,28 @@ def validated_texts(cfg: dict) -> tuple[dict[str, str], str, str]:
     return csvs, report, atomic.csv_text(validation.warnings_frame(notices))
 
 
-def run_validate(resolved_config, out_dir: str, report: str, warnings_out: str | None = None) -> None:
+def run_validate(resolved_config, out_dir: str, report: str, warnings_out: str | None = None,
+                 tables: bool = True) -> None:
     """Validate the raw sheets named in the resolved config (a mapping, or the path of a resolved config file);
-    write typed copies, the report and warnings.csv. A sheet that cannot be read or has problems writes nothing."""
+    write the report, warnings.csv and (unless `tables` is false: the workflow writes them with the
+    validated_sheet rule) the typed copies. A sheet that cannot be read or has problems writes nothing."""
     cfg = config_mod.load(resolved_config) if isinstance(resolved_config, (str, Path)) else resolved_config
     csvs, report_text, warnings_text = validated_texts(cfg)
-    for name, text in csvs.items():
+    for name, text in csvs.items() if tables else ():
         atomic.write_text(Path(out_dir) / f"{name}.csv", text)
     if warnings_out:
         atomic.write_text(warnings_out, warnings_text)
     atomic.write_text(report, report_text)
 
 
-def read_validated(directory: str | None = None, texts: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
+def read_validated(directory: str | None = None, texts: dict[str, str] | None = None,
+                   names=VALIDATED) -> dict[str, pd.DataFrame]:
     """Typed tables written by run_validate (text columns as object, numbers as float), from their folder or
     from their text (validated_texts, when the workflow is parsed)."""
     def source(name):
         return io.StringIO(texts[name]) if texts is not None else Path(directory) / f"{name}.csv"
     return {name: pd.read_csv(source(name), dtype={"study_id": str})
-            .astype(object).where(lambda f: f.notna(), None) for name in VALIDATED}
+            .astype(object).where(lambda f: f.notna(), None) for name in names}
 
 
 def harmonise_settings(cfg: dict) -> dict:
@@ -86,7 +90,7 @@ def run_harmonise(settings: dict | str | Path, validated_dir: str, table_out: st
     """Harmonise the validated tables; `settings` is harmonise_settings() or the path of a resolved config."""
     if not isinstance(settings, dict):
         settings = harmonise_settings(config_mod.load(settings))
-    table_text, coverage_text = harmonised_texts(settings, read_validated(validated_dir))
+    table_text, coverage_text = harmonised_texts(settings, read_validated(validated_dir, names=HARMONISED_FROM))
     atomic.write_text(table_out, table_text)
     atomic.write_text(coverage_out, coverage_text)
 

@@ -38,15 +38,32 @@ rule validate:
         # failed validation writes nothing under results/ but its log (no resolved config is needed first)
         settings=config_mod.dump({k: CONFIG[k] for k in ("data", "study_sets", "outcomes", "binary_outcomes")}),
     output:
-        studies="results/validated/studies.csv",
-        outcomes="results/validated/outcomes.csv",
-        appraisal="results/validated/appraisal.csv",
         report="results/validated/report.md",
         warnings="results/validated/warnings.csv",
     log:
         "results/logs/validate.log",
     script:
         "../scripts/validate.py"
+
+
+rule validated_sheet:
+    """The typed copy of one sheet (studies, outcomes, appraisal), as validation reads it."""
+    # Not an output of validate, which runs on every change to any sheet: Snakemake would then rerun every job
+    # reading any typed sheet. Given its text as a param (computed from the raw sheets when the workflow is
+    # parsed, by the validate step's own function) and no data inputs, it runs only when that sheet's content
+    # changes (msct_review.incremental).
+    wildcard_constraints:
+        sheet="studies|outcomes|appraisal",
+    input:
+        code=code("write_given.py"),
+    params:
+        text=lambda w: MODEL_INPUTS.sheet(w.sheet),
+        error=MODEL_INPUTS.error,
+        what="the validated sheet",
+    output:
+        "results/validated/{sheet}.csv",
+    script:
+        "../scripts/write_given.py"
 
 
 rule harmonise:
@@ -72,13 +89,14 @@ rule harmonise:
 rule model_studies:
     """The validated studies without the columns no model reads (citation, MSC source, ...): what the fits read,
     so that editing such a column refits nothing."""
-    # Given its text as a param and no data inputs, like outcome_slice (models.smk says why).
+    # Given its text as a param and no data inputs, like validated_sheet.
     input:
-        code=code("outcome_slice.py"),
+        code=code("write_given.py"),
     params:
         text=MODEL_INPUTS.model_studies,
         error=MODEL_INPUTS.error,
+        what="the studies' model columns",
     output:
         "results/validated/model_studies.csv",
     script:
-        "../scripts/outcome_slice.py"
+        "../scripts/write_given.py"

@@ -1,7 +1,7 @@
 # Harmonised table -> one model and one diagnostics gate per outcome x study set.
 # A change to one outcome's rows or settings reruns only that outcome, in a real run too (Snakemake reruns every
 # job depending on a job that runs, whatever its new content; msct_review.incremental says why ancient() fails):
-# - outcome_slice and model_studies (data.smk) are given the text of their file as a param, computed when the
+# - outcome_slice, model_studies and validated_sheet (data.smk) are given the text of their file as a param, computed when the
 #   workflow is parsed, and have no data inputs; the params trigger runs them, and so rewrites their file, only
 #   when that text changes. The harmonise job writes the same rows into the analysis table.
 # - model_config is given the outcome's settings as a param (not the resolved config file, which any config change
@@ -18,14 +18,15 @@ wildcard_constraints:
 rule outcome_slice:
     """The analysis-table rows of one outcome."""
     input:
-        code=code("outcome_slice.py"),
+        code=code("write_given.py"),
     params:
         text=slice_text,
         error=MODEL_INPUTS.error,
+        what="the outcome's rows",
     output:
         "results/harmonised/by_outcome/{outcome}.csv",
     script:
-        "../scripts/outcome_slice.py"
+        "../scripts/write_given.py"
 
 
 rule model_config:
