@@ -1,10 +1,11 @@
 """A run killed during a fit finishes on the next plain run, with the results of an uninterrupted run.
 
-Every output is written atomically (msct_review.atomic): a killed job leaves its outputs absent, never half
-written, so Snakemake reruns it as a job with missing output; its "incomplete" marker only matters for outputs that
-exist, so the next plain `snakemake` needs no --rerun-incomplete. After SIGTERM Snakemake removes its lock; after
-SIGKILL it cannot, and the next run stops asking for `snakemake --unlock` (once) first. Two clean runs give
-byte-identical results.
+Every output is written atomically (msct_review.atomic): a job killed while it works leaves its outputs absent,
+never half written, so Snakemake reruns it as a job with missing output. A job killed after writing its outputs
+but before Snakemake recorded it leaves complete files marked incomplete: the workflow profile
+(profiles/default/config.yaml) sets rerun-incomplete, so the next plain `snakemake` reruns it instead of stopping.
+After SIGTERM Snakemake removes its lock; after SIGKILL it cannot, and the next run stops asking for
+`snakemake --unlock` (once) first. Two clean runs give byte-identical results.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def test_a_run_killed_during_a_fit_finishes_on_a_plain_rerun_with_identical_resu
     assert not (project / f"results/models/{SET}/{OUTCOME}/idata.nc").exists()
     if sig == signal.SIGKILL:  # Snakemake still holds the fit's outputs for incomplete: none of them exists
         assert any(p.is_file() for p in (project / ".snakemake/incomplete").rglob("*"))
-    rerun = snakemake(project, *TARGETS)  # the README's plain command, no --rerun-incomplete
+    rerun = snakemake(project, *TARGETS)  # the README's plain command
     if sig == signal.SIGKILL:  # a killed Snakemake cannot remove its lock: the next run says how to lift it
         assert rerun.returncode != 0 and "--unlock" in rerun.stderr
         assert subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=project, capture_output=True,
