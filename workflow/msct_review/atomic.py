@@ -32,10 +32,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def csv_text(frame) -> str:
+    """The text write_csv writes for a DataFrame (no index, newline line ends)."""
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
 def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a DataFrame as CSV atomically (no index, stable float format)."""
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, lineterminator="\n")
+    write_text(path, csv_text(frame))
 
 
 @contextmanager

@@ -5,6 +5,8 @@ Nothing is written until a step's work has succeeded, so a failed step leaves no
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,7 @@ from . import linkage, sheets as sheets_mod, validation
 from .sheets import ROW
 
 VALIDATED = ("studies", "outcomes", "appraisal")
+HARMONISED_FROM = ("studies", "outcomes")  # the harmonise rule's inputs
 
 
 def run_resolve_config(config_path: str, out: str) -> dict:
@@ -23,34 +26,54 @@ def run_resolve_config(config_path: str, out: str) -> dict:
     return resolved
 
 
-def run_validate(resolved_config, out_dir: str, report: str, warnings_out: str | None = None) -> None:
-    """Validate the raw sheets named in the resolved config (a mapping, or the path of a resolved config file);
-    write typed copies, the report and warnings.csv. A sheet that cannot be read or has problems writes nothing."""
-    cfg = config_mod.load(resolved_config) if isinstance(resolved_config, (str, Path)) else resolved_config
+def validated_texts(cfg: dict) -> tuple[dict[str, str], str, str]:
+    """The exact text run_validate writes: the typed sheets' CSVs (by name), the report and warnings.csv.
+
+    Also computed when the workflow is parsed (msct_review.incremental), so it must not touch the disk."""
     data = cfg["data"]
     outcomes = dictionary_mod.load(data["outcome_dictionary"])
     sheets = sheets_mod.read_sheets(data["raw_dir"], data["workbook"])
     notices: list = []
     tables = validation.validate(sheets, outcomes, cfg, notices)
-    text = validation.report(tables, sheets, outcomes, notices) + linkage.report_section(tables["studies"])
-    for name in VALIDATED:
-        frame = tables[name].rename(columns={ROW: "source_row"})
-        atomic.write_csv(Path(out_dir) / f"{name}.csv", frame)
+    report = validation.report(tables, sheets, outcomes, notices) + linkage.report_section(tables["studies"])
+    csvs = {name: atomic.csv_text(tables[name].rename(columns={ROW: "source_row"})) for name in VALIDATED}
+    return csvs, report, atomic.csv_text(validation.warnings_frame(notices))
+
+
+def run_validate(resolved_config, out_dir: str, report: str, warnings_out: str | None = None,
+                 tables: bool = True) -> None:
+    """Validate the raw sheets named in the resolved config (a mapping, or the path of a resolved config file);
+    write the report, warnings.csv and (unless `tables` is false: the workflow writes them with the
+    validated_sheet rule) the typed copies. A sheet that cannot be read or has problems writes nothing."""
+    cfg = config_mod.load(resolved_config) if isinstance(resolved_config, (str, Path)) else resolved_config
+    csvs, report_text, warnings_text = validated_texts(cfg)
+    for name, text in csvs.items() if tables else ():
+        atomic.write_text(Path(out_dir) / f"{name}.csv", text)
     if warnings_out:
-        atomic.write_csv(warnings_out, validation.warnings_frame(notices))
-    atomic.write_text(report, text)
+        atomic.write_text(warnings_out, warnings_text)
+    atomic.write_text(report, report_text)
 
 
-def read_validated(directory: str) -> dict[str, pd.DataFrame]:
-    """Typed tables written by run_validate (text columns as object, numbers as float)."""
-    return {name: pd.read_csv(Path(directory) / f"{name}.csv", dtype={"study_id": str})
-            .astype(object).where(lambda f: f.notna(), None) for name in VALIDATED}
+def read_validated(directory: str | None = None, texts: dict[str, str] | None = None,
+                   names=VALIDATED) -> dict[str, pd.DataFrame]:
+    """Typed tables written by run_validate (text columns as object, numbers as float), from their folder or
+    from their text (validated_texts, when the workflow is parsed)."""
+    def source(name):
+        return io.StringIO(texts[name]) if texts is not None else Path(directory) / f"{name}.csv"
+    return {name: pd.read_csv(source(name), dtype={"study_id": str})
+            .astype(object).where(lambda f: f.notna(), None) for name in names}
 
 
-def run_harmonise(resolved_config: str, validated_dir: str, table_out: str, coverage_out: str) -> None:
-    cfg = config_mod.load(resolved_config)
-    outcomes = dictionary_mod.load(cfg["data"]["outcome_dictionary"])
-    tables = read_validated(validated_dir)
+def harmonise_settings(cfg: dict) -> dict:
+    """The resolved keys harmonisation reads (and nothing else, so that e.g. a prior change does not rerun it)."""
+    return {"outcome_dictionary": cfg["data"]["outcome_dictionary"],
+            "within_person_correlation": cfg["harmonisation"]["within_person_correlation"],
+            "study_sets": cfg["study_sets"]}
+
+
+def harmonised_texts(settings: dict, tables: dict[str, pd.DataFrame]) -> tuple[str, str]:
+    """The exact text run_harmonise writes (analysis table, coverage) from the validated tables."""
+    outcomes = dictionary_mod.load(settings["outcome_dictionary"])
     raw = tables["outcomes"]
     for column in ("time_value", "n", "mean", "sd", "se", "ci_lower", "ci_upper", "ci_level", "median", "q1",
                    "q3", "min", "max", "events", "total", "percent", "count", "value"):
@@ -58,20 +81,31 @@ def run_harmonise(resolved_config: str, validated_dir: str, table_out: str, cove
     studies = tables["studies"]
     for column in ("n_msct", "n_control"):
         studies[column] = pd.to_numeric(studies[column], errors="raise")
-    table = harmonise_mod.harmonise(raw, studies, outcomes, cfg["harmonisation"]["within_person_correlation"])
-    cover = harmonise_mod.coverage(table, harmonise_mod.study_sets(studies), cfg["study_sets"])
-    atomic.write_csv(table_out, table)
-    atomic.write_csv(coverage_out, cover)
+    table = harmonise_mod.harmonise(raw, studies, outcomes, settings["within_person_correlation"])
+    cover = harmonise_mod.coverage(table, harmonise_mod.study_sets(studies), settings["study_sets"])
+    return atomic.csv_text(table), atomic.csv_text(cover)
 
 
-def run_outcome_slice(table_csv: str, outcome: str, out: str) -> None:
-    """The analysis-table rows of one outcome.
+def run_harmonise(settings: dict | str | Path, validated_dir: str, table_out: str, coverage_out: str) -> None:
+    """Harmonise the validated tables; `settings` is harmonise_settings() or the path of a resolved config."""
+    if not isinstance(settings, dict):
+        settings = harmonise_settings(config_mod.load(settings))
+    table_text, coverage_text = harmonised_texts(settings, read_validated(validated_dir, names=HARMONISED_FROM))
+    atomic.write_text(table_out, table_text)
+    atomic.write_text(coverage_out, coverage_text)
 
-    Snakemake records input checksums: when another outcome's data change, this slice is rewritten with the
-    same content, so the outcome's model is not rerun.
-    """
-    table = pd.read_csv(table_csv)
-    atomic.write_csv(out, table[table["outcome"] == outcome])
+
+def outcome_slice_text(table: pd.DataFrame, outcome: str) -> str:
+    """The exact text of one outcome's slice of the analysis table (as read back from its CSV)."""
+    return atomic.csv_text(table[table["outcome"] == outcome])
+
+
+def run_outcome_slice(text: str | None, out: str, error: str | None = None) -> None:
+    """Write one outcome's rows of the analysis table: the text computed when the workflow was parsed
+    (msct_review.incremental), i.e. outcome_slice_text of the table the harmonise job writes."""
+    from .incremental import write_given
+
+    write_given(text, out, error, "the outcome's rows")
 
 
 def model_settings(cfg: dict, outcome: str) -> dict:
@@ -89,9 +123,11 @@ def model_settings(cfg: dict, outcome: str) -> dict:
     }
 
 
-def run_model_config(resolved_config: str, outcome: str, out: str) -> None:
-    cfg = config_mod.load(resolved_config)
-    atomic.write_text(out, config_mod.dump(model_settings(cfg, outcome)))
+def run_model_config(settings_text: str, out: str) -> None:
+    """Write one outcome's model settings, the YAML text of model_settings() the rule receives as a param (so the
+    job reruns exactly when that outcome's settings change, not whenever the resolved config is rewritten)."""
+    yaml.safe_load(settings_text)  # a param that is not YAML is a bug here, not a file for the fit to trip over
+    atomic.write_text(out, settings_text)
 
 
 def study_ids_in_set(studies_csv: str, study_set: str) -> list[str]:

@@ -44,6 +44,25 @@ RAW_INPUTS = sheets_mod.input_files(CONFIG["data"]["raw_dir"], CONFIG["data"]["w
 STUDY_SETS = CONFIG["study_sets"]
 OUTCOMES = CONFIG["outcomes"] + CONFIG["binary_outcomes"]
 
+# Early cut-off, which Snakemake does not do inside one invocation (a job whose input another job rewrites in the
+# same run is rerun, whatever the new content): the per-outcome inputs of the models are computed here from the raw
+# sheets by the steps' own functions, in memory (~1 s), and given to their rules as params; msct_review.incremental
+# explains the design. An input problem leaves them empty; the validate job reports it.
+from msct_review import incremental as incremental_mod
+from msct_review import pipeline as pipeline_mod
+
+MODEL_INPUTS = incremental_mod.compute(CONFIG, OUTCOMES)
+
+
+def slice_text(wildcards):
+    """Param: the text of one outcome's rows of the analysis table (None if the sheets do not validate)."""
+    return MODEL_INPUTS.slice(wildcards.outcome)
+
+
+def model_settings_text(wildcards):
+    """Param: the YAML text of the settings one outcome's model depends on (pipeline.model_settings)."""
+    return config_mod.dump(pipeline_mod.model_settings(CONFIG, wildcards.outcome))
+
 
 from msct_review.code_deps import script_sources
 

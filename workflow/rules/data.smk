@@ -12,7 +12,8 @@ rule resolve_config:
     #   it (or the schema) without changing the content would rerun the job and rewrite an identical file.
     # - code: a change to the package code it runs reruns it (code inputs, as for every rule).
     # Whenever this job runs, Snakemake also schedules every rule reading the file (it does not compare content
-    # after a job); rules that need only a slice of the config should take it as params instead (validate does).
+    # after a job); rules that need only a slice of the config take it as params instead (validate, harmonise,
+    # model_config do).
     # With `--rerun-triggers mtime` alone a config change is not noticed: delete the file to force a rewrite.
     input:
         code=code("resolve_config.py"),
@@ -37,9 +38,6 @@ rule validate:
         # failed validation writes nothing under results/ but its log (no resolved config is needed first)
         settings=config_mod.dump({k: CONFIG[k] for k in ("data", "study_sets", "outcomes", "binary_outcomes")}),
     output:
-        studies="results/validated/studies.csv",
-        outcomes="results/validated/outcomes.csv",
-        appraisal="results/validated/appraisal.csv",
         report="results/validated/report.md",
         warnings="results/validated/warnings.csv",
     log:
@@ -48,14 +46,37 @@ rule validate:
         "../scripts/validate.py"
 
 
+rule validated_sheet:
+    """The typed copy of one sheet (studies, outcomes, appraisal), as validation reads it."""
+    # Not an output of validate, which runs on every change to any sheet: Snakemake would then rerun every job
+    # reading any typed sheet. Given its text as a param (computed from the raw sheets when the workflow is
+    # parsed, by the validate step's own function) and no data inputs, it runs only when that sheet's content
+    # changes (msct_review.incremental).
+    wildcard_constraints:
+        sheet="studies|outcomes|appraisal",
+    input:
+        code=code("write_given.py"),
+    params:
+        text=lambda w: MODEL_INPUTS.sheet(w.sheet),
+        error=MODEL_INPUTS.error,
+        what="the validated sheet",
+    output:
+        "results/validated/{sheet}.csv",
+    script:
+        "../scripts/write_given.py"
+
+
 rule harmonise:
     """Units to canonical, statistics to mean/SD, change-score SDs; one tidy analysis table."""
+    # The resolved config is not an input: the job takes the three keys it reads as a param, so a change to a
+    # prior or to sampling does not rerun it (nor, through it, anything that reads the analysis table).
     input:
-        config="results/config/resolved_config.yaml",
         studies="results/validated/studies.csv",
         outcomes="results/validated/outcomes.csv",
         dictionary=CONFIG["data"]["outcome_dictionary"],
         code=code("harmonise.py"),
+    params:
+        settings=config_mod.dump(pipeline_mod.harmonise_settings(CONFIG)),
     output:
         table="results/harmonised/analysis_table.csv",
         coverage="results/harmonised/coverage.csv",
@@ -63,3 +84,19 @@ rule harmonise:
         "results/logs/harmonise.log",
     script:
         "../scripts/harmonise.py"
+
+
+rule model_studies:
+    """The validated studies without the columns no model reads (citation, MSC source, ...): what the fits read,
+    so that editing such a column refits nothing."""
+    # Given its text as a param and no data inputs, like validated_sheet.
+    input:
+        code=code("write_given.py"),
+    params:
+        text=MODEL_INPUTS.model_studies,
+        error=MODEL_INPUTS.error,
+        what="the studies' model columns",
+    output:
+        "results/validated/model_studies.csv",
+    script:
+        "../scripts/write_given.py"

@@ -1,6 +1,13 @@
 # Harmonised table -> one model and one diagnostics gate per outcome x study set.
-# Each model job reads only its outcome's slice of the table and of the resolved config; Snakemake compares
-# input checksums, so a change to one outcome's data or prior reruns only that outcome.
+# A change to one outcome's rows or settings reruns only that outcome, in a real run too (Snakemake reruns every
+# job depending on a job that runs, whatever its new content; msct_review.incremental says why ancient() fails):
+# - outcome_slice, model_studies and validated_sheet (data.smk) are given the text of their file as a param,
+#   computed when the workflow is parsed, and have no data inputs; the params trigger runs them, and so rewrites
+#   their file, only when that text changes. The harmonise job writes the same rows into the analysis table.
+# - model_config is given the outcome's settings as a param (not the resolved config file, which any config change
+#   rewrites), so it runs only when they change.
+# Everything downstream of these files (fit, diagnose, figures) then follows by plain file dependencies.
+# Under `--rerun-triggers mtime` alone param changes go unnoticed: keep the default triggers.
 
 
 wildcard_constraints:
@@ -11,19 +18,23 @@ wildcard_constraints:
 rule outcome_slice:
     """The analysis-table rows of one outcome."""
     input:
-        "results/harmonised/analysis_table.csv",
-        code=code("outcome_slice.py"),
+        code=code("write_given.py"),
+    params:
+        text=slice_text,
+        error=MODEL_INPUTS.error,
+        what="the outcome's rows",
     output:
         "results/harmonised/by_outcome/{outcome}.csv",
     script:
-        "../scripts/outcome_slice.py"
+        "../scripts/write_given.py"
 
 
 rule model_config:
     """The resolved settings one outcome's model depends on (its priors, the model, sampling and gate)."""
     input:
-        "results/config/resolved_config.yaml",
         code=code("model_config.py"),
+    params:
+        settings=model_settings_text,
     output:
         "results/config/models/{outcome}.yaml",
     script:
@@ -36,7 +47,7 @@ rule fit_model:
     input:
         table="results/harmonised/by_outcome/{outcome}.csv",
         settings="results/config/models/{outcome}.yaml",
-        studies="results/validated/studies.csv",
+        studies="results/validated/model_studies.csv",
         dictionary=CONFIG["data"]["outcome_dictionary"],
         code=code("fit_model.py"),
     output:

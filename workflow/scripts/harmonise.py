@@ -1,6 +1,9 @@
 from pathlib import Path
 
+import yaml
+
 from msct_review.pipeline import run_harmonise
 
 s = snakemake  # noqa: F821
-run_harmonise(s.input.config, str(Path(s.input.outcomes).parent), s.output.table, s.output.coverage)
+run_harmonise(yaml.safe_load(s.params.settings), str(Path(s.input.outcomes).parent), s.output.table,
+              s.output.coverage)

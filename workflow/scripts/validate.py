@@ -11,7 +11,7 @@ from msct_review.validation import ValidationError
 s = snakemake  # noqa: F821
 try:
     run_validate(yaml.safe_load(s.params.settings), str(Path(s.output.report).parent), s.output.report,
-                 s.output.warnings)
+                 s.output.warnings, tables=False)  # the typed copies: rule validated_sheet
 except (SheetReadError, ValidationError, DictionaryError) as exc:
     # An input error is the user's to fix, not a crash: the message names file, row and column; no traceback.
     print(exc, file=sys.stderr)
