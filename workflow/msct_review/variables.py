@@ -1045,8 +1045,9 @@ def build_variables(config_yml: str | Path, results_dir: str | Path = "results",
                   note="a count of outcomes (see each outcome's own variables for the data rows)")
         n_cont = len(ctx.cfg["outcomes"])
         if pooled_names:
-            sentence = (f"{fmt_count(len(pooled_names))} of {fmt_count(n_cont)} continuous outcomes were reported by "
-                        f"two or more studies at one visit and pooled there ({join_words(pooled_names)})")
+            verb = "was" if len(pooled_names) == 1 else "were"
+            sentence = (f"{fmt_count(len(pooled_names))} of {fmt_count(n_cont)} continuous outcomes {verb} reported "
+                        f"by two or more studies at one visit and pooled there ({join_words(pooled_names)})")
         else:
             sentence = (f"no continuous outcome was reported by two or more studies at the same visit, so nothing "
                         "could be pooled")
