@@ -91,6 +91,11 @@ def qmd_keys(path=QMD) -> list[str]:
                                       "studies (101 patients)"),
     # coverage, diagnostics, claims, appraisal
     ("other.n_outcomes_pooled", "2"),
+    # what the data allow, in one generated sentence (the abstract's framing follows it)
+    ("other.pooling_sentence", "2 of 10 continuous outcomes were reported by two or more studies at one visit and "
+                               "pooled there (24-h urine protein and SLEDAI score)"),
+    ("main.pooling_sentence", "no continuous outcome was reported by two or more studies at the same visit, so "
+                              "nothing could be pooled"),
     ("main.n_outcomes_single", "2"),
     ("other.sledai.studies_total", "2"),
     ("main.diag.n_fitted", "3"),
