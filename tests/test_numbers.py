@@ -145,3 +145,9 @@ def test_fmt_outcome():
     assert N.fmt_outcome(12.26, "score", 10.0, 14.0) == "12.3 (95% CrI 10.0 to 14.0)"
     with pytest.raises(ValueError):
         N.fmt_outcome(1.0, "score", lower=0.0)
+
+
+def test_estimate_in_percent_signs_each_bound():
+    assert N.fmt_estimate(-64.4, -79.6, -38.2, 0, interval="CI", percent=True) == \
+        "\u221264% (95% CI \u221280% to \u221238%)"
+    assert N.fmt_estimate(7.2, -14.0, 33.0, 0, interval="CI", percent=True) == "7% (95% CI \u221214% to 33%)"

@@ -52,12 +52,7 @@ def _pct(x: float) -> float:
 def _interval(est, lo, hi, digits: int, percent: bool, interval: str = "CI") -> str:
     if not all(np.isfinite([est, lo, hi])):
         return NOT_REPORTED if not np.isfinite(est) else f"{fmt_number(est, digits)}{'%' if percent else ''}"
-    text = fmt_estimate(est, lo, hi, digits, level=95, interval=interval)
-    if percent:  # "−64% (95% CI −80% to −38%)"
-        head, rest = text.split(" (", 1)
-        lo_t, hi_t = rest[len("95% CI "):-1].split(" to ")
-        text = f"{head}% (95% {interval} {lo_t}% to {hi_t}%)"
-    return text
+    return fmt_estimate(est, lo, hi, digits, level=95, interval=interval, percent=percent)
 
 
 def _near(frame: pd.DataFrame, visit: float) -> pd.DataFrame:

@@ -92,10 +92,12 @@ def fmt_interval(lower, upper, digits: int = 1) -> str:
     return f"{fmt_number(lo, digits)} to {fmt_number(hi, digits)}"
 
 
-def fmt_estimate(estimate, lower, upper, digits: int = 1, level: int = 95, interval: str = "CrI") -> str:
+def fmt_estimate(estimate, lower, upper, digits: int = 1, level: int = 95, interval: str = "CrI",
+                 percent: bool = False) -> str:
     """Estimate with its interval: fmt_estimate(-2.1, -3.0, -1.2) == "−2.1 (95% CrI −3.0 to −1.2)".
 
-    `interval` names the kind ("CrI" credible, "CI" confidence, "PI" prediction interval).
+    `interval` names the kind ("CrI" credible, "CI" confidence, "PI" prediction interval). `percent`: values
+    already in percent, each with its sign: "−64% (95% CI −80% to −38%)".
     """
     est = _check_real(estimate, "estimate")
     lo, hi = _check_real(lower, "lower"), _check_real(upper, "upper")
@@ -103,6 +105,9 @@ def fmt_estimate(estimate, lower, upper, digits: int = 1, level: int = 95, inter
         raise ValueError(f"estimate {estimate!r} is outside its interval [{lower!r}, {upper!r}]")
     if isinstance(level, bool) or not 0 < level < 100:
         raise ValueError(f"level must be a percentage between 0 and 100, got {level!r}")
+    if percent:
+        return (f"{fmt_number(est, digits)}% ({level:g}% {interval} {fmt_number(lo, digits)}% to "
+                f"{fmt_number(hi, digits)}%)")
     return f"{fmt_number(est, digits)} ({level:g}% {interval} {fmt_interval(lo, hi, digits)})"
 
 

@@ -63,12 +63,7 @@ def _estimate(est, lo, hi, digits: int, unit: str, interval: str) -> str:
         return "not estimable"
     if not _finite(lo, hi):
         return fmt_number(est, digits) + (unit if unit == "%" else "") + " (no interval)"
-    text = fmt_estimate(est, lo, hi, digits, level=95, interval=interval)
-    if unit == "%":
-        head, rest = text.split(" (", 1)
-        lo_t, hi_t = rest[len(f"95% {interval} "):-1].split(" to ")
-        return f"{head}% (95% {interval} {lo_t}% to {hi_t}%)"
-    return text
+    return fmt_estimate(est, lo, hi, digits, level=95, interval=interval, percent=unit == "%")
 
 
 def change_words(evidence: str, p_improvement, lower, upper, direction: str) -> str:
