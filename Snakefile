@@ -1,5 +1,5 @@
 # The MSCT lupus nephritis review, from raw extraction sheets to manuscript.
-# Every rule is thin: it calls one function of the msct_review package (workflow/msct_review/).
+# Every rule is thin: it calls one function of the timecourse_meta package (workflow/timecourse_meta/).
 
 import sys
 from pathlib import Path
@@ -10,7 +10,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from msct_review import config as config_mod
+from timecourse_meta.core import config as config_mod
 
 # Snakemake's own message for a YAML error names neither the line nor the tab; check config.yaml first. A file
 # given with --configfile is read by Snakemake before this Snakefile runs, so only config.yaml can be checked here.

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from msct_review import between_arm
-from msct_review.dictionary import Outcome
+from timecourse_meta.report import between_arm
+from timecourse_meta.data.dictionary import Outcome
 
 MINUS = "\u2212"
 T16 = stats.t.ppf(0.975, 16)  # 12 + 6 patients - 2

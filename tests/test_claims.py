@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from msct_review import claims, dictionary
-from msct_review.claims import (CONSISTENT_NO_INTERVAL, CONTRADICTED, NOT_ASSESSABLE, OPPOSITE_NO_INTERVAL,
+from timecourse_meta.report import claims
+from timecourse_meta.data import dictionary
+from timecourse_meta.report.claims import (CONSISTENT_NO_INTERVAL, CONTRADICTED, NOT_ASSESSABLE, OPPOSITE_NO_INTERVAL,
                                  SUPPORTED)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -357,8 +358,8 @@ def test_study_set_without_membership_uses_studies_with_data_and_says_so():
 
 
 def test_real_claims_file_is_valid_and_covers_the_abstract():
-    d = dictionary.load()
-    c = claims.load_claims(ROOT / "data" / "claims" / "review_2023_claims.csv", d)
+    d = dictionary.load(ROOT / "data" / "review" / "outcomes.yaml")
+    c = claims.load_claims(ROOT / "data" / "review" / "claims_2023.csv", d)
     assert len(c) == 6 and c["claim_id"].is_unique
     assert set(c["expected_direction"]) == {"improve", "worsen", "inconsistent", "decrease_then_not"}
     assert set(c["study_set"]) == {"review_2023"}

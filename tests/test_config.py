@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from msct_review import config
-from msct_review.config import ConfigError
+from timecourse_meta.core import config
+from timecourse_meta.core.config import ConfigError
 
 from conftest import ROOT
 
@@ -40,7 +40,7 @@ def test_defaults_are_filled_from_the_schema():
     assert resolved["sampling"]["chains"] == 4
     assert resolved["diagnostics"]["max_rhat"] == 1.01
     assert resolved["model"]["within_study_correlation"]["prior"] == {"alpha": 2.0, "beta": 2.0}
-    assert resolved["study_sets"] == ["review_2023", "all_candidates"]
+    assert resolved["study_sets"] == ["all"]  # the engine names no study set of its own
 
 
 def test_main_study_set_must_be_analysed():

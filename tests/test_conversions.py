@@ -1,4 +1,4 @@
-"""Tests for msct_review.conversions against numbers published by independent sources.
+"""Tests for timecourse_meta.data.conversions against numbers published by independent sources.
 
 Expected values are copied from documents, never recomputed here with the formula under test:
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msct_review import conversions as cv
+from timecourse_meta.data import conversions as cv
 
 # --------------------------------------------------------------------------------------------------------------
 # Five-number-summary conversions against metafor's documented output [METAFOR]

@@ -1,4 +1,4 @@
-"""The convergence gate (msct_review.diagnostics): (d) it fails on a deliberately unconverged fit, passes on
+"""The convergence gate (timecourse_meta.model.diagnostics): (d) it fails on a deliberately unconverged fit, passes on
 a converged one, writes its file before failing, and names outcome, failed checks and remedies."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from msct_review import model_data as MD
-from msct_review import models as M
-from msct_review.diagnostics import ConvergenceError, check_convergence, run_diagnostics
+from timecourse_meta.model import model_data as MD
+from timecourse_meta.model import models as M
+from timecourse_meta.model.diagnostics import ConvergenceError, check_convergence, run_diagnostics
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -44,7 +44,7 @@ def test_gate_passes_a_clean_synthetic_posterior():
 
 
 def test_gate_column_says_failed_or_not_sampled():
-    from msct_review.diagnostics import diagnostics_table
+    from timecourse_meta.model.diagnostics import diagnostics_table
     table, failures = diagnostics_table(_synthetic_idata(stuck=True), THRESHOLDS, "sledai", "review_2023")
     assert failures and set(table["gate"]) == {"failed"}
     # outcomes reported as a study's own estimate, or without data, have no model: never "passed"

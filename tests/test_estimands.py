@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from msct_review import diagnostics
-from msct_review import model_data as MD
-from msct_review import models as M
+from timecourse_meta.model import diagnostics
+from timecourse_meta.model import model_data as MD
+from timecourse_meta.model import models as M
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)

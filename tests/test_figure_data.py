@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from msct_review import figure_data
-from msct_review.dictionary import Outcome
+from timecourse_meta.report import figure_data
+from timecourse_meta.data.dictionary import Outcome
 
 
 def spec(scale="identity"):

@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from conftest import read_fixture
-from msct_review import harmonise, sheets as sheets_mod, validation
+from timecourse_meta.data import harmonise
+from timecourse_meta.data import sheets as sheets_mod
+from timecourse_meta.data import validation
 
 
 @pytest.fixture

@@ -21,7 +21,13 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from msct_review import config as config_mod, incremental, linkage, model_data, models, pipeline, tables
+from timecourse_meta.core import config as config_mod
+from timecourse_meta.data import incremental
+from timecourse_meta.data import linkage
+from timecourse_meta.model import model_data
+from timecourse_meta.model import models
+from timecourse_meta.steps import pipeline
+from timecourse_meta.report import tables
 
 SKIP = shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__", "*.egg-info",
                               ".pytest_cache", "tests")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from msct_review import sheets as sheets_mod
+from timecourse_meta.data import sheets as sheets_mod
 from test_workflow import SKIP, snakemake
 
 VALIDATE = "results/validated/report.md"

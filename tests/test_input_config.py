@@ -9,10 +9,11 @@ import shutil
 import pytest
 
 from conftest import FIXTURES
-from msct_review import config as config_mod
-from msct_review.config import ConfigError
+from timecourse_meta.core import config as config_mod
+from timecourse_meta.core.config import ConfigError
 
-ANALYSED = {"outcomes": ["proteinuria_24h", "sledai"], "binary_outcomes": ["renal_remission"]}
+ANALYSED = {"outcomes": ["proteinuria_24h", "sledai"], "binary_outcomes": ["renal_remission"],
+            "study_sets": ["review_2023", "all_candidates"], "main_study_set": "review_2023"}
 
 
 def resolve_error(**raw) -> str:

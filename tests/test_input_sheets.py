@@ -16,11 +16,11 @@ import pytest
 from openpyxl import Workbook
 
 from conftest import FIXTURES, read_fixture
-from msct_review import config as config_mod
-from msct_review import pipeline
-from msct_review import sheets as sheets_mod
-from msct_review.sheets import SheetReadError
-from msct_review.validation import ValidationError
+from timecourse_meta.core import config as config_mod
+from timecourse_meta.steps import pipeline
+from timecourse_meta.data import sheets as sheets_mod
+from timecourse_meta.data.sheets import SheetReadError
+from timecourse_meta.data.validation import ValidationError
 
 INPUT_ERRORS = (SheetReadError, ValidationError)
 
@@ -72,7 +72,8 @@ def write_xlsx(tables: dict, path, cell_hook=None, title: dict | None = None):
 
 def settings(location: dict, **extra) -> dict:
     raw = {"data": {**location, "outcome_dictionary": str(FIXTURES / "outcome_dictionary.yaml")},
-           "outcomes": ["proteinuria_24h", "sledai"], "binary_outcomes": ["renal_remission"]}
+           "outcomes": ["proteinuria_24h", "sledai"], "binary_outcomes": ["renal_remission"],
+           "study_sets": ["review_2023", "all_candidates"], "main_study_set": "review_2023"}
     raw.update(extra)
     return config_mod.resolve(raw)
 

@@ -1,6 +1,6 @@
 """A run killed during a fit finishes on the next plain run, with the results of an uninterrupted run.
 
-Every output is written atomically (msct_review.atomic): a job killed while it works leaves its outputs absent,
+Every output is written atomically (timecourse_meta.core.atomic): a job killed while it works leaves its outputs absent,
 never half written, so Snakemake reruns it as a job with missing output. A job killed after writing its outputs
 but before Snakemake recorded it leaves complete files marked incomplete: the workflow profile
 (profiles/default/config.yaml) sets rerun-incomplete, so the next plain `snakemake` reruns it instead of stopping.

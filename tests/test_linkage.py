@@ -1,4 +1,4 @@
-"""msct_review.linkage: reports of the same patients are counted once (studies, not reports)."""
+"""timecourse_meta.data.linkage: reports of the same patients are counted once (studies, not reports)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import pytest
 import yaml
 
 from conftest import read_fixture
-from msct_review import dictionary as dictionary_mod, harmonise, linkage, model_data, pipeline
-from msct_review import sheets as sheets_mod
-from msct_review import validation
+from timecourse_meta.data import dictionary as dictionary_mod
+from timecourse_meta.data import harmonise
+from timecourse_meta.data import linkage
+from timecourse_meta.model import model_data
+from timecourse_meta.steps import pipeline
+from timecourse_meta.data import sheets as sheets_mod
+from timecourse_meta.data import validation
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [0, 1, 3, 6, 9, 12]
@@ -234,7 +238,7 @@ def test_no_warning_section_when_nothing_is_open(tmp_path):
 # ------------------------------------------------------------------------------------- wiring in run_fit
 
 def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkeypatch):
-    from msct_review import models
+    from timecourse_meta.model import models
 
     seen = {}
 
@@ -265,7 +269,7 @@ def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkey
 
 
 def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path, monkeypatch):
-    from msct_review import models
+    from timecourse_meta.model import models
 
     seen = {}
     monkeypatch.setattr(models, "run_model", lambda tab, *a, **k: seen.update(table=tab) or pd.DataFrame())

@@ -1,10 +1,10 @@
-"""msct_review.lint: hand-typed numbers in the abstract and Results are found, with their line numbers."""
+"""timecourse_meta.manuscript.lint: hand-typed numbers in the abstract and Results are found, with their line numbers."""
 
 from pathlib import Path
 
 import pytest
 
-from msct_review.lint import Finding, LintError, check_qmd, format_findings, lint_qmd, lint_text
+from timecourse_meta.manuscript.lint import Finding, LintError, check_qmd, format_findings, lint_qmd, lint_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "manuscript" / "index.qmd"
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from msct_review import lint, provenance, render
-from msct_review import variables as V
-from msct_review.render import RenderError
+from timecourse_meta.manuscript import lint
+from timecourse_meta.manuscript import provenance
+from timecourse_meta.manuscript import render
+from timecourse_meta.manuscript import variables as V
+from timecourse_meta.manuscript.render import RenderError
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "fixtures" / "results"

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from msct_review import model_comparison
+from timecourse_meta.report import model_comparison
 
 MINUS = "\u2212"
 

@@ -1,4 +1,4 @@
-"""Tests of the time-course models (msct_review.model_data, msct_review.models).
+"""Tests of the time-course models (timecourse_meta.model.model_data, timecourse_meta.model.models).
 
 Issue checklist: (a) parameter recovery over repeated simulations, (b) agreement with a numerical-integration
 (bayesmeta-style grid) posterior for the one-visit normal-normal case, (c) between-arm difference = closed-form
@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from msct_review import model_data as MD
-from msct_review import models as M
+from timecourse_meta.model import model_data as MD
+from timecourse_meta.model import models as M
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)

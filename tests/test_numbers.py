@@ -1,11 +1,11 @@
-"""msct_review.numbers: every manuscript number is formatted here; known inputs -> known outputs."""
+"""timecourse_meta.report.numbers: every manuscript number is formatted here; known inputs -> known outputs."""
 
 import math
 from pathlib import Path
 
 import pytest
 
-from msct_review import numbers as N
+from timecourse_meta.report import numbers as N
 
 M = "\u2212"  # the minus sign every negative number must carry
 
@@ -131,8 +131,8 @@ def test_sig_digits_by_unit():
 
 def test_every_canonical_unit_has_a_rule():
     """Every canonical unit of the outcome dictionary has a reporting rule."""
-    from msct_review import dictionary
-    path = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "outcome_dictionary.yaml"
+    from timecourse_meta.data import dictionary
+    path = Path(__file__).resolve().parents[1] / "data" / "review" / "outcomes.yaml"
     units = {spec.canonical_unit for spec in dictionary.load(path).values()}
     assert len(units) >= 5, units
     for unit in units:

@@ -12,7 +12,7 @@ from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from msct_review import plots  # noqa: E402
+from timecourse_meta.report import plots  # noqa: E402
 
 MINUS = "\u2212"
 
@@ -328,7 +328,7 @@ def test_save_figure_leaves_nothing_behind_when_saving_fails(tmp_path, monkeypat
 
 
 def test_atomic_dir_replaces_a_folder_only_when_every_file_was_written(tmp_path):
-    from msct_review import atomic
+    from timecourse_meta.core import atomic
     target = tmp_path / "by_visit"
     target.mkdir()
     (target / "old_1m.png").write_bytes(b"old")

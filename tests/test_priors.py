@@ -4,11 +4,13 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from msct_review import config, dictionary, models
-from msct_review.model_data import build_model_data
+from timecourse_meta.core import config
+from timecourse_meta.data import dictionary
+from timecourse_meta.model import models
+from timecourse_meta.model.model_data import build_model_data
 
 CFG = config.load(ROOT / "config.yaml")
-OUTCOMES = dictionary.load()
+OUTCOMES = dictionary.load(ROOT / "data" / "review" / "outcomes.yaml")
 
 
 @pytest.mark.parametrize("outcome", [o for o in CFG["outcomes"] if OUTCOMES[o].kind == "continuous"])

@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from msct_review import dictionary, sheets as sheets_mod, validation
+from timecourse_meta.data import dictionary
+from timecourse_meta.data import sheets as sheets_mod
+from timecourse_meta.data import validation
 
 SOURCES = ROOT.parent / "shared" / "sources"
 
@@ -35,7 +37,7 @@ def numbers(values) -> set[float]:
 
 
 def test_shipped_sheets_pass_validation():
-    tables = validation.validate(sheets_mod.read_sheets(ROOT / "data/raw"), dictionary.load())
+    tables = validation.validate(sheets_mod.read_sheets(ROOT / "data/raw"), dictionary.load(ROOT / "data/review/outcomes.yaml"))
     assert len(tables["outcomes"]) > 0
 
 

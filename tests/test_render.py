@@ -1,4 +1,4 @@
-"""msct_review.render: the fixture manuscript rendered to HTML, DOCX and PDF, and every failure mode."""
+"""timecourse_meta.manuscript.render: the fixture manuscript rendered to HTML, DOCX and PDF, and every failure mode."""
 
 import html as htmllib
 import json
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from msct_review import render as R
-from msct_review.render import RenderError, render_manuscript
+from timecourse_meta.manuscript import render as R
+from timecourse_meta.manuscript.render import RenderError, render_manuscript
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "manuscript"

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from msct_review import summary_of_findings as sof
-from msct_review.dictionary import Outcome
+from timecourse_meta.report import summary_of_findings as sof
+from timecourse_meta.data.dictionary import Outcome
 
 MINUS = "\u2212"
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from msct_review import tables
+from timecourse_meta.report import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 MINUS = "\u2212"
@@ -234,7 +234,7 @@ def test_scientific_text(text, expected):
 
 
 def test_every_study_of_a_table_is_cited_by_its_bibliography_key(tmp_path):
-    from msct_review import report_steps
+    from timecourse_meta.steps import report_steps
     bib = tmp_path / "refs.bib"
     bib.write_text("@comment{gu2014: a note}\n@article{gu2014,\n  title = {x},\n}\n@article{deng2017, title={y}}\n",
                    encoding="utf-8")

@@ -11,9 +11,9 @@ import pytest
 from openpyxl import Workbook
 
 from conftest import read_fixture
-from msct_review import sheets as sheets_mod
-from msct_review import validation
-from msct_review.validation import ValidationError
+from timecourse_meta.data import sheets as sheets_mod
+from timecourse_meta.data import validation
+from timecourse_meta.data.validation import ValidationError
 
 
 def _as_excel_value(text: str):

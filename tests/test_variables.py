@@ -1,4 +1,4 @@
-"""msct_review.variables and msct_review.provenance: the manuscript's numbers from small made-up results files
+"""timecourse_meta.manuscript.variables and timecourse_meta.manuscript.provenance: the manuscript's numbers from small made-up results files
 (tests/fixtures/results, in the workflow's results layout), their lineage, and the reproducibility facts."""
 
 import hashlib
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msct_review import provenance as P
-from msct_review import render
-from msct_review import variables as V
+from timecourse_meta.manuscript import provenance as P
+from timecourse_meta.manuscript import render
+from timecourse_meta.manuscript import variables as V
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "fixtures" / "results"
@@ -212,7 +212,7 @@ def test_lineage_of_every_key_used_in_the_manuscript(built, flat):
                 assert row["row_id"], key
                 assert row["source_url"].startswith("http"), (key, row)
         if rec["kind"] == "config":
-            assert rec["results_file"][0].endswith(("resolved_config.yaml", "outcome_dictionary.yaml")), key
+            assert rec["results_file"][0].endswith(("resolved_config.yaml", "outcomes.yaml")), key
 
 
 def test_lineage_reaches_the_raw_rows(built):
@@ -309,7 +309,7 @@ def test_hashes_git_and_markdown(tmp_path):
     assert f"`{'a' * 40}`" in md and "{#tbl-software}" in md and "{#tbl-inputs}" in md and "{#tbl-seeds}" in md
     assert f"`{rows[0]['sha256']}`" in md
     assert "| pymc | 5.28.5 |" in md
-    from msct_review.models import outcome_seed
+    from timecourse_meta.model.models import outcome_seed
     seed = next(s for s in facts["seeds"] if s["study_set"] == "review_2023" and s["outcome"] == "sledai")
     assert seed["seed"] == outcome_seed(20230301, "sledai")
     out = tmp_path / "out"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from msct_review import sheets as sheets_mod
+from timecourse_meta.data import sheets as sheets_mod
 
 DATA_TARGETS = ["results/validated/report.md", "results/harmonised/analysis_table.csv",
                 "results/harmonised/coverage.csv"]

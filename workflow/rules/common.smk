@@ -14,8 +14,8 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from msct_review import config as config_mod
-from msct_review import sheets as sheets_mod
+from timecourse_meta.core import config as config_mod
+from timecourse_meta.data import sheets as sheets_mod
 
 
 def _relative(path):
@@ -46,10 +46,10 @@ OUTCOMES = CONFIG["outcomes"] + CONFIG["binary_outcomes"]
 
 # Early cut-off, which Snakemake does not do inside one invocation (a job whose input another job rewrites in the
 # same run is rerun, whatever the new content): the per-outcome inputs of the models are computed here from the raw
-# sheets by the steps' own functions, in memory (~1 s), and given to their rules as params; msct_review.incremental
+# sheets by the steps' own functions, in memory (~1 s), and given to their rules as params; timecourse_meta.data.incremental
 # explains the design. An input problem leaves them empty; the validate job reports it.
-from msct_review import incremental as incremental_mod
-from msct_review import pipeline as pipeline_mod
+from timecourse_meta.data import incremental as incremental_mod
+from timecourse_meta.steps import pipeline as pipeline_mod
 
 MODEL_INPUTS = incremental_mod.compute(CONFIG, OUTCOMES)
 
@@ -64,10 +64,10 @@ def model_settings_text(wildcards):
     return config_mod.dump(pipeline_mod.model_settings(CONFIG, wildcards.outcome))
 
 
-from msct_review.code_deps import script_sources
+from timecourse_meta.core.code_deps import script_sources
 
 
 def code(script):
-    """The package modules a rule's script runs (msct_review.code_deps), as inputs: Snakemake tracks the script
+    """The package modules a rule's script runs (timecourse_meta.core.code_deps), as inputs: Snakemake tracks the script
     file itself, not what it imports, so without these a change to the package would not rerun the step."""
     return script_sources(Path(workflow.basedir) / "workflow" / "scripts" / script)

@@ -51,7 +51,7 @@ rule validated_sheet:
     # Not an output of validate, which runs on every change to any sheet: Snakemake would then rerun every job
     # reading any typed sheet. Given its text as a param (computed from the raw sheets when the workflow is
     # parsed, by the validate step's own function) and no data inputs, it runs only when that sheet's content
-    # changes (msct_review.incremental).
+    # changes (timecourse_meta.data.incremental).
     wildcard_constraints:
         sheet="studies|outcomes|appraisal",
     input:

@@ -153,9 +153,9 @@ rule time_course_table:
 
 
 rule claims_check:
-    """Each claim of the 2023 review's abstract (data/claims/) against the data and models."""
+    """Each claim of an earlier review (config data.claims) against the data and models."""
     input:
-        claims="data/claims/review_2023_claims.csv",
+        claims=CONFIG["data"]["claims"],
         table="results/harmonised/analysis_table.csv",
         studies="results/validated/studies.csv",
         summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set),

@@ -1,12 +1,12 @@
 # Results -> the manuscript's numbers (with their lineage), the reproducibility appendix, and the rendered
 # manuscript (HTML, DOCX, PDF). Every input is listed exactly: the variables step reads the files
-# msct_review.variables.variables_inputs names, the manuscript step the files index.qmd includes or shows
+# timecourse_meta.manuscript.variables.variables_inputs names, the manuscript step the files index.qmd includes or shows
 # (parsed from it), so a change to one of them reruns only what depends on it.
 
 from glob import glob
 
-from msct_review import provenance as provenance_mod
-from msct_review import variables as variables_mod
+from timecourse_meta.manuscript import provenance as provenance_mod
+from timecourse_meta.manuscript import variables as variables_mod
 
 MANUSCRIPT_QMD = "manuscript/index.qmd"
 MANUSCRIPT_SOURCES = variables_mod.manuscript_sources(MANUSCRIPT_QMD)
@@ -74,7 +74,7 @@ rule manuscript:
         sources=MANUSCRIPT_SOURCES,
         bibliography="manuscript/references.bib",
         csl="manuscript/vancouver.csl",
-        filters=sorted(glob("workflow/msct_review/filters/*.lua")),
+        filters=sorted(glob("workflow/timecourse_meta/manuscript/filters/*.lua")),
         code=code("manuscript.py"),
     output:
         html="results/manuscript/index.html",

@@ -1,6 +1,6 @@
 # Harmonised table -> one model and one diagnostics gate per outcome x study set.
 # A change to one outcome's rows or settings reruns only that outcome, in a real run too (Snakemake reruns every
-# job depending on a job that runs, whatever its new content; msct_review.incremental says why ancient() fails):
+# job depending on a job that runs, whatever its new content; timecourse_meta.data.incremental says why ancient() fails):
 # - outcome_slice, model_studies and validated_sheet (data.smk) are given the text of their file as a param,
 #   computed when the workflow is parsed, and have no data inputs; the params trigger runs them, and so rewrites
 #   their file, only when that text changes. The harmonise job writes the same rows into the analysis table.

@@ -12,7 +12,7 @@ Prints, from one run:
 Without --table / --dictionary the synthetic table of ``models.example_analysis_table`` is used.
 
 Usage:  PYTHONPATH=workflow python workflow/scripts/benchmark_samplers.py [--table results/harmonised/analysis_table.csv
-        --dictionary workflow/schemas/outcome_dictionary.yaml] [--settings resolved_config.yaml]
+        --dictionary data/review/outcomes.yaml] [--settings resolved_config.yaml]
         [--outcome sledai] [--studies a;b;c] [--study-set review_2023] [--chains 4 --draws 1000 --tune 1000]
         [--no-compare] [--skip-all]
 """
@@ -29,9 +29,9 @@ import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from msct_review import model_data as MD  # noqa: E402
-from msct_review import models as M  # noqa: E402
-from msct_review.diagnostics import diagnostics_table  # noqa: E402
+from timecourse_meta.model import model_data as MD  # noqa: E402
+from timecourse_meta.model import models as M  # noqa: E402
+from timecourse_meta.model.diagnostics import diagnostics_table  # noqa: E402
 
 
 def _min_ess(idata, names) -> tuple[float, str]:

@@ -26,8 +26,8 @@ from scipy import stats
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from msct_review import model_data as MD  # noqa: E402
-from msct_review import models as M  # noqa: E402
+from timecourse_meta.model import model_data as MD  # noqa: E402
+from timecourse_meta.model import models as M  # noqa: E402
 
 WEEKS = [round(w * 12 / 52, 4) for w in (4, 8, 16, 24)]
 DESIGN = [

@@ -1,4 +1,4 @@
-from msct_review.report_steps import run_characteristics
+from timecourse_meta.steps.report_steps import run_characteristics
 
 s = snakemake  # noqa: F821
 run_characteristics(s.input.table, s.input.studies, s.input.dictionary, s.wildcards.study_set, s.output.csv,

@@ -1,4 +1,4 @@
-from msct_review.report_steps import run_claims
+from timecourse_meta.steps.report_steps import run_claims
 
 s = snakemake  # noqa: F821
 run_claims(s.input.claims, s.input.table, s.input.studies, dict(zip(s.params.outcomes, s.input.summaries)), s.input.dictionary,

@@ -1,4 +1,4 @@
-from msct_review.report_steps import run_diagnostics_table
+from timecourse_meta.steps.report_steps import run_diagnostics_table
 
 s = snakemake  # noqa: F821
 run_diagnostics_table(dict(zip(s.params.outcomes, s.input.gates)), s.wildcards.study_set, s.output.csv,

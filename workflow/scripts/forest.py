@@ -1,4 +1,4 @@
-from msct_review.report_steps import load_grid, run_forest
+from timecourse_meta.steps.report_steps import load_grid, run_forest
 
 s = snakemake  # noqa: F821
 run_forest(s.input.table, s.input.studies, s.input.summary, s.input.dictionary, load_grid(s.input.settings),

@@ -2,14 +2,14 @@
 import logging
 from pathlib import Path
 
-from msct_review import variables
+from timecourse_meta.manuscript import variables
 
 s = snakemake  # noqa: F821
 if s.rule == "manuscript_assets":
     variables.stage_assets(s.params.pairs)
 elif s.rule == "manuscript":
     logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0])])
-    logging.getLogger("msct_review").setLevel(logging.INFO)
+    logging.getLogger("timecourse_meta").setLevel(logging.INFO)
     out = variables.run_manuscript(s.input.qmd, s.input.variables, s.input.lineage, s.input.bibliography,
                                    s.input.csl, Path(s.output.html).parent)
     expected = {"html": s.output.html, "docx": s.output.docx, "pdf": s.output.pdf}

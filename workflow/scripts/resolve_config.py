@@ -1,4 +1,4 @@
-from msct_review.config import write_snakemake_resolved
+from timecourse_meta.core.config import write_snakemake_resolved
 
 # snakemake.config is Snakemake's merged config (config.yaml, --configfile, --config); the rule reruns exactly
 # when the fingerprint of its resolved text changes (see the rule in data.smk).

@@ -1,4 +1,4 @@
-from msct_review.report_steps import run_summary_of_findings
+from timecourse_meta.steps.report_steps import run_summary_of_findings
 
 s = snakemake  # noqa: F821
 run_summary_of_findings(s.input.table, s.input.studies, dict(zip(s.params.outcomes, s.input.summaries)),

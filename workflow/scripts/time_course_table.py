@@ -1,4 +1,4 @@
-from msct_review.report_steps import run_time_course_table
+from timecourse_meta.steps.report_steps import run_time_course_table
 
 s = snakemake  # noqa: F821
 run_time_course_table(dict(zip(s.params.outcomes, s.input.summaries)), s.input.dictionary, s.output.csv)

@@ -1,4 +1,4 @@
-from msct_review.report_steps import run_trajectories
+from timecourse_meta.steps.report_steps import run_trajectories
 
 s = snakemake  # noqa: F821
 run_trajectories(s.input.table, s.input.studies, dict(zip(s.params.outcomes, s.input.summaries)), s.input.dictionary,

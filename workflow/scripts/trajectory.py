@@ -1,4 +1,4 @@
-from msct_review.report_steps import run_trajectory
+from timecourse_meta.steps.report_steps import run_trajectory
 
 s = snakemake  # noqa: F821
 run_trajectory(s.input.table, s.input.studies, s.input.summary, s.input.dictionary, s.wildcards.outcome,

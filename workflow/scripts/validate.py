@@ -3,10 +3,10 @@ from pathlib import Path
 
 import yaml
 
-from msct_review.dictionary import DictionaryError
-from msct_review.pipeline import run_validate
-from msct_review.sheets import SheetReadError
-from msct_review.validation import ValidationError
+from timecourse_meta.data.dictionary import DictionaryError
+from timecourse_meta.steps.pipeline import run_validate
+from timecourse_meta.data.sheets import SheetReadError
+from timecourse_meta.data.validation import ValidationError
 
 s = snakemake  # noqa: F821
 try:

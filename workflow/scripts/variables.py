@@ -1,11 +1,12 @@
 # Rules `variables` and `provenance` (workflow/rules/manuscript.smk).
 import logging
 
-from msct_review import provenance, variables
+from timecourse_meta.manuscript import provenance
+from timecourse_meta.manuscript import variables
 
 s = snakemake  # noqa: F821
 logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0])])
-logging.getLogger("msct_review").setLevel(logging.INFO)
+logging.getLogger("timecourse_meta").setLevel(logging.INFO)
 if s.rule == "variables":
     variables.write_variables(s.input[0], s.output.yml, s.output.lineage, s.output.priors)
 elif s.rule == "provenance":

@@ -1,8 +1,8 @@
 # Writes the text its rule was given as a param (validated_sheet, outcome_slice, model_studies), computed when the
-# workflow was parsed: msct_review.incremental says why.
+# workflow was parsed: timecourse_meta.data.incremental says why.
 import sys
 
-from msct_review.incremental import InputsUnavailable, write_given
+from timecourse_meta.data.incremental import InputsUnavailable, write_given
 
 s = snakemake  # noqa: F821
 try:

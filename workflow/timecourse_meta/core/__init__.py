@@ -1,0 +1,1 @@
+"""Shared machinery: atomic writes, configuration, code tracking, errors."""

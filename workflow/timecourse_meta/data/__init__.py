@@ -1,0 +1,1 @@
+"""Stage 1: extraction sheets -> validated, harmonised analysis table."""

@@ -1,0 +1,102 @@
+"""The outcome dictionary: controlled vocabulary, canonical units, conversions, direction of benefit, scale.
+
+One YAML file (data/review/outcomes.yaml) so that adding an outcome or a unit is a data change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from timecourse_meta import schema_path
+from timecourse_meta.core.errors import EngineError
+
+KINDS = {"continuous", "binary", "count", "characteristic"}
+DIRECTIONS = {"increase", "decrease", "none"}
+SCALES = {"identity", "log", "logit"}
+UNIT_NOT_REPORTED = "not reported"
+
+
+class DictionaryError(EngineError, ValueError):
+    """The outcome dictionary itself is malformed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    label: str
+    kind: str
+    canonical_unit: str
+    units: dict  # reported unit -> factor into canonical unit (None where no conversion applies)
+    direction_of_benefit: str
+    analysis_scale: str
+    plausible_range: tuple | None = None
+    description: str = ""
+
+    def factor(self, unit: str) -> float | None:
+        """Multiplier from `unit` into the canonical unit (None when the unit is not a convertible one)."""
+        return self.units.get(unit)
+
+    def as_spec(self) -> dict:
+        """Plain dict for the models (no dataclass in their interface)."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "kind": self.kind,
+            "canonical_unit": self.canonical_unit,
+            "direction_of_benefit": self.direction_of_benefit,
+            "analysis_scale": self.analysis_scale,
+        }
+
+
+def load(path: str | Path | None = None) -> dict[str, Outcome]:
+    """Read and check the dictionary; every problem is reported with the outcome and key."""
+    if path is None:
+        raise DictionaryError("no outcome dictionary given; expected the path of the review's outcome dictionary "
+                              "(config key data.outcome_dictionary)")
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    entries = raw.get("outcomes")
+    if not isinstance(entries, dict) or not entries:
+        raise DictionaryError(f"{path}: expected a mapping 'outcomes:' with one entry per outcome")
+    problems, outcomes = [], {}
+    for name, entry in entries.items():
+        where = f"{path}: outcome '{name}'"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping of keys")
+            continue
+        missing = [k for k in ("label", "kind", "canonical_unit", "units", "direction_of_benefit",
+                               "analysis_scale") if k not in entry]
+        if missing:
+            problems.append(f"{where}: missing key(s) {missing}")
+            continue
+        for key, allowed in (("kind", KINDS), ("direction_of_benefit", DIRECTIONS), ("analysis_scale", SCALES)):
+            if entry[key] not in allowed:
+                problems.append(f"{where}: {key} = {entry[key]!r}; expected one of {sorted(allowed)}")
+        units = entry["units"]
+        if not isinstance(units, dict) or not units:
+            problems.append(f"{where}: units must map each reported unit to a factor (or null)")
+            continue
+        if entry["kind"] == "continuous":
+            if units.get(entry["canonical_unit"]) != 1:
+                problems.append(f"{where}: the canonical unit {entry['canonical_unit']!r} must be in units with factor 1")
+            bad = [u for u, f in units.items() if not isinstance(f, (int, float)) or f <= 0]
+            if bad:
+                problems.append(f"{where}: unit(s) {bad} need a positive conversion factor")
+        rng = entry.get("plausible_range")
+        outcomes[name] = Outcome(
+            name=name,
+            label=str(entry["label"]),
+            kind=entry["kind"],
+            canonical_unit=str(entry["canonical_unit"]),
+            units=dict(units),
+            direction_of_benefit=entry["direction_of_benefit"],
+            analysis_scale=entry["analysis_scale"],
+            plausible_range=tuple(rng) if rng else None,
+            description=str(entry.get("description", "")),
+        )
+    if problems:
+        raise DictionaryError("Invalid outcome dictionary:\n  - " + "\n  - ".join(problems))
+    return outcomes

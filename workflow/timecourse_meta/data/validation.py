@@ -1,0 +1,544 @@
+"""Validate the raw extraction sheets and report every problem at once.
+
+Each problem names the file (and sheet for a workbook), the row as a spreadsheet user sees it, the column, the
+bad value and what was expected, so a review author can fix the sheet without reading code. Column-level rules
+(types, allowed values, ranges, required, unique) are pandera schemas; rules that span columns or sheets
+(statistic completeness, ordering of quantiles, referential integrity, duplicates) are checked row by row here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from timecourse_meta.data import linkage
+from timecourse_meta.data.dictionary import UNIT_NOT_REPORTED, Outcome
+from timecourse_meta.data.sheets import ROW, Sheet
+from timecourse_meta.core.errors import EngineError
+
+ID_PATTERN = r"^[a-z0-9_]+$"
+TIME_UNITS = {"months": 1.0, "weeks": 12.0 / 52.0, "days": 12.0 / 365.25}
+
+# statistic -> (required value columns, optional value columns)
+STATISTICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "mean_sd": (("mean", "sd"), ("n",)),
+    "mean_se": (("mean", "se"), ("n",)),
+    "mean_ci": (("mean", "ci_lower", "ci_upper"), ("n", "ci_level")),
+    "median_iqr": (("median", "q1", "q3"), ("n",)),
+    "median_range": (("median", "min", "max"), ("n",)),
+    "median_iqr_range": (("median", "q1", "q3", "min", "max"), ("n",)),
+    "median_only": (("median",), ("n",)),
+    "mean_only": (("mean",), ("n",)),
+    "events_total": (("events", "total"), ("percent", "n")),
+    "percent": (("percent",), ("events", "n", "total")),
+    "count": (("count",), ("n",)),
+    "value": ((), ("value", "min", "max", "n")),  # a descriptive number, or a reported range of one
+}
+VALUE_COLUMNS = ("mean", "sd", "se", "ci_lower", "ci_upper", "ci_level", "median", "q1", "q3", "min", "max",
+                 "events", "total", "percent", "count", "value")
+
+
+@dataclass(frozen=True)
+class Col:
+    """What one column must hold."""
+
+    kind: str = "text"  # text | number | integer
+    required: bool = False
+    allowed: tuple | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    exclusive_minimum: bool = False
+    maximum: float | None = None
+    unique: bool = False
+
+    def expected(self) -> str:
+        parts = {"text": "text", "number": "a number", "integer": "a whole number"}[self.kind]
+        if self.allowed:
+            parts = "one of " + ", ".join(self.allowed)
+        if self.pattern:
+            parts += f" matching {self.pattern}"
+        if self.minimum is not None:
+            parts += f" {'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+        if self.maximum is not None:
+            parts += f" <= {self.maximum:g}"
+        return parts
+
+
+URL = Col(required=True, pattern=r"^https?://\S+$")
+SCHEMAS: dict[str, dict[str, Col]] = {
+    "studies": {
+        "study_id": Col(required=True, pattern=ID_PATTERN, unique=True),
+        "first_author": Col(required=True),
+        "year": Col("integer", minimum=1900, maximum=2100),
+        "journal": Col(),
+        "volume_pages": Col(),
+        "doi": Col(pattern=r"^10\.\S+/\S+$"),
+        "design": Col(required=True, allowed=("single_arm", "rct", "cohort", "case_series")),
+        "design_detail": Col(),
+        "population": Col(required=True),
+        "n_msct": Col("integer", required=True, minimum=1),
+        "n_control": Col("integer", required=True, minimum=0),
+        "msc_source": Col(),
+        "msc_dose": Col(),
+        "route": Col(),
+        "follow_up_months": Col("number", minimum=0),
+        "review_inclusion": Col(required=True, allowed=("likely_included", "possibly_included", "candidate")),
+        "review_inclusion_confidence": Col(required=True, allowed=("high", "moderate", "low")),
+        "study_sets": Col(required=True, pattern=r"^[a-z0-9_]+(;[a-z0-9_]+)*$"),
+        "source_url": URL,
+        "locator": Col(required=True),
+        "notes": Col(),
+        "patient_group": Col(required=True, pattern=ID_PATTERN),
+        "overlap": Col(required=True, allowed=linkage.OVERLAPS),
+        "overlap_basis": Col(required=True, allowed=linkage.BASES),
+        "overlap_reason": Col(),
+        "overlap_source": Col(pattern=r"^https?://\S+$"),
+    },
+    "outcomes": {
+        "row_id": Col(required=True, pattern=r"^[a-z0-9_]+-[0-9]+$", unique=True),
+        "study_id": Col(required=True, pattern=ID_PATTERN),
+        "arm": Col(required=True, allowed=("MSCT", "control")),
+        "arm_label": Col(),
+        "outcome": Col(required=True, pattern=ID_PATTERN),
+        "outcome_reported": Col(required=True),
+        "measure": Col(required=True, allowed=("absolute", "change_from_baseline")),
+        "cohort": Col(required=True, pattern=ID_PATTERN),
+        "time_value": Col("number", minimum=0),
+        "time_unit": Col(allowed=tuple(TIME_UNITS)),
+        "n": Col("integer", minimum=1),
+        "statistic": Col(required=True, allowed=tuple(STATISTICS)),
+        "mean": Col("number"),
+        "sd": Col("number", minimum=0, exclusive_minimum=True),
+        "se": Col("number", minimum=0, exclusive_minimum=True),
+        "ci_lower": Col("number"),
+        "ci_upper": Col("number"),
+        "ci_level": Col("number", minimum=0, exclusive_minimum=True, maximum=0.999),
+        "median": Col("number"),
+        "q1": Col("number"),
+        "q3": Col("number"),
+        "min": Col("number"),
+        "max": Col("number"),
+        "events": Col("integer", minimum=0),
+        "total": Col("integer", minimum=1),
+        "percent": Col("number", minimum=0, maximum=100),
+        "count": Col("integer", minimum=0),
+        "value": Col("number"),
+        "unit": Col(required=True),
+        "p_value": Col(pattern=r"^(<|>|<=|>=|=)?\s?(0(\.\d+)?|1(\.0+)?|\.\d+)$"),
+        "usable": Col(required=True, allowed=("yes", "no")),
+        "not_usable_reason": Col(),
+        "assumption": Col(),
+        "source_url": URL,
+        "locator": Col(required=True),
+        "notes": Col(),
+    },
+    "appraisal": {
+        "study_id": Col(required=True, pattern=ID_PATTERN),
+        "checklist": Col(required=True, allowed=("cebm_rct", "cebm_case_series", "cebm_cohort")),
+        "item_id": Col(required=True, pattern=ID_PATTERN),
+        "item": Col(required=True),
+        "judgement": Col(required=True, allowed=("yes", "no", "unclear", "not_reported", "not_applicable")),
+        "rationale": Col(required=True),
+        "judged_by": Col(required=True),
+        "source_url": URL,
+        "locator": Col(required=True),
+    },
+}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with one cell (or row) of one sheet."""
+
+    where: str  # file, or file + sheet
+    row: int  # spreadsheet row (header = 1); 0 for the whole sheet
+    column: str
+    value: str
+    expected: str
+
+    def __str__(self) -> str:
+        row = f"row {self.row}" if self.row else "header"
+        value = f"value {self.value!r}" if self.value != "" else "empty cell"
+        return f"{self.where}, {row}, column '{self.column}': {value}; expected {self.expected}"
+
+
+class ValidationError(EngineError, ValueError):
+    """The sheets have problems; `problems` holds all of them."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems)
+        lines = "\n  - ".join(str(p) for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the extraction sheets:\n  - {lines}")
+
+
+@dataclass
+class Checked:
+    """Parsed sheets (typed columns) and the problems found."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _number_problem(text: str, col: Col) -> str | None:
+    """What is wrong with the text of a numeric cell, or None. A comma, a space or an apostrophe inside a number
+    is never reinterpreted: '1,234' is 1.234 in one locale and 1234 in another."""
+    if text == "" or NUMBER.match(text) and math.isfinite(float(text)) and (
+            col.kind != "integer" or float(text).is_integer()):
+        return None
+    body = text.strip().replace("\u2212", "-")
+    if re.fullmatch(r"[+-]?[\d.,' \u00a0\u202f]*\d[\d.,' \u00a0\u202f]*", body) and re.search(r"[,' \u00a0\u202f]", body):
+        digits = re.sub(r"[' \u00a0\u202f]", "", body)
+        readings = sorted(r for r in {digits.replace(",", ""), digits.replace(",", ".")} if NUMBER.match(r))
+        return (f"{col.expected()} with '.' as the decimal point and no thousands separator; '{text}' reads as a "
+                f"different number in different locales, so it is not read: write "
+                f"{' or '.join(readings) or 'the number'}, whichever the paper means")
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?", body):
+        return (f"{col.expected()}; the spreadsheet turned what was typed into a date ({body[:10]}): format the "
+                "column as Number or Text and type the value again")
+    if body.endswith("%") and NUMBER.match(body[:-1].strip()):
+        return f"{col.expected()} without the % sign (write {body[:-1].strip()})"
+    return col.expected()
+
+
+def _parse_number(text: str, kind: str) -> float | None:
+    if text == "":
+        return None
+    if _number_problem(text, Col(kind)) is not None:
+        return math.nan
+    return float(text)
+
+
+def _pandera_schema(columns: dict[str, Col]) -> pa.DataFrameSchema:
+    spec = {}
+    for name, col in columns.items():
+        checks = []
+        if col.allowed:
+            checks.append(pa.Check.isin(list(col.allowed), error=col.expected()))
+        if col.pattern:
+            checks.append(pa.Check.str_matches(col.pattern, error=col.expected()))
+        if col.minimum is not None:
+            check = pa.Check.gt if col.exclusive_minimum else pa.Check.ge
+            checks.append(check(col.minimum, error=col.expected()))
+        if col.maximum is not None:
+            checks.append(pa.Check.le(col.maximum, error=col.expected()))
+        dtype = "float64" if col.kind in ("number", "integer") else None
+        spec[name] = pa.Column(dtype, checks=checks, nullable=not col.required, unique=col.unique, required=False)
+    return pa.DataFrameSchema(spec)
+
+
+def check_columns(sheet: Sheet) -> tuple[pd.DataFrame, list[Problem]]:
+    """Header, types, allowed values, ranges, required cells and unique ids of one sheet."""
+    columns = SCHEMAS[sheet.name]
+    raw = sheet.data
+    where = sheet.where()
+    problems = []
+    present = [c for c in raw.columns if c != ROW]
+    for name in columns:
+        if name not in present:
+            problems.append(Problem(where, 0, name, "", "this column in the header (see docs/extraction_sheets.md)"))
+    for name in present:
+        if name not in columns:
+            problems.append(Problem(where, 0, name, name, f"only the columns {', '.join(columns)}"))
+    flagged = {(i.row, i.column) for i in sheet.issues}
+    problems += [Problem(where, i.row, i.column, i.value, i.expected) for i in sheet.issues]
+    if raw.empty:
+        problems.append(Problem(where, 0, "(all)", "", f"at least one data row below the column names on row "
+                                                      f"{sheet.header_row}; the sheet has only its header"))
+    parsed = pd.DataFrame({ROW: raw[ROW].to_numpy()}, index=raw.index)
+    for name, col in columns.items():
+        if name not in raw:
+            continue
+        text = raw[name].astype(str)
+        if col.kind == "text":
+            parsed[name] = pd.Series([t if t != "" else None for t in text], index=raw.index, dtype=object)
+            continue
+        values = [_parse_number(t, col.kind) for t in text]
+        for idx, (t, v) in enumerate(zip(text, values)):
+            row = int(raw[ROW].iloc[idx])
+            if (row, name) in flagged:
+                values[idx] = math.nan  # a cell the reader distrusts is reported once and never used
+            elif v is not None and math.isnan(v):
+                problems.append(Problem(where, row, name, t, _number_problem(t, col) or col.expected()))
+        parsed[name] = pd.array([np.nan if v is None or math.isnan(v) else v for v in values], dtype="float64")
+    bad_type = {(p.row, p.column) for p in problems}
+    try:
+        _pandera_schema({k: v for k, v in columns.items() if k in parsed}).validate(parsed, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        for case in exc.failure_cases.itertuples():
+            if case.index is None or (isinstance(case.index, float) and math.isnan(case.index)):
+                continue
+            row = int(parsed.loc[case.index, ROW])
+            col = columns[case.column]
+            if (row, case.column) in bad_type or (row, case.column) in flagged:
+                continue  # already reported as not a number
+            if case.check == "not_nullable":
+                expected = f"a value ({col.expected()}); this column is required"
+            elif case.check == "field_uniqueness":
+                expected = "a value not used in any other row (it must be unique)"
+            else:
+                expected = col.expected()
+            problems.append(Problem(where, row, case.column, str(raw.loc[case.index, case.column]), expected))
+    return parsed, problems
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_outcome_rows(sheet: Sheet, table: pd.DataFrame, studies: pd.DataFrame,
+                       dictionary: dict[str, Outcome], reported: set | None = None) -> list[Problem]:
+    """Rules that span columns or sheets: statistic completeness, order of quantiles, references, duplicates."""
+    where = sheet.where()
+    reported = reported or set()
+    problems: list[Problem] = []
+    study_ids = set(studies["study_id"].dropna()) if "study_id" in studies else set()
+    has = lambda r, c: c in r and r[c] is not None and not (isinstance(r[c], float) and math.isnan(r[c]))  # noqa: E731
+    seen: dict[tuple, int] = {}
+    for _, r in table.iterrows():
+        row = int(r[ROW])
+        def add(column, expected, row=row, r=r):
+            if (row, column) not in reported:  # a cell already reported (e.g. not a number) is not reported twice
+                problems.append(Problem(where, row, column, _fmt(r.get(column)), expected))
+        if has(r, "study_id") and study_ids and r["study_id"] not in study_ids:
+            add("study_id", "a study_id listed in the studies sheet")
+        outcome = dictionary.get(r["outcome"]) if has(r, "outcome") else None
+        if has(r, "outcome") and outcome is None:
+            add("outcome", "an outcome name from the outcome dictionary (data/review/outcomes.yaml)")
+        if outcome is not None and has(r, "unit") and r["unit"] != UNIT_NOT_REPORTED and r["unit"] not in outcome.units:
+            add("unit", f"a unit the dictionary allows for '{outcome.name}': {', '.join(outcome.units)} "
+                        f"(or '{UNIT_NOT_REPORTED}')")
+        statistic = r["statistic"] if has(r, "statistic") else None
+        if statistic in STATISTICS:
+            required, optional = STATISTICS[statistic]
+            for column in required:
+                if not has(r, column):
+                    add(column, f"a value: statistic '{statistic}' needs {', '.join(required)}")
+            for column in VALUE_COLUMNS:
+                if has(r, column) and column not in required and column not in optional:
+                    add(column, f"an empty cell: statistic '{statistic}' does not use '{column}' "
+                                f"(it uses {', '.join(required + optional)})")
+        ordered = [c for c in ("min", "q1", "median", "q3", "max") if has(r, c)]
+        for lo, hi in zip(ordered, ordered[1:]):
+            if r[lo] > r[hi]:
+                add(hi, f"a value >= {lo} ({_fmt(r[lo])}): min <= q1 <= median <= q3 <= max")
+        if has(r, "ci_lower") and has(r, "ci_upper"):
+            if r["ci_lower"] > r["ci_upper"]:
+                add("ci_upper", f"a value >= ci_lower ({_fmt(r['ci_lower'])})")
+            elif has(r, "mean") and not r["ci_lower"] <= r["mean"] <= r["ci_upper"]:
+                add("mean", f"a mean inside its confidence interval [{_fmt(r['ci_lower'])}, {_fmt(r['ci_upper'])}]")
+        if has(r, "events") and has(r, "total") and r["events"] > r["total"]:
+            add("events", f"0 <= events <= total ({_fmt(r['total'])})")
+        if has(r, "events") and has(r, "total") and has(r, "percent") and r["total"] > 0:
+            implied = 100 * r["events"] / r["total"]
+            if abs(implied - r["percent"]) > 1.0:
+                add("percent", f"about {implied:.1f} (= 100 x events / total), within 1 percentage point")
+        if has(r, "time_value") != has(r, "time_unit"):
+            add("time_unit" if has(r, "time_value") else "time_value",
+                "time_value and time_unit both given or both empty")
+        if r.get("usable") == "no" and not has(r, "not_usable_reason"):
+            add("not_usable_reason", "a reason, because usable is 'no'")
+        if r.get("measure") == "change_from_baseline" and has(r, "time_value") and r["time_value"] == 0:
+            add("time_value", "a follow-up time > 0 for a change from baseline")
+        if (outcome is not None and outcome.kind == "continuous" and outcome.plausible_range
+                and r.get("measure") == "absolute" and has(r, "unit") and outcome.factor(r["unit"])):
+            lo, hi = outcome.plausible_range
+            for column in ("mean", "median"):
+                if has(r, column) and not lo <= r[column] * outcome.factor(r["unit"]) <= hi:
+                    add(column, f"a plausible {outcome.label} between {lo:g} and {hi:g} {outcome.canonical_unit} "
+                                f"(after converting from {r['unit']}); is the unit right?")
+        if r.get("usable") == "yes" and all(has(r, c) for c in ("study_id", "outcome", "measure", "cohort")):
+            key = (r["study_id"], r.get("arm"), r["outcome"], r["measure"], r["cohort"],
+                   _fmt(r.get("time_value")), r.get("time_unit"), r.get("statistic"))
+            if key in seen:
+                add("row_id", f"no second usable row for the same study, arm, outcome, measure, cohort, time and "
+                              f"statistic (duplicate of row {seen[key]}); mark one usable = no with a reason")
+            else:
+                seen[key] = row
+    return problems
+
+
+def check_references(sheet: Sheet, table: pd.DataFrame, studies: pd.DataFrame) -> list[Problem]:
+    """Appraisal rows must point at known studies, one judgement per study and item."""
+    where = sheet.where()
+    study_ids = set(studies["study_id"].dropna()) if "study_id" in studies else set()
+    problems, seen = [], {}
+    for _, r in table.iterrows():
+        row = int(r[ROW])
+        if r.get("study_id") is not None and study_ids and r["study_id"] not in study_ids:
+            problems.append(Problem(where, row, "study_id", r["study_id"], "a study_id listed in the studies sheet"))
+        key = (r.get("study_id"), r.get("item_id"))
+        if None not in key:
+            if key in seen:
+                problems.append(Problem(where, row, "item_id", r["item_id"],
+                                        f"one judgement per study and item (duplicate of row {seen[key]})"))
+            seen.setdefault(key, row)
+    return problems
+
+
+@dataclass(frozen=True, order=True)
+class Notice:
+    """Something plausible but worth a second look (a real study can legitimately differ); listed in the report
+    and in warnings.csv, never an error."""
+
+    file: str
+    sheet: str  # workbook sheet name; empty for CSV
+    row: int  # spreadsheet row; 0 for the whole sheet or the config
+    column: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}, sheet '{self.sheet}'" if self.sheet else self.file
+        row = f", row {self.row}" if self.row else ""
+        column = f", column '{self.column}'" if self.column else ""
+        value = f": value {self.value!r}" if self.value != "" else ""
+        return f"{where}{row}{column}{value}: {self.message}"
+
+
+WARNING_COLUMNS = ("file", "sheet", "row", "column", "value", "message")
+
+
+def warnings_frame(notices: list[Notice]) -> pd.DataFrame:
+    """warnings.csv: one row per notice, in a stable order."""
+    return pd.DataFrame([[getattr(n, c) for c in WARNING_COLUMNS] for n in sorted(notices)],
+                        columns=list(WARNING_COLUMNS))
+
+
+def _notice(sheet: Sheet, row: int, column: str, value, message: str) -> Notice:
+    return Notice(sheet.file, sheet.sheet or "", row, column, _fmt(value), message)
+
+
+def check_plausibility(sheets: dict[str, Sheet], tables: dict[str, pd.DataFrame], config: dict | None,
+                       reported: set) -> tuple[list[Problem], list[Notice]]:
+    """Rules across sheets and against the config: a visit's n or an event total above its arm's enrolled n
+    (an error: no visit sees more patients than were treated), a visit after the stated follow-up (a warning: a
+    long-term report may extend it), study-set names nothing analyses, and analysed outcomes without data."""
+    problems: list[Problem] = []
+    notices: list[Notice] = []
+    studies, outcomes = tables["studies"], tables["outcomes"]
+    s_sheet, o_sheet = sheets["studies"], sheets["outcomes"]
+    by_id = {r["study_id"]: r for _, r in studies.iterrows() if r.get("study_id") is not None}
+    number = lambda v: v is not None and not (isinstance(v, float) and math.isnan(v))  # noqa: E731
+    for _, r in outcomes.iterrows():
+        study = by_id.get(r.get("study_id"))
+        if study is None:
+            continue
+        row = int(r[ROW])
+        enrolled_column = "n_msct" if r.get("arm") == "MSCT" else "n_control" if r.get("arm") == "control" else None
+        enrolled = study.get(enrolled_column) if enrolled_column else None
+        if number(enrolled):
+            for column in ("n", "total"):
+                value = r.get(column)
+                if number(value) and value > enrolled and (row, column) not in reported:
+                    problems.append(Problem(o_sheet.where(), row, column, _fmt(value),
+                                            f"at most the {enrolled:g} patients enrolled in the {r['arm']} arm "
+                                            f"({enrolled_column} of {r['study_id']} in the studies sheet, row "
+                                            f"{int(study[ROW])})"))
+        follow_up = study.get("follow_up_months")
+        time_value, unit = r.get("time_value"), r.get("time_unit")
+        if number(follow_up) and number(time_value) and unit in TIME_UNITS:
+            months = time_value * TIME_UNITS[unit]
+            if months > follow_up + 1e-9:
+                notices.append(_notice(o_sheet, row, "time_value", time_value,
+                                       f"visit at {months:g} months is after the follow-up of {follow_up:g} months "
+                                       f"stated for {r['study_id']} (studies sheet, row {int(study[ROW])}); "
+                                       "check the time or follow_up_months"))
+    if config:
+        analysed = list(config.get("study_sets") or [])
+        for _, r in studies.iterrows():
+            sets = [x for x in (r.get("study_sets") or "").split(";") if x]
+            if not sets:
+                continue
+            unknown = [x for x in sets if x not in analysed]
+            for name in unknown:
+                close = difflib.get_close_matches(name, analysed, n=1, cutoff=0.8)
+                if close:
+                    problems.append(Problem(s_sheet.where(), int(r[ROW]), "study_sets", r["study_sets"],
+                                            f"set names from the config's study_sets ({', '.join(analysed)}); "
+                                            f"'{name}' looks like a typo of '{close[0]}'"))
+            if len(unknown) == len(sets) and not any(difflib.get_close_matches(x, analysed, n=1, cutoff=0.8)
+                                                     for x in unknown):
+                notices.append(_notice(s_sheet, int(r[ROW]), "study_sets", r["study_sets"],
+                                       f"study {r.get('study_id')} is in no analysed study set (config study_sets: "
+                                       f"{', '.join(analysed)}), so no model uses it"))
+        named = set(outcomes["outcome"].dropna()) if "outcome" in outcomes else set()
+        for key in ("outcomes", "binary_outcomes"):
+            for name in config.get(key) or []:
+                if name not in named:
+                    notices.append(Notice("config", "", 0, key, name,
+                                          f"outcome '{name}' is analysed (config {key}) but no row of "
+                                          f"{o_sheet.where()} reports it; its results will say 'no data'"))
+    return problems, notices
+
+
+def validate(sheets: dict[str, Sheet], dictionary: dict[str, Outcome], config: dict | None = None,
+             warnings: list[Notice] | None = None) -> dict[str, pd.DataFrame]:
+    """Check all sheets; return the typed tables, or raise ValidationError listing every problem.
+
+    With the resolved `config`, cross-sheet plausibility is checked against it too; plausible-but-odd findings
+    are appended to `warnings` when a list is given.
+    """
+    checked = Checked()
+    notices: list[Notice] = []
+    for name, sheet in sheets.items():
+        table, problems = check_columns(sheet)
+        checked.tables[name] = table
+        checked.problems += problems
+        notices += [Notice(sheet.file, sheet.sheet or "", 1, "", "", note) for note in sheet.notes]
+    studies = checked.tables["studies"]
+    checked.problems += linkage.check_studies(sheets["studies"], studies)
+    reported = {(p.row, p.column) for p in checked.problems if p.where == sheets["outcomes"].where()}
+    checked.problems += check_outcome_rows(sheets["outcomes"], checked.tables["outcomes"], studies, dictionary,
+                                           reported)
+    checked.problems += check_references(sheets["appraisal"], checked.tables["appraisal"], studies)
+    reported = {(p.row, p.column) for p in checked.problems if p.where == sheets["outcomes"].where()}
+    problems, plausibility = check_plausibility(sheets, checked.tables, config, reported)
+    checked.problems += problems
+    notices += plausibility
+    if warnings is not None:
+        warnings += notices
+    if checked.problems:
+        raise ValidationError(checked.problems)
+    return checked.tables
+
+
+def report(tables: dict[str, pd.DataFrame], sheets: dict[str, Sheet], dictionary: dict[str, Outcome],
+           warnings: list[Notice] | None = None) -> str:
+    """A short human-readable account of what was validated, with every warning (also in warnings.csv)."""
+    outcomes = tables["outcomes"]
+    usable = outcomes[outcomes["usable"] == "yes"]
+    lines = [
+        "# Validation report",
+        "",
+        "All sheets passed validation.",
+        "",
+        "| sheet | read from | rows |",
+        "|---|---|---|",
+        *[f"| {name} | {sheets[name].where()} | {len(tables[name])} |" for name in tables],
+        "",
+        f"Outcome rows usable in a synthesis: {len(usable)} of {len(outcomes)}; "
+        f"studies: {tables['studies']['study_id'].nunique()}; "
+        f"outcomes named: {outcomes['outcome'].nunique()} (dictionary has {len(dictionary)}).",
+        "",
+        "## Rows not usable, and why",
+        "",
+        "| row_id | study | outcome | reason |",
+        "|---|---|---|---|",
+    ]
+    for _, r in outcomes[outcomes["usable"] == "no"].iterrows():
+        lines.append(f"| {r['row_id']} | {r['study_id']} | {r['outcome']} | {r['not_usable_reason']} |")
+    lines += ["", "## Warnings", "",
+              "Plausible but worth a second look; not errors (also in warnings.csv).", ""]
+    lines += [f"- {n}" for n in sorted(warnings or [])] or ["None."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Stage 4: results -> manuscript variables, provenance, lint and render."""

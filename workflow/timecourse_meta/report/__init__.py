@@ -1,0 +1,1 @@
+"""Stage 3: model summaries -> formatted numbers, tables, claims check and figures."""

@@ -1,0 +1,225 @@
+"""Formatting of every number that reaches the manuscript, in one tested place.
+
+Conventions (used by every function here, so the manuscript is consistent):
+
+* Negative numbers carry the Unicode minus sign U+2212 ("−"), never a hyphen-minus; a value that rounds to
+  zero is printed without a sign ("0.0", not "−0.0").
+* Rounding is half away from zero on the decimal value as written (2.675 -> "2.68", -0.125 -> "−0.13"),
+  not on its binary float approximation, so the printed value is what a reader rounding by hand gets.
+* Intervals are written "lower to upper" (never "lower-upper", which is ambiguous next to minus signs):
+  "−2.1 (95% CrI −3.0 to −1.2)".
+* Probabilities that round to 0 or 1 are written "<0.01" / ">0.99" (never "0.00" / "1.00": a posterior
+  probability estimated from draws is never exactly 0 or 1).
+* Counts of 1,000 or more get a comma thousands separator ("1,234"); use `fmt_count`, not for years.
+* NaN, infinity, None and booleans are errors, never a blank or "nan".
+
+`sig_digits(unit)` is the single rule for how many decimals an outcome is reported with, by its canonical unit
+(the units of data/review/outcomes.yaml). An unknown unit is an error naming it.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_UP, Decimal
+
+MINUS = "\u2212"
+
+__all__ = [
+    "MINUS",
+    "DECIMALS_BY_UNIT",
+    "fmt_number",
+    "fmt_interval",
+    "fmt_estimate",
+    "fmt_percent",
+    "fmt_count",
+    "fmt_count_percent",
+    "fmt_probability",
+    "pct_change_from_log_ratio",
+    "fmt_p_change_from_log_ratio",
+    "fmt_p_change_interval_from_log_ratio",
+    "sig_digits",
+    "fmt_outcome",
+]
+
+
+def _check_real(x, name: str = "value") -> float:
+    # (no `numbers.Real` check: this module's own name would shadow the stdlib module if run as a script)
+    if x is None or isinstance(x, (bool, str, bytes, complex)):
+        raise TypeError(f"{name} must be a real number, got {x!r}")
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {x!r}") from None
+    if not math.isfinite(xf):
+        raise ValueError(f"{name} must be finite, got {x!r}")
+    return xf
+
+
+def _check_digits(digits) -> int:
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
+    return digits
+
+
+def _round_decimal(x, digits: int) -> Decimal:
+    """Round half away from zero on the shortest decimal representation of x."""
+    d = Decimal(repr(float(x))) if not isinstance(x, int) else Decimal(x)
+    return d.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+
+
+def _signed(text: str) -> str:
+    """Replace a leading hyphen-minus by the Unicode minus; drop the sign of a zero."""
+    if text.startswith("-"):
+        body = text[1:]
+        if set(body.replace(".", "").replace(",", "")) <= {"0"}:
+            return body
+        return MINUS + body
+    return text
+
+
+def fmt_number(x, digits: int = 1) -> str:
+    """`x` with exactly `digits` decimals: fmt_number(-2.149, 1) == "−2.1"."""
+    xf = _check_real(x)
+    digits = _check_digits(digits)
+    return _signed(f"{_round_decimal(xf, digits):f}")
+
+
+def fmt_interval(lower, upper, digits: int = 1) -> str:
+    """An interval's bounds: fmt_interval(-3.04, -1.2, 1) == "−3.0 to −1.2"."""
+    lo, hi = _check_real(lower, "lower"), _check_real(upper, "upper")
+    if lo > hi:
+        raise ValueError(f"interval lower bound {lower!r} is above upper bound {upper!r}")
+    return f"{fmt_number(lo, digits)} to {fmt_number(hi, digits)}"
+
+
+def fmt_estimate(estimate, lower, upper, digits: int = 1, level: int = 95, interval: str = "CrI",
+                 percent: bool = False) -> str:
+    """Estimate with its interval: fmt_estimate(-2.1, -3.0, -1.2) == "−2.1 (95% CrI −3.0 to −1.2)".
+
+    `interval` names the kind ("CrI" credible, "CI" confidence, "PI" prediction interval). `percent`: values
+    already in percent, each with its sign: "−64% (95% CI −80% to −38%)".
+    """
+    est = _check_real(estimate, "estimate")
+    lo, hi = _check_real(lower, "lower"), _check_real(upper, "upper")
+    if not lo <= est <= hi:
+        raise ValueError(f"estimate {estimate!r} is outside its interval [{lower!r}, {upper!r}]")
+    if isinstance(level, bool) or not 0 < level < 100:
+        raise ValueError(f"level must be a percentage between 0 and 100, got {level!r}")
+    if percent:
+        return (f"{fmt_number(est, digits)}% ({level:g}% {interval} {fmt_number(lo, digits)}% to "
+                f"{fmt_number(hi, digits)}%)")
+    return f"{fmt_number(est, digits)} ({level:g}% {interval} {fmt_interval(lo, hi, digits)})"
+
+
+def fmt_percent(proportion, digits: int = 0) -> str:
+    """A proportion (0.123) as a percentage: fmt_percent(0.123, 1) == "12.3%"."""
+    p = _check_real(proportion, "proportion")
+    return f"{fmt_number(100.0 * p, digits)}%"
+
+
+def fmt_count(n) -> str:
+    """A count: fmt_count(81) == "81", fmt_count(1234) == "1,234". Must be a whole number >= 0."""
+    nf = _check_real(n, "count")
+    if nf != int(nf) or nf < 0:
+        raise ValueError(f"a count must be a non-negative whole number, got {n!r}")
+    return f"{int(nf):,}"
+
+
+def fmt_count_percent(events, total, digits: int = 0) -> str:
+    """Events of a total with the percentage: fmt_count_percent(11, 49) == "11/49 (22%)"."""
+    e, t = fmt_count(events), fmt_count(total)
+    if float(total) == 0:
+        raise ValueError("total must be positive")
+    if float(events) > float(total):
+        raise ValueError(f"events {events!r} exceed total {total!r}")
+    return f"{e}/{t} ({fmt_percent(float(events) / float(total), digits)})"
+
+
+def fmt_probability(p, digits: int = 2) -> str:
+    """A probability with `digits` decimals, never printed as 0 or 1.
+
+    fmt_probability(0.873) == "0.87"; fmt_probability(0.996) == ">0.99"; fmt_probability(0.003) == "<0.01".
+    """
+    pf = _check_real(p, "probability")
+    digits = _check_digits(digits)
+    if digits == 0:
+        raise ValueError("a probability needs at least one decimal")
+    if not 0.0 <= pf <= 1.0:
+        raise ValueError(f"a probability must be within [0, 1], got {p!r}")
+    text = fmt_number(pf, digits)
+    step = Decimal(1).scaleb(-digits)
+    if Decimal(text) >= 1:
+        return ">" + f"{Decimal(1) - step:f}"
+    if Decimal(text) <= 0:
+        return "<" + f"{step:f}"
+    return text
+
+
+def pct_change_from_log_ratio(log_ratio) -> float:
+    """Percent change implied by a log ratio of means: 100 * (exp(x) - 1)."""
+    return 100.0 * math.expm1(_check_real(log_ratio, "log ratio"))
+
+
+def fmt_p_change_from_log_ratio(log_ratio, digits: int = 0) -> str:
+    """A log ratio as a signed percent change: fmt_p_change_from_log_ratio(-0.5) == "−39%"."""
+    return f"{fmt_number(pct_change_from_log_ratio(log_ratio), digits)}%"
+
+
+def fmt_p_change_interval_from_log_ratio(estimate, lower, upper, digits: int = 0, level: int = 95,
+                                         interval: str = "CrI") -> str:
+    """Log-ratio estimate and interval as percent changes: "−39% (95% CrI −55% to −18%)".
+
+    exp is monotone, so the transformed bounds stay ordered.
+    """
+    est, lo, hi = (pct_change_from_log_ratio(v) for v in (estimate, lower, upper))
+    if not lo <= est <= hi:
+        raise ValueError(f"estimate {estimate!r} is outside its interval [{lower!r}, {upper!r}]")
+    return (f"{fmt_number(est, digits)}% ({level:g}% {interval} "
+            f"{fmt_number(lo, digits)}% to {fmt_number(hi, digits)}%)")
+
+
+# Decimals by canonical outcome unit (data/review/outcomes.yaml), chosen so the printed
+# precision matches the measurement's own: proteinuria in g/24 h to 0.01 g, GFR/clearance to 1 mL/min,
+# creatinine to 1 µmol/L, complement in mg/dL to 0.1, scores to 0.1 point, antibody titres to whole units,
+# log ratios to 0.01, percentages and counts (events, patients, cells) to whole units.
+DECIMALS_BY_UNIT: dict[str, int] = {
+    "g/24 h": 2,
+    "mL/min": 0,
+    "mL/min/1.73 m2": 0,
+    "umol/L": 0,
+    "µmol/L": 0,
+    "mg/dL": 1,
+    "g/L": 1,
+    "score": 1,
+    "IU/mL": 0,
+    "unit": 1,
+    "weeks": 1,
+    "months": 1,
+    "years": 1,
+    "%": 0,
+    "events": 0,
+    "patients": 0,
+    "cells per patient": 0,
+    "log ratio": 2,
+    "ratio": 2,
+    "probability": 2,
+}
+
+
+def sig_digits(unit: str) -> int:
+    """Decimals to report an outcome in `unit` with (the reporting rule). Unknown unit -> ValueError."""
+    try:
+        return DECIMALS_BY_UNIT[unit]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(DECIMALS_BY_UNIT))
+        raise ValueError(f"no reporting rule for unit {unit!r} (known units: {known})") from None
+
+
+def fmt_outcome(estimate, unit: str, lower=None, upper=None, level: int = 95, interval: str = "CrI") -> str:
+    """An outcome value (with its interval when given) at the unit's reporting precision."""
+    digits = sig_digits(unit)
+    if lower is None and upper is None:
+        return fmt_number(estimate, digits)
+    if lower is None or upper is None:
+        raise ValueError("give both interval bounds or neither")
+    return fmt_estimate(estimate, lower, upper, digits, level=level, interval=interval)

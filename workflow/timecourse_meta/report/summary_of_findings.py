@@ -1,0 +1,180 @@
+"""The summary-of-findings table: the randomised comparison first, then each outcome's change after MSCT.
+
+One row per randomised between-arm difference (a controlled study's MSC arm against its control arm) and one
+per outcome at its key visit. Every row says what its number is, in the vocabulary of the model summaries
+(`evidence`): a study's own estimate, pooled at the visit from k studies, a model-based interpolation, or
+prior-dominated; a prediction interval and P(improvement) are shown only for pooled rows. Numbers are
+formatted by `timecourse_meta.report.numbers` with the outcome's reporting precision, exactly as the manuscript text
+formats them, so a number in this table and the same number in the text agree to the last digit.
+
+The "In words" column has no numbers: it names the direction and how sure it is (GRADE-style wording by
+P(improvement) for pooled rows; whether the 95% interval excludes no change for a single study or a
+randomised difference).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+
+from timecourse_meta.report.figure_data import DISPLAY_UNITS
+from timecourse_meta.report.numbers import fmt_count, fmt_estimate, fmt_interval, fmt_number, fmt_probability, sig_digits
+
+COLUMNS = ["Outcome", "Visit (months)", "Studies (patients)", "Estimate (95% interval)", "What the estimate is",
+           "95% prediction interval", "P(improvement)", "In words"]
+DASH = "\u2014"
+# thresholds on P(improvement) for the words of a pooled row: >= 0.975 (the 95% CrI excludes no change) "fell";
+# >= 0.90 "probably fell"; >= 0.75 "may have fallen"; 0.25-0.75 "no clear change"; mirror images for worsening
+PROB_CLEAR, PROB_PROBABLY, PROB_MAY = 0.975, 0.90, 0.75
+_VERBS = {"fall": ("fell", "probably fell", "may have fallen"), "rise": ("rose", "probably rose", "may have risen")}
+
+
+def _num(x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _finite(*xs) -> bool:
+    return all(math.isfinite(_num(x)) for x in xs)
+
+
+def _unit(spec) -> str:
+    if spec.analysis_scale == "log" and spec.kind == "continuous":
+        return "%"
+    return DISPLAY_UNITS.get(spec.canonical_unit, spec.canonical_unit)
+
+
+def _digits(spec) -> int:
+    return sig_digits("%") if spec.analysis_scale in ("log", "logit") else sig_digits(spec.canonical_unit)
+
+
+def _months(t) -> str:
+    t = float(t)
+    return f"{t:.0f}" if abs(t - round(t)) < 1e-6 else f"{t:.1f}"
+
+
+def _estimate(est, lo, hi, digits: int, unit: str, interval: str) -> str:
+    if not _finite(est):
+        return "not estimable"
+    if not _finite(lo, hi):
+        return fmt_number(est, digits) + (unit if unit == "%" else "") + " (no interval)"
+    return fmt_estimate(est, lo, hi, digits, level=95, interval=interval, percent=unit == "%")
+
+
+def change_words(evidence: str, p_improvement, lower, upper, direction: str) -> str:
+    """The direction of a change after MSCT and how sure it is, without numbers."""
+    good = "fall" if direction == "decrease" else "rise"
+    bad = "rise" if good == "fall" else "fall"
+    if direction not in ("decrease", "increase"):
+        return "no direction of benefit defined"
+    if evidence == "pooled":
+        p = _num(p_improvement)
+        if not math.isfinite(p):
+            return "pooled estimate without a probability"
+        for threshold, i in ((PROB_CLEAR, 0), (PROB_PROBABLY, 1), (PROB_MAY, 2)):
+            if p >= threshold:
+                return f"{_VERBS[good][i]} after MSCT"
+            if p <= 1 - threshold:
+                return f"{_VERBS[bad][i]} after MSCT (worsening)"
+        return "no clear change after MSCT"
+    if evidence == "prior_dominated":
+        return "the data barely inform this estimate"
+    lo, hi = _num(lower), _num(upper)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no interval reported"
+    improved = hi < 0 if direction == "decrease" else lo > 0
+    worsened = lo > 0 if direction == "decrease" else hi < 0
+    where = "in one study" if evidence == "study_estimate" else "in the model"
+    if improved:
+        return f"{_VERBS[good][0]} {where} (95% interval excludes no change)"
+    if worsened:
+        return f"{_VERBS[bad][0]} {where} (worsening; 95% interval excludes no change)"
+    return f"no clear change {where}"
+
+
+def difference_words(lower, upper, direction: str, control: str = "control") -> str:
+    """A randomised difference (MSC minus control) in words, without numbers."""
+    lo, hi = _num(lower), _num(upper)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no interval"
+    if hi < 0 or lo > 0:
+        side = "lower" if hi < 0 else "higher"
+        better = (side == "lower") == (direction == "decrease")
+        return (f"{side} with MSCT than with {control} ({'favourable' if better else 'unfavourable'}; 95% CI "
+                "excludes no difference)")
+    return f"no clear difference between MSCT and {control}"
+
+
+def basis_text(finding: Mapping, study_label: str = "") -> str:
+    """What a change row's number is, in words (the shared vocabulary of the model summaries)."""
+    ev = str(finding.get("evidence", "") or "")
+    k, n = _num(finding.get("n_studies")), _num(finding.get("n_patients"))
+    km, nm = _num(finding.get("n_studies_model")), _num(finding.get("n_patients_model"))
+    model = (f"; time course fitted to {fmt_count(int(km))} studies ({fmt_count(int(nm))} patients)"
+             if _finite(km, nm) and km > k else "")
+    if ev == "pooled":
+        return f"pooled at this visit from {fmt_count(int(k))} studies{model}"
+    if ev == "study_estimate":
+        return f"{study_label}'s own estimate" if study_label else "the study's own estimate"
+    if ev == "interpolated":
+        return f"model-based interpolation{model}"
+    if ev == "prior_dominated":
+        return "prior-dominated (the data barely narrow the prior)"
+    return str(finding.get("label", "") or DASH)
+
+
+def change_row(finding: Mapping, spec, study_label: str = "") -> dict:
+    """One outcome at its key visit (a `figure_data.finding` record)."""
+    unit, digits = _unit(spec), _digits(spec)
+    ev = str(finding.get("evidence", "") or "")
+    k, n = _num(finding.get("n_studies")), _num(finding.get("n_patients"))
+    pooled = ev == "pooled"
+    interval = "CrI" if ev in ("pooled", "interpolated", "prior_dominated") else "CI"
+    est = _estimate(finding.get("estimate"), finding.get("lower"), finding.get("upper"), digits, unit, interval)
+    pi = DASH
+    if pooled and _finite(finding.get("pi_lower"), finding.get("pi_upper")):
+        pi = fmt_interval(finding["pi_lower"], finding["pi_upper"], digits)
+        if unit == "%":
+            lo_t, hi_t = pi.split(" to ")
+            pi = f"{lo_t}% to {hi_t}%"
+    p = (fmt_probability(finding["p_improvement"]) if pooled and _finite(finding.get("p_improvement")) else DASH)
+    return {
+        "Outcome": f"{spec.label} ({'% change' if unit == '%' else unit})",
+        "Visit (months)": _months(finding["time_months"]),
+        "Studies (patients)": (f"{fmt_count(int(k))} ({fmt_count(int(n))})" if _finite(k, n) else
+                               (fmt_count(int(k)) if _finite(k) else "0")),
+        "Estimate (95% interval)": est,
+        "What the estimate is": basis_text(finding, study_label),
+        "95% prediction interval": pi,
+        "P(improvement)": p,
+        "In words": change_words(ev, finding.get("p_improvement"), finding.get("lower"), finding.get("upper"),
+                                 spec.direction_of_benefit),
+    }
+
+
+def between_arm_row(rec: Mapping, spec, study_label: str, n_msct, n_control, control: str = "control") -> dict:
+    """One randomised difference (a `between_arm.comparisons` record)."""
+    unit = "percentage points" if spec.kind == "binary" else _unit(spec)
+    estimand = rec.get("primary_estimand", "")
+    return {
+        "Outcome": f"{spec.label} ({'% difference' if unit == '%' else unit}): MSCT vs {control}",
+        "Visit (months)": _months(rec["visit_months"]),
+        "Studies (patients)": f"1 ({fmt_count(int(float(n_msct)))} vs {fmt_count(int(float(n_control)))})",
+        "Estimate (95% interval)": rec["primary"],
+        "What the estimate is": f"randomised comparison in {study_label} ({estimand})",
+        "95% prediction interval": DASH,
+        "P(improvement)": DASH,
+        "In words": difference_words(rec.get("primary_lower"), rec.get("primary_upper"), spec.direction_of_benefit,
+                                     control),
+    }
+
+
+def summary_of_findings(change_rows: Iterable[dict], between_rows: Iterable[dict] = ()) -> pd.DataFrame:
+    """The table: randomised differences first, then the changes after MSCT."""
+    rows = list(between_rows) + list(change_rows)
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,0 +1,1 @@
+"""The glue: one run_<rule> function per Snakemake rule, taking keyword-only paths."""
