@@ -2,6 +2,7 @@
 import logging
 from pathlib import Path
 
+from timecourse_meta.core import review
 from timecourse_meta.manuscript import variables
 
 s = snakemake  # noqa: F821
@@ -11,7 +12,8 @@ elif s.rule == "manuscript":
     logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0])])
     logging.getLogger("timecourse_meta").setLevel(logging.INFO)
     out = variables.run_manuscript(s.input.qmd, s.input.variables, s.input.lineage, s.input.bibliography,
-                                   s.input.csl, Path(s.output.html).parent)
+                                   s.input.csl, Path(s.output.html).parent,
+                                   vocabulary=review.load_vocabulary(s.input.vocabulary))
     expected = {"html": s.output.html, "docx": s.output.docx, "pdf": s.output.pdf}
     for fmt, path in expected.items():
         if Path(out[fmt]).resolve() != Path(path).resolve():
