@@ -24,7 +24,7 @@ configured):
 * `main.*`, `other.*`, `sets.S.*`
   - `id`, `name` (config `review.study_sets.S.name`), `n_studies`, `n_patients` (unique patients, both arms),
     `n_intervention`, `n_comparator` (the arms' `n_column` summed), `n_rct`, `n_single_arm`, `n_case_series`,
-    `n_cohort`, `designs` (e.g. "1 randomised controlled trial, 3 single-arm studies"), `study_list`
+    `n_cohort` and `n_<code>` for every other design code of the vocabulary, `designs` (e.g. "1 randomised controlled trial, 3 single-arm studies"), `study_list`
     ("Author 2014, Author 2022, ... and Author 2017")
   - `n_outcomes` (continuous outcomes configured), `n_outcomes_data` (with a change from baseline at the key visit),
     `n_outcomes_pooled` (>= 2 studies at the key visit), `n_outcomes_single` (1 study), `n_outcomes_none`

@@ -39,7 +39,7 @@ def put_set(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:
     put("n_groups", fmt_count(counts["n_studies"]), kind="data", files=files, raw_rows=rows)
     put("n_reports", fmt_count(counts["n_reports"]), kind="data", files=files, raw_rows=rows)
     put("overlap_sentence", _overlap_sentence(ctx, ids), kind="data", files=files, raw_rows=rows)
-    for design in DESIGN_WORDS:
+    for design in [*DESIGN_WORDS, *(d for d in ctx.vocabulary.designs if d not in DESIGN_WORDS)]:
         sub = part[part["design"] == design]
         put(f"n_{design}", fmt_count(len(sub)), kind="data", files=files,
             raw_rows=ctx.study_rows(sub["study_id"].tolist()))
