@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from timecourse_meta.manuscript import prepass
+from timecourse_meta.manuscript import render as R
 from timecourse_meta.manuscript.render import RenderError, render_manuscript
 
 ROOT = Path(__file__).resolve().parents[1]
