@@ -62,7 +62,7 @@ from pathlib import Path
 
 import yaml
 
-from timecourse_meta.report.numbers import MINUS
+from timecourse_meta.report.format import MINUS
 from timecourse_meta.core.errors import EngineError
 
 log = logging.getLogger(__name__)

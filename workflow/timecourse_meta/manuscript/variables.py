@@ -11,7 +11,7 @@ The manuscript step (end of this module): `manuscript_sources(qmd)` lists the fi
 tables to `results/manuscript/main/` and `results/manuscript/other/` (so config `main_study_set` chooses the set
 without editing the .qmd), and `run_manuscript` lints the .qmd for hand-typed numbers and renders it.
 
-Every number is formatted by `timecourse_meta.report.numbers` (decimals from `sig_digits(unit)`; probabilities never 0 or 1;
+Every number is formatted by `timecourse_meta.report.format` (decimals from `sig_digits(unit)`; probabilities never 0 or 1;
 Unicode minus). Thin evidence gives words, never a blank or a crash: "not estimable (single study)", "no study in
 this set reports a change from baseline", "not analysed (no model results)".
 
@@ -81,7 +81,7 @@ from timecourse_meta.data import harmonise
 from timecourse_meta.data import linkage
 from timecourse_meta.report import tables
 from timecourse_meta.report.figure_data import DISPLAY_UNITS, display_unit
-from timecourse_meta.report.numbers import (fmt_count, fmt_estimate, fmt_interval, fmt_number, fmt_probability, sig_digits)
+from timecourse_meta.report.format import (fmt_count, fmt_estimate, fmt_interval, fmt_number, fmt_probability, sig_digits)
 from timecourse_meta.core.errors import EngineError
 
 log = logging.getLogger(__name__)
