@@ -10,7 +10,7 @@ Evidence rules (per estimate, on the change-from-baseline scale where 0 = no cha
   that includes no change = *no clear change*. An estimate without an interval (e.g. a difference of medians
   reported without spread) only has a direction: it *leans* to improvement or to worsening (or to neither when 0).
 * `improve` / `worsen` for one study (or the pooled estimate); a study's time matches a visit within
-  `visit_tolerance` months. The 2023 review's claims are of significant changes, so an interval that includes no
+  `visit_tolerance` months. Reviews' claims are usually of significant changes, so an interval that includes no
   change does not support them.
   `visit_rule = all`: a study lacking an estimate at any named visit is not assessable (never contradicted);
   contradicted if an interval at a claimed visit shows the opposite or no clear change; supported if every
@@ -44,7 +44,7 @@ Claim level (combination of the per-study verdicts):
   claimed change), and the claim's reason counts them separately, so a reader sees that, e.g., a median-only
   study moved the claimed way. The claim-level verdict is always one of SUPPORTED, CONTRADICTED, NOT_ASSESSABLE.
 
-Reasons are for readers: study labels ("Gu 2014"), outcome labels and plain words, no identifiers.
+Reasons are for readers: study labels ("Smith 2014"), outcome labels and plain words, no identifiers.
 """
 
 from __future__ import annotations
@@ -405,7 +405,7 @@ def check_claims(claims: pd.DataFrame, study_changes: pd.DataFrame, pooled: pd.D
     giving label and direction_of_benefit. `config`: the resolved config, for the study sets' names in reasons
     (`review.study_sets`). `study_sets`: set name -> study ids; without it the set is the studies
     present in `study_changes` (and the reason says so). `study_set_override` checks every claim against another
-    set (e.g. `all_candidates`).
+    set (e.g. a wider set of candidate studies).
     Returns columns RESULT_COLUMNS; claim rows have a verdict of CLAIM_VERDICTS, study rows one of VERDICTS.
     """
     validate_claims(claims, dictionary)

@@ -1,18 +1,18 @@
 """Reading and checking a review's claims file (the claims the check in `timecourse_meta.report.claims` judges).
 
-The claims file (e.g. data/review/claims_2023.csv) has one row per claim:
+The claims file (the config's `data.claims`) has one row per claim:
 
 | column | meaning |
 |---|---|
 | claim_id | short id |
 | claim_text | the claim, quoted from the review |
-| outcome | an outcome of the dictionary, or several separated by `;` (e.g. renal function = `gfr;egfr;...`) |
+| outcome | an outcome of the dictionary, or several separated by `;` (e.g. pain = `pain_score;pain_vas`) |
 | scope | `all_studies` (every study of the set), `at_least_k_studies` (k or more studies), `pooled` (the pooled estimate) |
 | k | the k of `at_least_k_studies` (empty otherwise) |
 | visits | months, `;`-separated; `>m` = every visit later than m months (a window); empty = every follow-up visit a study reported. For `decrease_then_not` one month: the last visit at which the decrease is claimed |
 | visit_rule | optional: `all` (the direction must hold at every listed visit; default) or `any` (at one or more) |
 | expected_direction | `improve`, `worsen` (relative to the outcome's direction of benefit), `inconsistent` (studies disagree), `decrease_then_not` (a fall up to the visit, none after it) |
-| study_set | the study set the claim is about (e.g. `review_2023`) |
+| study_set | the study set the claim is about (e.g. `main_search`) |
 | source, notes | optional: where the claim was read; how it was encoded |
 
 Every problem of the file is reported at once, each naming its CSV line and claim id.

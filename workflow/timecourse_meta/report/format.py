@@ -190,8 +190,8 @@ def fmt_p_change_interval_from_log_ratio(estimate, lower, upper, digits: int = 0
 
 
 # Decimals by canonical outcome unit (data/review/outcomes.yaml), chosen so the printed
-# precision matches the measurement's own: proteinuria in g/24 h to 0.01 g, GFR/clearance to 1 mL/min,
-# creatinine to 1 µmol/L, complement in mg/dL to 0.1, scores to 0.1 point, antibody titres to whole units,
+# precision matches the measurement's own: a 24-h excretion in g/24 h to 0.01 g, a clearance to 1 mL/min,
+# a serum concentration to 1 µmol/L or 0.1 mg/dL, scores to 0.1 point, titres to whole units,
 # log ratios to 0.01, percentages and counts (events, patients, cells) to whole units.
 DECIMALS_BY_UNIT: dict[str, int] = {
     "g/24 h": 2,

@@ -135,7 +135,7 @@ def write_table(frame: pd.DataFrame, stem: str | os.PathLike) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------
 
 def study_label(row: Mapping) -> str:
-    """'Deng 2017' from first_author 'Deng D' and year 2017; a group name without a year keeps its study_id."""
+    """'Smith 2017' from first_author 'Smith J' and year 2017; a group name without a year keeps its study_id."""
     author = _text(row.get("first_author"))
     year = _num(row.get("year"))
     sid = _text(row.get("study_id"))
@@ -144,7 +144,7 @@ def study_label(row: Mapping) -> str:
         surname = author
     else:
         parts = author.split()
-        # 'Deng D', 'Li JX': drop trailing initials (all capitals, at most 3 letters)
+        # 'Smith J', 'Ng JX': drop trailing initials (all capitals, at most 3 letters)
         while len(parts) > 1 and parts[-1].isupper() and len(parts[-1]) <= 3:
             parts = parts[:-1]
         surname = " ".join(parts)

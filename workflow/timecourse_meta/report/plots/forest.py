@@ -39,7 +39,7 @@ def forest_plot(studies: pd.DataFrame, pooled: Mapping | pd.Series | pd.DataFram
     hollow grey circle with a dashed interval beside its study's intervention arm, not counted in the pooled n);
     optional
     `time_months`: when it differs from `visit_months` by more than 0.05 the
-    row label says at which time the study measured (e.g. 'Li 2016 (at 0.9 months)'). Marker area grows with n.
+    row label says at which time the study measured (e.g. 'Smith 2016 (at 0.9 months)'). Marker area grows with n.
     `pooled`: mapping / Series / one-row DataFrame with `estimate`, `lower`, `upper` (posterior median and 95%
     CrI), optionally `pi_lower`, `pi_upper` (95% prediction interval for a new study) and `label`. With a single
     study no pooled diamond is drawn (whatever `pooled` holds) and the note 'single study: no pooled estimate' is

@@ -114,7 +114,7 @@ def ppc_plot(idata, var_name: str, *, obs_labels: Sequence[str] | None = None, u
     intervals (an interval per observation reads better than a density overlay when there are 2-30 numbers).
 
     `idata` needs `posterior_predictive[var_name]` (chain, draw, obs...) and `observed_data[var_name]`.
-    `obs_labels`: one label per observation (e.g. 'Deng 2017, 6 m'), top to bottom; default 'obs 1', ...
+    `obs_labels`: one label per observation (e.g. 'Smith 2017, 6 m'), top to bottom; default 'obs 1', ...
     Observed points outside the 95% interval are drawn in red and counted in the title. The x axis reads
     `value_label (unit)` (default: the variable's name).
     """
