@@ -72,7 +72,8 @@ def test_randomised_difference_row_comes_first_and_says_which_side():
     assert row["In words"] == "no clear difference between MSCT and placebo"
     assert sof.difference_words(-20, -2, "decrease", arms=PLACEBO).startswith("lower with MSCT than with placebo "
                                                                             "(favourable")
-    assert sof.difference_words(2, 20, "decrease", arms=ARMS).startswith("higher with MSCT than with control (unfavourable")
+    assert sof.difference_words(2, 20, "decrease", arms=ARMS).startswith(
+        "higher with MSCT than with control (unfavourable")
     table = sof.summary_of_findings([change_row(dict(time_months=6, n_studies=1, n_patients=12, estimate=-8,
                                                          lower=-10, upper=-6, evidence="study_estimate"), SLEDAI,
                                                     "Deng 2017")], [row])

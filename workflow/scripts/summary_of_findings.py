@@ -5,4 +5,4 @@ s = snakemake  # noqa: F821
 run_summary_of_findings(s.input.table, s.input.studies, dict(zip(s.params.outcomes, s.input.summaries)),
                         dict(zip(s.params.continuous, s.input.key_visits)), s.input.dictionary, s.wildcards.study_set,
                         s.output.csv,
-    config=resolve(s.config))
+                        config=resolve(s.config))

@@ -1,8 +1,9 @@
 """The randomised comparison: each controlled study's arms and their difference, per outcome and visit.
 
 A before-after change in the intervention arm is not an effect of the intervention: the comparator arm of a
-randomised trial changes too (regression to the mean, background treatment). This module turns the model summaries' closed-form
-rows into the table a reader of a trial expects, one row per controlled study, outcome and visit:
+randomised trial changes too (regression to the mean, background treatment). This module turns the model
+summaries' closed-form rows into the table a reader of a trial expects, one row per controlled study, outcome
+and visit:
 
 * the intervention arm's own change from baseline and the comparator arm's (``study_observed`` /
   ``control_observed``),
@@ -100,8 +101,8 @@ def _events(table: pd.DataFrame | None, outcome: str, study: str, arm_is_control
 
 def comparisons(summary: pd.DataFrame, spec, table: pd.DataFrame | None = None, *, arms: Arms) -> list[dict]:
     """One record per controlled study and visit of one outcome: `study_id`, `visit_months`, the texts
-    `intervention`, `comparator` (each arm's change, or events/total), `follow_up_means`, `change_scores`, `primary_estimand`, `primary`, and the primary
-    estimand's numbers on the display scale (`primary_estimate`, `primary_lower`, `primary_upper`) and its
+    `intervention`, `comparator` (each arm's change, or events/total), `follow_up_means`, `change_scores`,
+    `primary_estimand`, `primary`, and the primary estimand's numbers on the display scale (`primary_estimate`, `primary_lower`, `primary_upper`) and its
     `analysis_ids` (the rows it was computed from). [] without a controlled study."""
     diff = summary[summary["quantity"] == "between_arm_difference"]
     diff = diff[diff["visit_months"].astype(float) > 0]

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from timecourse_meta.core import review
-from timecourse_meta.report.claims_file import ClaimsError, load_claims, parse_visits, validate_claims  # noqa: F401
+from timecourse_meta.report.claims_file import parse_visits, validate_claims
 from timecourse_meta.report.claims_file import cell_text as _text
 from timecourse_meta.report.format import fmt_bracketed, months_text
 from timecourse_meta.report.tables import _spec, midsentence

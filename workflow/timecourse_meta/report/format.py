@@ -185,8 +185,7 @@ def fmt_p_change_interval_from_log_ratio(estimate, lower, upper, digits: int = 0
     est, lo, hi = (pct_change_from_log_ratio(v) for v in (estimate, lower, upper))
     if not lo <= est <= hi:
         raise ValueError(f"estimate {estimate!r} is outside its interval [{lower!r}, {upper!r}]")
-    return (f"{fmt_number(est, digits)}% ({level:g}% {interval} "
-            f"{fmt_number(lo, digits)}% to {fmt_number(hi, digits)}%)")
+    return fmt_estimate(est, lo, hi, digits, level=level, interval=interval, percent=True)
 
 
 # Decimals by canonical outcome unit (data/review/outcomes.yaml), chosen so the printed

@@ -269,7 +269,9 @@ def scientific_text(text: str) -> str:
 
 
 def characteristics_columns(*, arms: Arms, vocabulary: Vocabulary) -> list[str]:
-    """The columns of Table 1: the engine's own, with the review's arm names and its `characteristics` columns."""
+    """The columns of Table 1: the engine's own, with the review's arm names ('n (<short>/<short>)') and its
+    `characteristics` columns: the first (what the intervention was, e.g. 'Drug; dose; route') right after 'n',
+    the others after 'Outcomes reported' (the order the published characteristics tables of the field use)."""
     return (["Study", "Design", "Population", f"n ({arms.intervention.short}/{arms.comparator.short})"]
             + [c["header"] for c in vocabulary.characteristics][:1]
             + ["Follow-up (months)", "Outcomes reported"]

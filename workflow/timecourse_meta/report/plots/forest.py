@@ -20,9 +20,10 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
+
 from timecourse_meta.report.format import decimals_for, fmt_bounds, fmt_bracketed, months_text  # noqa: E402
-from timecourse_meta.report.plots.common import (CONTROL_COLOUR, FONT, MAX_WIDTH, POOLED_COLOUR, direction_words, get,  # noqa: E402
-                                                num, text_width)
+from timecourse_meta.report.plots.common import (CONTROL_COLOUR, FONT, MAX_WIDTH,  # noqa: E402
+                                                POOLED_COLOUR, direction_words, get, num, text_width)
 
 
 def forest_plot(studies: pd.DataFrame, pooled: Mapping | pd.Series | pd.DataFrame | None = None, *,

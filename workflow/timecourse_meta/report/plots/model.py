@@ -16,13 +16,12 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from timecourse_meta.report.plots.common import (BAND_CRI, BAND_PI, FONT, MAX_WIDTH, MIN_FONT, POOLED_COLOUR,  # noqa: E402
-                                                bottom_legend, enforce_min_font)
 
+from timecourse_meta.report.plots.common import (BAND_CRI, BAND_PI, FONT, MAX_WIDTH, MIN_FONT,  # noqa: E402
+                                                POOLED_COLOUR, bottom_legend, enforce_min_font)
 
 
 def _flat_components(da) -> list[tuple[str, np.ndarray]]:

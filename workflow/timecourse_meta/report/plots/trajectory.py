@@ -20,11 +20,11 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from timecourse_meta.core.review import Arms  # noqa: E402
-from timecourse_meta.report.plots.common import (BAND_CRI, BAND_PI, CONTROL_COLOUR, FONT, MAX_WIDTH, POOLED_COLOUR,  # noqa: E402
-                                                STUDY_COLOURS, STUDY_MARKERS, bottom_legend, improvement_note, num,
-                                                study_styles)
 
+from timecourse_meta.core.review import Arms  # noqa: E402
+from timecourse_meta.report.plots.common import (BAND_CRI, BAND_PI, CONTROL_COLOUR, FONT,  # noqa: E402
+                                                MAX_WIDTH, POOLED_COLOUR, STUDY_COLOURS, STUDY_MARKERS,
+                                                bottom_legend, improvement_note, num, study_styles)
 
 
 def _point_size(n: float, n_ref: float) -> float:
