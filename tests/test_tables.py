@@ -281,3 +281,12 @@ def test_every_study_of_a_table_is_cited_by_its_bibliography_key(tmp_path):
     out = report_steps.cite_studies(frame, labels, report_steps.bibliography_keys(bib))
     assert list(out["Study"]) == ["Gu 2014 [@gu2014]", "Deng 2017 [@deng2017] (RCT)", "Li 2016"]
     assert list(frame["Study"]) == ["Gu 2014", "Deng 2017 (RCT)", "Li 2016"]  # the input is not changed
+
+
+def test_diagnostics_numbers_follow_the_one_rounding_rule():
+    """Half up on the decimal as written (1.0045 -> 1.005, 812.5 -> 813), as every other number; a missing
+    statistic is said in words, never 'nan'."""
+    gate = pd.DataFrame([dict(kind="parameter", parameter="tau", rhat=1.0045, ess_bulk=812.5, ess_tail=np.nan,
+                              value=np.nan, passed=True)])
+    row = tables.diagnostics_table({"X": gate}).iloc[0]
+    assert row[["Max R-hat", "Min bulk ESS", "Min tail ESS"]].tolist() == ["1.005", "813", "not computed"]
