@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from timecourse_meta.core.errors import EngineError
-from timecourse_meta.report.numbers import MINUS
+from timecourse_meta.report.format import MINUS
 
 _MARKER_FMT = "XVAR{:06d}X"
 _SHORTCODE = re.compile(r"\{\{\{<(?P<escaped>.*?)>\}\}\}|\{\{<(?P<body>.*?)>\}\}")
@@ -110,7 +110,7 @@ def lookup_variable(variables: Mapping, key: str):
 
 
 def format_value(value) -> str:
-    """The text for a variable's value. Values should be preformatted strings (see timecourse_meta.report.numbers);
+    """The text for a variable's value. Values should be preformatted strings (see timecourse_meta.report.format);
     ints and floats are printed as they are, with a proper minus sign. Raises ValueError for null, empty,
     boolean, non-finite and non-scalar values."""
     if value is None:

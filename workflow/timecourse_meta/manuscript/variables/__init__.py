@@ -11,7 +11,7 @@ formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`),
 order, and the writer). The manuscript step itself (what index.qmd reads, the copies of the study sets' files,
 lint and render) is `timecourse_meta.manuscript.document`; its names are re-exported here for the workflow.
 
-Every number is formatted by `timecourse_meta.report.numbers` (decimals from `sig_digits(unit)`; probabilities
+Every number is formatted by `timecourse_meta.report.format` (decimals from `sig_digits(unit)`; probabilities
 never 0 or 1; Unicode minus). Thin evidence gives words, never a blank or a crash: "not estimable (single study)",
 "no study in this set reports a change from baseline", "not analysed (no model results)". The review's arms and
 study-set names come from config `review` (`timecourse_meta.core.review`), checklist names and judgements from

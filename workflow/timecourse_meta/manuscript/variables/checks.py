@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from timecourse_meta.manuscript.variables.context import Collector, Context, read_csv
-from timecourse_meta.report.numbers import fmt_count, fmt_number
+from timecourse_meta.report.format import fmt_count, fmt_number
 
 
 def put_diagnostics(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:

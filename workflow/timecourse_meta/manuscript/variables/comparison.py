@@ -4,7 +4,6 @@ arms' changes, and a count of outcomes whose primary difference has a 95% CI tha
 
 from __future__ import annotations
 
-import inspect
 
 import pandas as pd
 
@@ -13,7 +12,7 @@ from timecourse_meta.manuscript.variables.context import Collector, Context, rea
 from timecourse_meta.manuscript.variables.words import finite, join_words, visit_text
 from timecourse_meta.report import between_arm
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
-from timecourse_meta.report.numbers import fmt_count
+from timecourse_meta.report.format import fmt_count
 
 NO_CONTROLLED = "no controlled study in this set"
 NOT_IN_TRIAL = "not reported by the controlled study"
@@ -21,20 +20,8 @@ RECORD_KEYS = ("primary", "primary_estimand", "follow_up_means", "change_scores"
 
 
 def comparisons(summary: pd.DataFrame, spec, table: pd.DataFrame, arms: Arms) -> list[dict]:
-    """`between_arm.comparisons` with the arms' texts under `intervention` / `comparator`. Until the report
-    step names the arms itself, its records key them by the arms' ids in lower case; both forms are read."""
-    if "arms" in inspect.signature(between_arm.comparisons).parameters:
-        recs = between_arm.comparisons(summary, spec, table, arms=arms)
-    else:
-        recs = between_arm.comparisons(summary, spec, table)
-    out = []
-    for rec in recs:
-        rec = dict(rec)
-        for role, arm in (("intervention", arms.intervention), ("comparator", arms.comparator)):
-            if role not in rec:
-                rec[role] = rec[arm.id.lower()]
-        out.append(rec)
-    return out
+    """`between_arm.comparisons`: records with the arms' texts under `intervention` / `comparator`."""
+    return [dict(rec) for rec in between_arm.comparisons(summary, spec, table, arms=arms)]
 
 
 def put_comparison(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 from timecourse_meta.data import linkage
 from timecourse_meta.manuscript.variables.context import Collector, Context, read_csv
 from timecourse_meta.manuscript.variables.words import DESIGN_WORDS, join_words
-from timecourse_meta.report.numbers import fmt_count
+from timecourse_meta.report.format import fmt_count
 
 
 def put_set(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:

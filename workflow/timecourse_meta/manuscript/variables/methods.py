@@ -13,7 +13,7 @@ from timecourse_meta.manuscript.variables.context import Collector, Context
 from timecourse_meta.manuscript.variables.words import (REPORT_RULE_WORDS, STRUCTURE_WORDS, TAU_FAMILY_WORDS,
                                                         TIME_COURSE_WORDS, fmt_config_number, join_words)
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
-from timecourse_meta.report.numbers import fmt_count, fmt_number
+from timecourse_meta.report.format import fmt_count, fmt_number
 
 PRIOR_SOURCE_WORDS = (("config (outcome)", "config.yaml (this outcome)"),
                       ("config (default)", "config.yaml (default)"),

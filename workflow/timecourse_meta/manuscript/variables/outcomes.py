@@ -14,7 +14,7 @@ from timecourse_meta.manuscript.variables.words import (LEVEL, NO_DATA, NONE, NO
                                                         visit_text, with_unit_head)
 from timecourse_meta.report import figure_data
 from timecourse_meta.report.figure_data import display_unit
-from timecourse_meta.report.numbers import fmt_count, fmt_estimate, fmt_probability, sig_digits
+from timecourse_meta.report.format import fmt_count, fmt_estimate, fmt_probability, sig_digits
 
 _CONTINUOUS_KEYS = ("visit", "visit_text", "n_studies", "n_patients", "change", "prediction", "p_improvement",
                     "tau", "tau_note", "status", "summary")
@@ -53,7 +53,7 @@ def put_continuous(c: Collector, ctx: Context, s: str, outcome: str, prefixes: l
     summary = read_csv(summary_path)
     visit = _key_visit(key_path)
     changes = figure_data.study_changes(ctx.table[ctx.table["outcome"] == outcome], ctx.sets.get(s, []), spec,
-                                        ctx.labels, summary)
+                                        ctx.labels, summary, arms=ctx.arms)
     raw_all = ctx.raw_rows_for(frame=likelihood_rows(ctx, s, outcome))
     files_model = [summary_path, key_path, ctx.files.analysis_table]
 

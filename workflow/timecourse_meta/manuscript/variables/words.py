@@ -1,5 +1,5 @@
 """How the variables put numbers and settings into words: shared phrases, config numbers as written, visit times,
-estimates with their intervals (every number through `timecourse_meta.report.numbers`)."""
+estimates with their intervals (every number through `timecourse_meta.report.format`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from timecourse_meta.manuscript.variables.context import VariablesError
-from timecourse_meta.report.numbers import fmt_count, fmt_estimate, fmt_interval, fmt_number, sig_digits
+from timecourse_meta.report.format import fmt_count, fmt_estimate, fmt_interval, fmt_number, sig_digits
 
 DESIGN_WORDS = {  # design -> (singular, plural)
     "rct": ("randomised controlled trial", "randomised controlled trials"),
