@@ -75,6 +75,7 @@ import yaml
 from timecourse_meta.core import atomic
 from timecourse_meta.report import between_arm
 from timecourse_meta.core import config as config_mod
+from timecourse_meta.core import review
 from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.report import figure_data
 from timecourse_meta.data import harmonise
@@ -396,12 +397,12 @@ def _put_set(c: _Collector, ctx: _Context, s: str, prefixes: list[str]) -> None:
     put("n_studies", fmt_count(len(part)), kind="data", files=files, raw_rows=rows)
     put("n_msct", fmt_count(n_msct), kind="data", files=files, raw_rows=rows)
     put("n_control", fmt_count(n_control), kind="data", files=files, raw_rows=rows)
-    counts = linkage.set_counts(ctx.studies, ids)
+    counts = linkage.set_counts(ctx.studies, ids, arms=review.arms(ctx.cfg))
     put("n_patients", fmt_count(counts["n_patients_unique"]), kind="data", files=files, raw_rows=rows)
     put("n_unique_patients", fmt_count(counts["n_patients_unique"]), kind="data", files=files, raw_rows=rows)
     put("n_groups", fmt_count(counts["n_studies"]), kind="data", files=files, raw_rows=rows)
     put("n_reports", fmt_count(counts["n_reports"]), kind="data", files=files, raw_rows=rows)
-    groups = linkage.study_groups(ctx.studies, ids)
+    groups = linkage.study_groups(ctx.studies, ids, arms=review.arms(ctx.cfg))
     shared = groups[groups["n_reports"] > 1]
     if shared.empty:
         overlap = "no two reports of this set describe the same patients"
