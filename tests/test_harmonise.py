@@ -5,16 +5,19 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import read_fixture
+from conftest import read_fixture, review_config
+from timecourse_meta.core import review
 from timecourse_meta.data import harmonise
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data import validation
 
+ARMS = review.arms(review_config())
+
 
 @pytest.fixture
 def table(fixture_dictionary, sheet_dir):
-    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
-    return harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary, review_config())
+    return harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5, arms=ARMS)
 
 
 def row(table, raw_id, origin="reported"):
@@ -75,9 +78,9 @@ def test_change_score_from_baseline_and_followup(table):
 
 
 def test_correlation_changes_only_the_change_sd(fixture_dictionary, sheet_dir):
-    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
-    low = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.2)
-    high = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.8)
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary, review_config())
+    low = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.2, arms=ARMS)
+    high = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.8, arms=ARMS)
     derived = low["origin"] == "derived"
     assert (low.loc[derived, "sd"] > high.loc[derived, "sd"]).all()
     pd.testing.assert_frame_equal(low[~derived], high[~derived])
@@ -88,14 +91,14 @@ def test_missing_n_uses_cohort_baseline_then_arm_size(fixture_dictionary, sheet_
     frame.loc[1, "n"] = ""  # follow-up n missing; the cohort baseline reports 20
     frame.loc[0, "n"] = ""  # and the baseline too: falls back to the arm's enrolled n (studies sheet: 20)
     frame.to_csv(sheet_dir / "outcomes.csv", index=False)
-    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
-    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary, review_config())
+    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5, arms=ARMS)
     follow = row(table, "alpha2020-002")
     assert follow["n"] == 20 and "enrolled in the arm" in follow["assumption"]
     frame.loc[0, "n"] = "17"
     frame.to_csv(sheet_dir / "outcomes.csv", index=False)
-    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
-    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary, review_config())
+    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5, arms=ARMS)
     follow = row(table, "alpha2020-002")
     assert follow["n"] == 17 and "same cohort's baseline (row alpha2020-001)" in follow["assumption"]
 
@@ -104,8 +107,8 @@ def test_unit_not_reported_is_not_poolable(fixture_dictionary, sheet_dir):
     frame = read_fixture("outcomes")
     frame.loc[1, "unit"] = "not reported"
     frame.to_csv(sheet_dir / "outcomes.csv", index=False)
-    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary)
-    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5)
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary, review_config())
+    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5, arms=ARMS)
     r = row(table, "alpha2020-002")
     assert not r["poolable"] and "unit not reported" in r["not_poolable_reason"]
     assert r["unit"] == "not reported"
@@ -119,7 +122,7 @@ def test_every_row_keeps_its_source(table):
 
 def test_coverage_counts_poolable_studies_and_visits(table):
     sets = {"review_2023": ["alpha2020"], "all_candidates": ["alpha2020", "beta2021"]}
-    cover = harmonise.coverage(table, sets, ["review_2023", "all_candidates"])
+    cover = harmonise.coverage(table, sets, ["review_2023", "all_candidates"], arms=ARMS)
     prot = cover[(cover["outcome"] == "proteinuria_24h")].set_index("study_set")
     assert prot.loc["review_2023", "studies"] == 1 and prot.loc["all_candidates", "studies"] == 2
     assert prot.loc["all_candidates", "visit_months"] == "6;12"

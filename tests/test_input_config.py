@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURE_REVIEW, FIXTURES, ROOT
 from timecourse_meta.core import config as config_mod
 from timecourse_meta.core.config import ConfigError
 
@@ -25,9 +25,10 @@ def resolve_error(**raw) -> str:
 def with_data(tmp_path, **raw) -> dict:
     """A resolved config pointing at a copy of the fixture sheets and dictionary."""
     shutil.copytree(FIXTURES / "sheets", tmp_path / "raw")
-    data = {"raw_dir": str(tmp_path / "raw"), "outcome_dictionary": str(FIXTURES / "outcome_dictionary.yaml")}
+    data = {"raw_dir": str(tmp_path / "raw"), "outcome_dictionary": str(FIXTURES / "outcome_dictionary.yaml"),
+            "vocabulary": str(ROOT / "data/review/vocabulary.yaml")}
     data.update(raw.pop("data", {}))
-    return config_mod.resolve({**ANALYSED, "data": data, **raw})
+    return config_mod.resolve({**ANALYSED, "data": data, "review": FIXTURE_REVIEW, **raw})
 
 
 def inputs_error(config: dict) -> str:
@@ -87,7 +88,9 @@ def test_outcome_of_the_wrong_kind(tmp_path):
 
 
 def test_study_set_no_study_belongs_to(tmp_path):
-    config = with_data(tmp_path, study_sets=["review_2023", "all_candidate"], main_study_set="review_2023")
+    review = {**FIXTURE_REVIEW, "study_sets": {**FIXTURE_REVIEW["study_sets"], "all_candidate": {"name": "x"}}}
+    config = with_data(tmp_path, study_sets=["review_2023", "all_candidate"], main_study_set="review_2023",
+                       review=review)
     text = inputs_error(config)
     assert "key 'study_sets' item \"all_candidate\": no study in" in text and "studies.csv belongs to it" in text
     assert "did you mean 'all_candidates'?" in text

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from conftest import read_fixture
+from conftest import read_fixture, review_config
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data import validation
 from timecourse_meta.data.validation import ValidationError
@@ -156,7 +156,7 @@ def test_malformed_sheet_names_location(case, fmt, tmp_path, fixture_dictionary)
     mutate(frames)
     location = write(frames, tmp_path, fmt)
     with pytest.raises(ValidationError) as info:
-        validation.validate(sheets_mod.read_sheets(**location), fixture_dictionary)
+        validation.validate(sheets_mod.read_sheets(**location), fixture_dictionary, review_config())
     matching = [p for p in info.value.problems
                 if p.row == row and p.column == column and (sheet in p.where)]
     assert matching, f"no problem at row {row}, column {column}:\n{info.value}"
@@ -173,11 +173,11 @@ def test_malformed_sheet_names_location(case, fmt, tmp_path, fixture_dictionary)
 
 def test_valid_fixture_passes_as_csv_and_xlsx(tmp_path, fixture_dictionary):
     csv_tables = validation.validate(sheets_mod.read_sheets(**write(fixture_frames(), tmp_path, "csv")),
-                                     fixture_dictionary)
+                                     fixture_dictionary, review_config())
     xlsx_dir = tmp_path / "x"
     xlsx_dir.mkdir()
     xlsx_tables = validation.validate(sheets_mod.read_sheets(**write(fixture_frames(), xlsx_dir, "xlsx")),
-                                      fixture_dictionary)
+                                      fixture_dictionary, review_config())
     for name in sheets_mod.SHEETS:
         assert csv_tables[name].equals(xlsx_tables[name]), name
     assert csv_tables["outcomes"]["sd"].iloc[0] == 1300.0
@@ -189,7 +189,8 @@ def test_all_problems_reported_together(tmp_path, fixture_dictionary):
                    set_cell("studies", 1, "design", "trial"), set_cell("appraisal", 0, "judgement", "maybe")):
         mutate(frames)
     with pytest.raises(ValidationError) as info:
-        validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), fixture_dictionary)
+        validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), fixture_dictionary,
+                            review_config())
     located = {(p.row, p.column) for p in info.value.problems}
     assert {(2, "sd"), (6, "events"), (3, "design"), (2, "judgement")} <= located
     assert str(info.value).startswith(f"{len(info.value.problems)} problem(s)")
