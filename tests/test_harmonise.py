@@ -126,3 +126,57 @@ def test_coverage_counts_poolable_studies_and_visits(table):
     prot = cover[(cover["outcome"] == "proteinuria_24h")].set_index("study_set")
     assert prot.loc["review_2023", "studies"] == 1 and prot.loc["all_candidates", "studies"] == 2
     assert prot.loc["all_candidates", "visit_months"] == "6;12"
+
+
+# ------------------------------------------------------------------ estimates with only an SE or a variance
+
+def _with_rows(sheet_dir, rows: list[dict]) -> None:
+    """Append outcome rows (a copy of alpha2020-001 with the given cells) and a variance column to the sheet."""
+    frame = read_fixture("outcomes")
+    template = frame.iloc[0].to_dict()
+    blank = {c: "" for c in ("n", "mean", "sd", "se", "median", "q1", "q3", "min", "max")}
+    extra = [{**template, **blank, **r} for r in rows]
+    frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True).fillna("")
+    frame.to_csv(sheet_dir / "outcomes.csv", index=False)
+
+
+def _harmonised(sheet_dir, fixture_dictionary):
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary, review_config())
+    return harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5, arms=ARMS)
+
+
+def test_estimate_with_only_a_variance_or_se_is_poolable_with_its_se(fixture_dictionary, sheet_dir):
+    _with_rows(sheet_dir, [
+        # the cohort 'pub' reported as published meta-analyses give it: estimate and variance, then estimate and SE
+        {"row_id": "alpha2020-101", "cohort": "pub", "time_value": "0", "statistic": "estimate_variance",
+         "mean": "2500", "variance": "40000", "unit": "mg/24 h"},
+        {"row_id": "alpha2020-102", "cohort": "pub", "time_value": "12", "statistic": "estimate_se",
+         "mean": "1.2", "se": "0.3", "unit": "g/24 h"},
+        {"row_id": "alpha2020-103", "cohort": "bare", "time_value": "12", "statistic": "mean_only",
+         "mean": "1.1", "unit": "g/24 h"},
+    ])
+    table = _harmonised(sheet_dir, fixture_dictionary)
+    variance = row(table, "alpha2020-101")
+    # variance 40000 (mg/24 h)^2 -> se 200 mg/24 h = 0.2 g/24 h; the estimate is the mean; no n or SD invented
+    assert (variance["mean"], variance["se"]) == (pytest.approx(2.5), pytest.approx(0.2))
+    assert pd.isna(variance["sd"]) and pd.isna(variance["n"]) and bool(variance["poolable"])
+    assert variance["method"] == "estimate_variance; se = sqrt(variance); unit mg/24 h x 0.001"
+    se = row(table, "alpha2020-102")
+    assert (se["mean"], se["se"], bool(se["poolable"])) == (pytest.approx(1.2), pytest.approx(0.3), True)
+    assert pd.isna(se["sd"]) and pd.isna(se["n"])
+    # the change from SE-only means: sqrt(0.2^2 + 0.3^2 - 2 * 0.5 * 0.2 * 0.3), same patients assumed
+    change = row(table, "alpha2020-101;alpha2020-102", origin="derived")
+    assert change["mean"] == pytest.approx(1.2 - 2.5)
+    assert change["se"] == pytest.approx(math.sqrt(0.04 + 0.09 - 0.06)) and pd.isna(change["sd"])
+    assert change["method"] == "change_se_from_r" and "same patients at both visits" in change["assumption"]
+    bare = row(table, "alpha2020-103")  # an estimate without SE, SD or n cannot be weighted
+    assert not bare["poolable"] and pd.isna(bare["se"])
+    assert bare["not_poolable_reason"] == "mean reported without any spread: listed, not pooled"
+
+
+def test_se_of_a_mean_with_sd_and_n_is_sd_over_root_n(table):
+    base = row(table, "alpha2020-001")  # sd 1.3 g/24 h, n 20
+    assert base["se"] == pytest.approx(1.3 / math.sqrt(20))
+    change = row(table, "alpha2020-001;alpha2020-002", origin="derived")  # n = min(20, 18)
+    assert change["se"] == pytest.approx(math.sqrt(1.69 + 0.64 - 1.04) / math.sqrt(18))
+    assert pd.isna(row(table, "alpha2020-005")["se"])  # binary rows have no SE of a mean

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from conftest import read_fixture, review_config
+from conftest import FIXTURE_REVIEW, ROOT, read_fixture, review_config
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data import validation
 from timecourse_meta.data.validation import ValidationError
@@ -211,3 +211,72 @@ def test_blank_rows_keep_spreadsheet_numbering(tmp_path, fixture_dictionary):
     path.write_text("\n".join(lines) + "\n")
     sheet = sheets_mod.read_csv_sheet(path, "outcomes")
     assert list(sheet.data[sheets_mod.ROW][:3]) == [2, 4, 5]
+
+
+# ------------------------------------------------------------------ what the review's files decide
+
+def _problems(tmp_path, frames, config, dictionary) -> list:
+    with pytest.raises(ValidationError) as info:
+        validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), dictionary, config)
+    return info.value.problems
+
+
+def _vocabulary_without(tmp_path, design: str) -> str:
+    import yaml
+    doc = yaml.safe_load((ROOT / "data/review/vocabulary.yaml").read_text(encoding="utf-8"))
+    del doc["designs"][design]
+    path = tmp_path / "vocabulary.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+def test_design_the_vocabulary_lacks_names_the_studies_file_and_the_vocabulary(tmp_path, fixture_dictionary):
+    vocabulary = _vocabulary_without(tmp_path, "rct")
+    config = review_config(data={"vocabulary": vocabulary})
+    (tmp_path / "sheets").mkdir()
+    problems = _problems(tmp_path / "sheets", fixture_frames(), config, fixture_dictionary)
+    assert [str(p) for p in problems if p.column == "design"] == [
+        f"{tmp_path / 'sheets' / 'studies.csv'}, row 3, column 'design': value 'rct'; expected one of single_arm, "
+        f"cohort, case_series (the designs of {vocabulary})"]
+
+
+def test_arm_ids_and_patient_columns_come_from_the_config(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["studies"] = frames["studies"].rename(columns={"n_msct": "n_treated"})
+    arms = {"intervention": {"id": "treated", "n_column": "n_treated"}}
+    problems = _problems(tmp_path, frames, review_config(review={**FIXTURE_REVIEW, "arms": {
+        **FIXTURE_REVIEW["arms"], **arms}}), fixture_dictionary)
+    arm = [p for p in problems if p.column == "arm"]
+    assert arm and all(p.value == "MSCT" and p.expected == "one of treated, control (the arm ids of config "
+                       "review.arms)" for p in arm)
+    assert not [p for p in problems if p.column in ("n_treated", "n_msct")]  # the renamed count column is known
+
+
+def test_unknown_studies_column_is_named_with_where_to_declare_it(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["studies"]["funding"] = ""
+    problems = _problems(tmp_path, frames, review_config(), fixture_dictionary)
+    (problem,) = [p for p in problems if p.column == "funding"]
+    assert problem.row == 0 and "or one listed under study_fields in" in problem.expected
+    assert str(ROOT / "data/review/vocabulary.yaml") in problem.expected
+
+
+def test_review_study_fields_take_required_and_allowed_from_the_vocabulary(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["studies"].loc[0, "review_inclusion"] = "maybe"
+    frames["studies"].loc[1, "review_inclusion_confidence"] = ""
+    problems = {(p.row, p.column): p for p in _problems(tmp_path, frames, review_config(), fixture_dictionary)}
+    assert problems[(2, "review_inclusion")].expected.startswith(
+        "one of likely_included, possibly_included, candidate (study_fields of")
+    assert "this column is required" in problems[(3, "review_inclusion_confidence")].expected
+
+
+def test_estimate_statistics_take_no_n_and_need_their_spread(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["outcomes"].loc[0, ["statistic", "sd"]] = ["estimate_se", ""]  # n = 20 kept: that is mean_se
+    frames["outcomes"].loc[1, ["statistic", "sd", "n"]] = ["estimate_variance", "", ""]
+    problems = {(p.row, p.column): p.expected for p in _problems(tmp_path, frames, review_config(),
+                                                                  fixture_dictionary)}
+    assert problems[(2, "se")] == "a value: statistic 'estimate_se' needs mean, se"
+    assert problems[(2, "n")].startswith("an empty cell: statistic 'estimate_se' does not use 'n'")
+    assert problems[(3, "variance")] == "a value: statistic 'estimate_variance' needs mean, variance"

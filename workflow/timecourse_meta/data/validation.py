@@ -368,6 +368,9 @@ def check_outcome_rows(sheet: Sheet, table: pd.DataFrame, studies: pd.DataFrame,
             for column in required:
                 if not has(r, column):
                     add(column, f"a value: statistic '{statistic}' needs {', '.join(required)}")
+            if statistic.startswith("estimate_") and has(r, "n"):
+                add("n", f"an empty cell: statistic '{statistic}' does not use 'n' (an estimate reported with its n "
+                         f"is mean_se, or mean_sd with its SD)")
             for column in VALUE_COLUMNS:
                 if has(r, column) and column not in required and column not in optional:
                     add(column, f"an empty cell: statistic '{statistic}' does not use '{column}' "
