@@ -32,6 +32,12 @@ def run_resolve_config(config_path: str, out: str) -> dict:
     return resolved
 
 
+def validate_settings(cfg: dict) -> dict:
+    """The resolved keys validation reads (the sheets and review files, the review's arms and study sets, the
+    analysed outcomes), so that e.g. a sampling change does not revalidate."""
+    return {k: cfg[k] for k in ("data", "review", "study_sets", "outcomes", "binary_outcomes")}
+
+
 def validated_texts(cfg: dict) -> tuple[dict[str, str], str, str]:
     """The exact text run_validate writes: the typed sheets' CSVs (by name), the report and warnings.csv.
 
