@@ -166,7 +166,7 @@ def _vocabulary(tmp_path, edit) -> str:
 def test_vocabulary_with_a_bad_colour_names_the_file_and_key(tmp_path):
     path = _vocabulary(tmp_path, lambda d: d["judgements"]["yes"].update(colour="green"))
     text = inputs_error(with_data(tmp_path, data={"vocabulary": path}))
-    assert f"key 'data.vocabulary': Problems in the review's vocabulary file:" in text
+    assert "key 'data.vocabulary': Problems in the review's vocabulary file:" in text
     assert f"{path}: key 'judgements.yes.colour' = \"green\": expected text matching ^#[0-9a-fA-F]{{6}}$ " \
            "(Fill colour, as #rrggbb.)" in text
 

@@ -16,7 +16,6 @@ import pytest
 from openpyxl import Workbook
 
 from conftest import FIXTURE_REVIEW, read_fixture, review_config
-from timecourse_meta.core import config as config_mod
 from timecourse_meta.steps import pipeline
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data.sheets import SheetReadError

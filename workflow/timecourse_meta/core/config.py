@@ -229,7 +229,7 @@ def _review_problems(config: dict, source: str) -> list[str]:
     arms differ, and no studies-sheet column is claimed twice (an arm's patient count, a vocabulary study field
     and the engine's own columns)."""
     from timecourse_meta.core import review
-    from timecourse_meta.data import validation
+    from timecourse_meta.data import columns
 
     problems = []
     arms = config["review"]["arms"]
@@ -238,7 +238,7 @@ def _review_problems(config: dict, source: str) -> list[str]:
         if one[key] == other[key]:
             problems.append(f"{source}: key 'review.arms.comparator.{key}' = {json.dumps(other[key])}: expected a "
                             f"value other than the intervention's {key} (the two arms must differ)")
-    engine = validation.ENGINE_COLUMNS["studies"]
+    engine = columns.ENGINE_COLUMNS["studies"]
     for arm in ("intervention", "comparator"):
         if arms[arm]["n_column"] in engine:
             problems.append(f"{source}: key 'review.arms.{arm}.n_column' = {json.dumps(arms[arm]['n_column'])}: "

@@ -16,7 +16,7 @@ import pandas as pd
 from timecourse_meta.core.review import Arms
 from timecourse_meta.data import conversions
 from timecourse_meta.data.dictionary import UNIT_NOT_REPORTED, Outcome
-from timecourse_meta.data.validation import TIME_UNITS
+from timecourse_meta.data.columns import TIME_UNITS
 
 MEAN_STATISTICS = {"mean_sd", "mean_se", "mean_ci", "median_iqr", "median_range", "median_iqr_range"}
 ESTIMATE_STATISTICS = {"estimate_se", "estimate_variance"}  # an estimate with its SE or variance, no n or SD

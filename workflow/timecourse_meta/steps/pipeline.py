@@ -15,6 +15,7 @@ import yaml
 from timecourse_meta.core import atomic
 from timecourse_meta.core import config as config_mod
 from timecourse_meta.core import review
+from timecourse_meta.data import columns
 from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.data import harmonise as harmonise_mod
 from timecourse_meta.data import linkage
@@ -89,7 +90,7 @@ def harmonised_texts(settings: dict, tables: dict[str, pd.DataFrame]) -> tuple[s
     outcomes = dictionary_mod.load(settings["outcome_dictionary"])
     arms = review.arms(settings)
     raw = tables["outcomes"]
-    for column in ("time_value", "n", *validation.VALUE_COLUMNS):
+    for column in ("time_value", "n", *columns.VALUE_COLUMNS):
         raw[column] = pd.to_numeric(raw[column], errors="raise")
     studies = tables["studies"]
     for column in (arms.intervention.n_column, arms.comparator.n_column):
