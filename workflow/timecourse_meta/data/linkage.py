@@ -97,8 +97,8 @@ def groups_of(studies: pd.DataFrame) -> dict[str, str]:
 
 
 def group_label(group: str, members: list[str], labels: dict[str, str]) -> str:
-    """A group of one report is named by that report ('Deng 2017'); a larger group by its id in words
-    ('nanjing_drum_tower' -> 'Nanjing Drum Tower')."""
+    """A group of one report is named by that report ('Ames 2017'); a larger group by its id in words
+    ('north_clinic' -> 'North Clinic')."""
     if len(members) == 1 and members[0] == group:
         return labels.get(group, group)
     return " ".join(w[:1].upper() + w[1:] for w in group.replace("_", " ").split())
