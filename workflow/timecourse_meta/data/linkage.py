@@ -17,7 +17,7 @@ Rules of `select_reports` (config key `reports.rule`):
 
 * `most_complete_per_visit` (default): within one patient group, per outcome and visit, the report with the most
   complete data at that visit is kept: most patients at that visit (largest `n`, or `total` for events/total
-  rows, over its poolable rows there); ties: more visits of that outcome; then the row nearer the visit (only
+  rows, over its poolable rows there; an estimate reported with only its SE has no n and counts 0); ties: more visits of that outcome; then the row nearer the visit (only
   differs from zero when times are binned, see below); then the later report (year; a report without a year
   counts as the earliest); then `study_id` (so that the choice is deterministic). For a continuous outcome the
   baseline (time 0) is not a visit of its own: a report keeps its baseline rows when it is kept at any follow-up
