@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import read_fixture, review_config
+from conftest import FIXTURE_REVIEW, read_fixture, review_config
 from timecourse_meta.core import review
 from timecourse_meta.data import harmonise
 from timecourse_meta.data import sheets as sheets_mod
@@ -180,3 +180,25 @@ def test_se_of_a_mean_with_sd_and_n_is_sd_over_root_n(table):
     change = row(table, "alpha2020-001;alpha2020-002", origin="derived")  # n = min(20, 18)
     assert change["se"] == pytest.approx(math.sqrt(1.69 + 0.64 - 1.04) / math.sqrt(18))
     assert pd.isna(row(table, "alpha2020-005")["se"])  # binary rows have no SE of a mean
+
+
+def test_arms_named_by_the_review_give_enrolled_n_and_coverage(fixture_dictionary, sheet_dir):
+    """Arm ids and patient-count columns are the config's: here 'treated' / 'usual_care' with n_treated, n_usual."""
+    outcomes = read_fixture("outcomes")
+    outcomes["arm"] = outcomes["arm"].map({"MSCT": "treated", "control": "usual_care"})
+    outcomes.loc[[0, 1], "n"] = ""  # alpha2020 proteinuria: no n at either visit -> the arm's enrolled n
+    outcomes.to_csv(sheet_dir / "outcomes.csv", index=False)
+    studies = read_fixture("studies").rename(columns={"n_msct": "n_treated", "n_control": "n_usual"})
+    studies.loc[0, "n_treated"] = "21"
+    studies.to_csv(sheet_dir / "studies.csv", index=False)
+    arms = {"intervention": {"id": "treated", "n_column": "n_treated"},
+            "comparator": {"id": "usual_care", "n_column": "n_usual"}}
+    config = review_config(review={**FIXTURE_REVIEW, "arms": arms})
+    tables = validation.validate(sheets_mod.read_sheets(sheet_dir), fixture_dictionary, config)
+    own = review.arms(config)
+    table = harmonise.harmonise(tables["outcomes"], tables["studies"], fixture_dictionary, correlation=0.5, arms=own)
+    follow = row(table, "alpha2020-002")
+    assert follow["arm"] == "treated" and follow["n"] == 21 and "enrolled in the arm" in follow["assumption"]
+    cover = harmonise.coverage(table, {"all_candidates": ["alpha2020", "beta2021"]}, ["all_candidates"], arms=own)
+    assert cover.set_index("outcome").loc["proteinuria_24h", "studies"] == 2  # the intervention arm's rows
+    assert harmonise.coverage(table, {"all_candidates": ["alpha2020"]}, ["all_candidates"], arms=ARMS).empty

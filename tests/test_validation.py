@@ -280,3 +280,15 @@ def test_estimate_statistics_take_no_n_and_need_their_spread(tmp_path, fixture_d
     assert problems[(2, "se")] == "a value: statistic 'estimate_se' needs mean, se"
     assert problems[(2, "n")].startswith("an empty cell: statistic 'estimate_se' does not use 'n'")
     assert problems[(3, "variance")] == "a value: statistic 'estimate_variance' needs mean, variance"
+
+
+def test_enrolled_n_check_reads_the_arm_column_the_config_names(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["studies"] = frames["studies"].rename(columns={"n_msct": "n_treated"})
+    frames["studies"].loc[0, "n_treated"] = "19"  # alpha2020 reports n = 20 at its visits
+    frames["outcomes"]["arm"] = frames["outcomes"]["arm"].replace({"MSCT": "treated"})
+    arms = {**FIXTURE_REVIEW["arms"], "intervention": {"id": "treated", "n_column": "n_treated"}}
+    problems = _problems(tmp_path, frames, review_config(review={**FIXTURE_REVIEW, "arms": arms}),
+                         fixture_dictionary)
+    assert (4, "n", "at most the 19 patients enrolled in the treated arm (n_treated of alpha2020 in the studies "
+                    "sheet, row 2)") in {(p.row, p.column, p.expected) for p in problems}
