@@ -38,8 +38,8 @@ STATISTICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "count": (("count",), ("n",)),
     "value": ((), ("value", "min", "max", "n")),  # a descriptive number, or a reported range of one
 }
-VALUE_COLUMNS = ("mean", "sd", "se", "variance", "ci_lower", "ci_upper", "ci_level", "median", "q1", "q3", "min", "max",
-                 "events", "total", "percent", "count", "value")
+VALUE_COLUMNS = ("mean", "sd", "se", "variance", "ci_lower", "ci_upper", "ci_level", "median", "q1", "q3", "min",
+                 "max", "events", "total", "percent", "count", "value")
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ class Col:
 URL = Col(required=True, pattern=r"^https?://\S+$")
 # The engine's own columns of each sheet. Columns filled from the review's files are marked REVIEW here and set by
 # `sheet_columns`: the outcomes sheet's arm ids, the studies sheet's patient counts (one column per arm, named in
-# config review.arms), its design codes and study-set ids, the appraisal codes, and the studies-sheet columns only
-# the review has (vocabulary study_fields).
+# config review.arms) and design codes, the appraisal codes, and the studies-sheet columns only the review has
+# (vocabulary study_fields). Study-set ids are checked against config review.study_sets by validation.
 REVIEW = Col(required=True)
 ENGINE_COLUMNS: dict[str, dict[str, Col]] = {
     "studies": {
