@@ -22,6 +22,7 @@ import pytest
 
 from conftest import ROOT
 from timecourse_meta.core import config as config_mod
+from timecourse_meta.core import review
 from timecourse_meta.data import incremental
 from timecourse_meta.data import linkage
 from timecourse_meta.model import model_data
@@ -141,7 +142,8 @@ def test_study_column_a_fit_reads_refits_the_set(project):
                                                       *outcome_jobs("sledai"), *outcome_jobs("c3")}
     studies = pd.read_csv(project / "results/validated/studies.csv", dtype=str, keep_default_na=False)
     assert (project / "results/validated/model_studies.csv").read_text(encoding="utf-8") == \
-        incremental.model_studies_text(studies)
+        incremental.model_studies_text(studies, review.load_vocabulary(project / "data/review/vocabulary.yaml")
+                                       .study_fields)
 
 
 # --- the texts computed when the workflow is parsed (no Snakemake run) ---
@@ -202,6 +204,7 @@ def test_the_fit_code_reads_no_descriptive_study_column():
         read |= column_names_read(inspect.getsource(function))
     assert {"study_id", "patient_group", "first_author"} <= read  # the check sees what the fit does read
     assert read.isdisjoint(incremental.DESCRIPTIVE_STUDY_COLUMNS)
+    assert read.isdisjoint(review.load_vocabulary(ROOT / "data/review/vocabulary.yaml").study_fields)
 
 
 def test_sheets_that_do_not_validate_stop_the_fits_naming_the_cell(tmp_path):

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import read_fixture
+from conftest import read_fixture, review_config
+from timecourse_meta.core import review
 from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.data import harmonise
 from timecourse_meta.data import linkage
@@ -19,6 +20,7 @@ from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data import validation
 
 ROOT = Path(__file__).resolve().parents[1]
+ARMS = review.arms(review_config())
 GRID = [0, 1, 3, 6, 9, 12]
 
 # Alpha 2014 and Beta 2016 report the same cohort ('cohort_g'); Gamma 2015 is an independent study.
@@ -167,18 +169,18 @@ def test_unique_patients_on_the_shipped_sheet():
     sets = harmonise.study_sets(studies)
     # review_2023: gu2014 81 + ranjbar2022 9 + barbado2018 3 + deng2017 (12 MSCT + 6 control) 18 = 111,
     # four reports in four patient groups (Gu 2014 is the only Nanjing Drum Tower report in this set).
-    assert linkage.unique_patients(studies, sets["review_2023"]) == 111
-    assert linkage.set_counts(studies, sets["review_2023"]) == {
+    assert linkage.unique_patients(studies, sets["review_2023"], arms=ARMS) == 111
+    assert linkage.set_counts(studies, sets["review_2023"], arms=ARMS) == {
         "n_studies": 4, "n_reports": 4, "n_patients_unique": 111, "n_patients_reports": 111,
         "patients_basis": "each patient group counted once, by its largest report"}
     # all_candidates: 11 reports; the seven Nanjing Drum Tower reports (liang2010 15, sun2010 16, sun_cn_ucmsc12 12,
     # gu2014 81, wang2013 87, wang2014 40, wang2018 81) count once, by the largest (wang2013, 87); plus ranjbar2022 9,
     # barbado2018 3, deng2017 18, li2016 20: 87 + 9 + 3 + 18 + 20 = 137 patients in 5 studies. Summed over
     # reports: 376 MSCT + 6 control = 382 (the count that counted people more than once).
-    counts = linkage.set_counts(studies, sets["all_candidates"])
+    counts = linkage.set_counts(studies, sets["all_candidates"], arms=ARMS)
     assert (counts["n_studies"], counts["n_reports"], counts["n_patients_unique"], counts["n_patients_reports"]) \
         == (5, 11, 137, 382)
-    groups = linkage.study_groups(studies, sets["all_candidates"]).set_index("patient_group")
+    groups = linkage.study_groups(studies, sets["all_candidates"], arms=ARMS).set_index("patient_group")
     nanjing = groups.loc["nanjing_drum_tower"]
     assert (nanjing["label"], nanjing["n_reports"], nanjing["largest_report"], nanjing["patients"]) == \
         ("Nanjing Drum Tower", 7, "wang2013", 87)
@@ -213,8 +215,7 @@ def test_unclear_overlap_is_a_warning_naming_the_reports(tmp_path):
                                   (0, "overlap_source"): "https://example.org/alpha",
                                   (1, "overlap_source"): "https://example.org/beta"})
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"data": {"raw_dir": str(tmp_path), "outcome_dictionary":
-                                               str(ROOT / "tests/fixtures/outcome_dictionary.yaml")}}))
+    config.write_text(yaml.safe_dump({**review_config(data={"raw_dir": str(tmp_path)})}))
     out = tmp_path / "validated"
     pipeline.run_validate(str(config), str(out), str(out / "report.md"))
     text = (out / "report.md").read_text()
@@ -229,7 +230,8 @@ def test_unclear_overlap_is_a_warning_naming_the_reports(tmp_path):
 def test_no_warning_section_when_nothing_is_open(tmp_path):
     _validated_fixture(tmp_path)
     tables = validation.validate(sheets_mod.read_sheets(tmp_path),
-                                 dictionary_mod.load(ROOT / "tests/fixtures/outcome_dictionary.yaml"))
+                                 dictionary_mod.load(ROOT / "tests/fixtures/outcome_dictionary.yaml"),
+                                 review_config())
     assert linkage.warnings_markdown(tables["studies"]) == ""
     partial = tables["studies"].assign(overlap=["partial", "none"])
     assert linkage.overlap_warnings(partial) == []  # partial alone in its group is not an open overlap here

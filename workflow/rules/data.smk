@@ -32,11 +32,12 @@ rule validate:
     input:
         sheets=RAW_INPUTS,
         dictionary=CONFIG["data"]["outcome_dictionary"],
+        vocabulary=CONFIG["data"]["vocabulary"],
         code=code("validate.py"),
     params:
         # only the keys validation reads, as canonical text: a change to e.g. sampling does not revalidate, and a
         # failed validation writes nothing under results/ but its log (no resolved config is needed first)
-        settings=config_mod.dump({k: CONFIG[k] for k in ("data", "study_sets", "outcomes", "binary_outcomes")}),
+        settings=config_mod.dump(pipeline_mod.validate_settings(CONFIG)),
     output:
         report="results/validated/report.md",
         warnings="results/validated/warnings.csv",

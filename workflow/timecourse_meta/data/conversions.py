@@ -1,7 +1,7 @@
 """Convert reported summary statistics of a continuous outcome to a mean and an SD.
 
-Meta-analysis of a continuous outcome needs, per arm, a mean, an SD and n. Trials of MSC therapy in lupus
-nephritis often report something else (SE, 95% CI, median with IQR and/or range, change scores), so every
+Meta-analysis of a continuous outcome needs, per arm, a mean, an SD and n. Small trials often report
+something else (SE, 95% CI, median with IQR and/or range, change scores), so every
 number entering the model passes through one of the functions below. They are pure (no I/O), accept scalars
 or NumPy arrays (they broadcast; a scalar in gives a ``float`` out), and raise ``ValueError`` naming the
 argument and what was expected when an input cannot describe a real sample.
@@ -514,6 +514,18 @@ def _check_r(r: Any) -> np.ndarray:
     if np.any((a < -1) | (a > 1)):
         raise ValueError(f"r must be a correlation in [-1, 1] (got {r!r})")
     return a
+
+
+def standard_error(*, sd=None, n=None, se=None, variance=None) -> float | None:
+    """Standard error of a mean: the reported SE, else sqrt(variance) of the estimate, else sd / sqrt(n); None
+    when none of these is known (an estimate without any spread cannot be weighted)."""
+    if se is not None:
+        return float(_check_positive(se, "se"))
+    if variance is not None:
+        return float(np.sqrt(_check_positive(variance, "variance")))
+    if sd is not None and n is not None:
+        return float(_check_positive(sd, "sd") / np.sqrt(_check_positive(n, "n")))
+    return None
 
 
 def change_sd(sd_baseline, sd_followup, r):

@@ -14,6 +14,8 @@ import yaml
 
 from timecourse_meta.core import atomic
 from timecourse_meta.core import config as config_mod
+from timecourse_meta.core import review
+from timecourse_meta.data import columns
 from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.data import harmonise as harmonise_mod
 from timecourse_meta.data import linkage
@@ -31,6 +33,12 @@ def run_resolve_config(config_path: str, out: str) -> dict:
     return resolved
 
 
+def validate_settings(cfg: dict) -> dict:
+    """The resolved keys validation reads (the sheets and review files, the review's arms and study sets, the
+    analysed outcomes), so that e.g. a sampling change does not revalidate."""
+    return {k: cfg[k] for k in ("data", "review", "study_sets", "outcomes", "binary_outcomes")}
+
+
 def validated_texts(cfg: dict) -> tuple[dict[str, str], str, str]:
     """The exact text run_validate writes: the typed sheets' CSVs (by name), the report and warnings.csv.
 
@@ -40,7 +48,8 @@ def validated_texts(cfg: dict) -> tuple[dict[str, str], str, str]:
     sheets = sheets_mod.read_sheets(data["raw_dir"], data["workbook"])
     notices: list = []
     tables = validation.validate(sheets, outcomes, cfg, notices)
-    report = validation.report(tables, sheets, outcomes, notices) + linkage.report_section(tables["studies"])
+    report = validation.report(tables, sheets, outcomes, notices) + linkage.report_section(
+        tables["studies"], arms=review.arms(cfg))
     csvs = {name: atomic.csv_text(tables[name].rename(columns={ROW: "source_row"})) for name in VALIDATED}
     return csvs, report, atomic.csv_text(validation.warnings_frame(notices))
 
@@ -73,21 +82,21 @@ def harmonise_settings(cfg: dict) -> dict:
     """The resolved keys harmonisation reads (and nothing else, so that e.g. a prior change does not rerun it)."""
     return {"outcome_dictionary": cfg["data"]["outcome_dictionary"],
             "within_person_correlation": cfg["harmonisation"]["within_person_correlation"],
-            "study_sets": cfg["study_sets"]}
+            "study_sets": cfg["study_sets"], "review": {"arms": cfg["review"]["arms"]}}
 
 
 def harmonised_texts(settings: dict, tables: dict[str, pd.DataFrame]) -> tuple[str, str]:
     """The exact text run_harmonise writes (analysis table, coverage) from the validated tables."""
     outcomes = dictionary_mod.load(settings["outcome_dictionary"])
+    arms = review.arms(settings)
     raw = tables["outcomes"]
-    for column in ("time_value", "n", "mean", "sd", "se", "ci_lower", "ci_upper", "ci_level", "median", "q1",
-                   "q3", "min", "max", "events", "total", "percent", "count", "value"):
+    for column in ("time_value", "n", *columns.VALUE_COLUMNS):
         raw[column] = pd.to_numeric(raw[column], errors="raise")
     studies = tables["studies"]
-    for column in ("n_msct", "n_control"):
+    for column in (arms.intervention.n_column, arms.comparator.n_column):
         studies[column] = pd.to_numeric(studies[column], errors="raise")
-    table = harmonise_mod.harmonise(raw, studies, outcomes, settings["within_person_correlation"])
-    cover = harmonise_mod.coverage(table, harmonise_mod.study_sets(studies), settings["study_sets"])
+    table = harmonise_mod.harmonise(raw, studies, outcomes, settings["within_person_correlation"], arms=arms)
+    cover = harmonise_mod.coverage(table, harmonise_mod.study_sets(studies), settings["study_sets"], arms=arms)
     return atomic.csv_text(table), atomic.csv_text(cover)
 
 
