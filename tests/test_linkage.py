@@ -238,7 +238,7 @@ def test_no_warning_section_when_nothing_is_open(tmp_path):
 # ------------------------------------------------------------------------------------- wiring in run_fit
 
 def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkeypatch):
-    from timecourse_meta.model import models
+    from timecourse_meta.model import fit as models
 
     seen = {}
 
@@ -269,7 +269,7 @@ def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkey
 
 
 def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path, monkeypatch):
-    from timecourse_meta.model import models
+    from timecourse_meta.model import fit as models
 
     seen = {}
     monkeypatch.setattr(models, "run_model", lambda tab, *a, **k: seen.update(table=tab) or pd.DataFrame())

@@ -802,14 +802,14 @@ def _claims(c: _Collector, ctx: _Context, s: str, prefixes: list[str]) -> None:
 # ------------------------------------------------------------------------------------------------ methods
 
 def _model_modules():
-    from timecourse_meta.model import models
+    from timecourse_meta.model import priors as models
     from timecourse_meta.steps import pipeline  # heavy (PyMC/ArviZ): imported only when priors are resolved
     return models, pipeline
 
 
 PRIOR_SOURCE_WORDS = (("config (outcome)", "config.yaml (this outcome)"),
                       ("config (default)", "config.yaml (default)"),
-                      ("DEFAULT_PRIORS", "package default"), ("DEFAULT_BINARY_PRIOR", "package default"),
+                      ("outcome dictionary", "outcome dictionary"), ("DEFAULT_BINARY_PRIOR", "package default"),
                       ("unit-free", "package default (unit-free)"), ("data-derived", "data-derived"))
 
 
@@ -821,7 +821,7 @@ def prior_values(cfg: Mapping, outcome: str, spec) -> dict:
     models, pipeline = _model_modules()
     settings = pipeline.model_settings(dict(cfg), outcome)
     md = SimpleNamespace(outcome=outcome, kind=spec.kind, analysis_scale=spec.analysis_scale,
-                         unit=spec.canonical_unit, reference_sd=float("nan"))
+                         unit=spec.canonical_unit, reference_sd=float("nan"), priors=spec.priors)
     pri = models.resolve_priors(md, settings)
     pri["multipliers"] = {}
     for k, src in list(pri["sources"].items()):

@@ -14,6 +14,7 @@ import yaml
 
 from timecourse_meta.core import atomic
 from timecourse_meta.core import config as config_mod
+from timecourse_meta.core import review
 from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.data import harmonise as harmonise_mod
 from timecourse_meta.data import linkage
@@ -125,7 +126,15 @@ def model_settings(cfg: dict, outcome: str) -> dict:
         "reports": cfg.get("reports", {"rule": linkage.DEFAULT_RULE}),
         # a single study's change from absolute means (no model) uses the configured within-person r
         "within_person_correlation": cfg["harmonisation"]["within_person_correlation"],
+        "arms": model_arms(cfg),
     }
+
+
+def model_arms(cfg: dict) -> dict:
+    """The arms entry of the model settings: arm ids of the analysis table and their short names for notes."""
+    arms = review.arms(cfg)
+    return {"intervention": arms.intervention.id, "comparator": arms.comparator.id,
+            "intervention_short": arms.intervention.short, "comparator_short": arms.comparator.short}
 
 
 def run_model_config(settings_text: str, out: str) -> None:
@@ -148,7 +157,7 @@ def run_fit(slice_csv: str, model_config: str, studies_csv: str, dictionary_yaml
     config `reports.rule`); the report rows left out are written to `dropped_out` (default: dropped_reports.csv
     beside the summary), each with the report used instead. Binary outcomes are selected in the model's time bins.
     """
-    from timecourse_meta.model import models
+    from timecourse_meta.model import fit as models
     from timecourse_meta.model.model_data import resolved_settings
 
     settings = yaml.safe_load(Path(model_config).read_text(encoding="utf-8"))
