@@ -1,4 +1,4 @@
-"""Tests of the time-course models (timecourse_meta.model.model_data, timecourse_meta.model.models).
+"""Tests of the time-course models (timecourse_meta.model: model_data, priors, build, sample, posterior, summary).
 
 Issue checklist: (a) parameter recovery over repeated simulations, (b) agreement with a numerical-integration
 (bayesmeta-style grid) posterior for the one-visit normal-normal case, (c) between-arm difference = closed-form

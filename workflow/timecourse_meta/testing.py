@@ -60,7 +60,8 @@ def simulate_table(design: list[dict], truth: dict, seed: int, outcome: str = "s
             for r, yy in zip(rws, y):
                 k += 1
                 recs.append({
-                    "analysis_id": f"sim{k:04d}", "study_id": st["study_id"], "arm": INTERVENTION, "arm_label": "treatment",
+                    "analysis_id": f"sim{k:04d}", "study_id": st["study_id"], "arm": INTERVENTION,
+                    "arm_label": "treatment",
                     "outcome": outcome, "kind": "continuous", "measure": measure, "origin": "reported",
                     "cohort": r.get("cohort", "all"), "time_months": float(r["time"]), "n": float(r["n"]),
                     "mean": float(yy), "sd": float(r["sd"]), "events": np.nan, "total": np.nan, "unit": "points",
@@ -98,19 +99,20 @@ def example_outcome_dictionary() -> dict:
                           "direction_of_benefit": "increase", "analysis_scale": "identity",
                           "priors": {"identity": {"delta_sd": 10.0, "tau_scale": 4.0, "step_sd": 5.0,
                                                   "baseline_sd": 20.0, "rationale": "+/-20 g/L is the extreme"}}},
-        "marker_c": {"label": "Marker C", "kind": "continuous", "canonical_unit": "g/L", "direction_of_benefit": "increase",
-               "analysis_scale": "identity"},
+        "marker_c": {"label": "Marker C", "kind": "continuous", "canonical_unit": "g/L",
+                     "direction_of_benefit": "increase", "analysis_scale": "identity"},
         "remission": {"label": "Remission", "kind": "binary", "canonical_unit": "",
                       "direction_of_benefit": "increase", "analysis_scale": "logit"},
     }
 
 
 def example_analysis_table() -> pd.DataFrame:
-    """A synthetic analysis table shaped like the shipped evidence (see docs/analysis_table.md): a symptom score in 4
+    """A synthetic analysis table shaped like real evidence (see docs/analysis_table.md): a symptom score in 4
     studies (an RCT reporting change at 6 months with a control arm; absolute means at 0/1/3, 0/12 and
     0/0.92/1.85/3.69/5.54 months), a biomarker (log scale) in 3 studies incl. a subset cohort and a change
-    score anchored by a follow-up mean, an albumin level in one study, marker C median-only, remission (binary) in 3 studies
-    with a control arm, and a derived change row that must not enter the likelihood."""
+    score anchored by a follow-up mean, an albumin level in one study, marker C median-only, remission (binary)
+    in 3 studies with a control arm, and a derived change row that must not enter the likelihood. Arm ids
+    ``INTERVENTION``/``COMPARATOR`` (model settings: ``{"arms": ARMS}``)."""
     recs = []
 
     def add(study, outcome, measure, t, n, mean=np.nan, sd=np.nan, arm=INTERVENTION, cohort="all", origin="reported",
@@ -118,7 +120,8 @@ def example_analysis_table() -> pd.DataFrame:
             scale="identity", direction="decrease", unit="points"):
         recs.append({
             "analysis_id": f"{study}-{outcome}-{len(recs):03d}", "study_id": study, "arm": arm,
-            "arm_label": "active treatment" if arm == INTERVENTION else "standard care", "outcome": outcome, "kind": kind,
+            "arm_label": "active treatment" if arm == INTERVENTION else "standard care", "outcome": outcome,
+            "kind": kind,
             "measure": measure, "origin": origin, "cohort": cohort, "time_months": t, "n": n, "mean": mean,
             "sd": sd, "events": events, "total": total, "unit": unit, "analysis_scale": scale,
             "direction_of_benefit": direction, "method": method, "assumption": "", "skewness_flag": False,

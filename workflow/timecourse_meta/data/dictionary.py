@@ -88,7 +88,8 @@ def load(path: str | Path | None = None) -> dict[str, Outcome]:
             continue
         if entry["kind"] == "continuous":
             if units.get(entry["canonical_unit"]) != 1:
-                problems.append(f"{where}: the canonical unit {entry['canonical_unit']!r} must be in units with factor 1")
+                problems.append(f"{where}: the canonical unit {entry['canonical_unit']!r} must be in units with "
+                                "factor 1")
             bad = [u for u, f in units.items() if not isinstance(f, (int, float)) or f <= 0]
             if bad:
                 problems.append(f"{where}: unit(s) {bad} need a positive conversion factor")

@@ -17,15 +17,15 @@ import pandas as pd
 from timecourse_meta.model.base import as_number, as_text
 
 
-
-
 def is_median_only(row: pd.Series) -> bool:
     text = " ".join(as_text(row.get(c)).lower() for c in ("method", "not_poolable_reason", "statistic"))
     return "median_only" in text or "median only" in text or "median without spread" in text
 
+
 def _percent_unit(unit: str) -> bool:
     u = unit.lower()
     return "%" in u or "percent" in u
+
 
 def _to_scale(mean: float, sd: float, scale: str, unit: str) -> tuple[float, float, str]:
     """(mean, per-patient SD) on the analysis scale; NaN with a reason when impossible."""
@@ -41,6 +41,7 @@ def _to_scale(mean: float, sd: float, scale: str, unit: str) -> tuple[float, flo
             return float("nan"), float("nan"), "logit scale needs a mean strictly between 0 and 1"
         return math.log(m / (1 - m)), s / (m * (1 - m)), ""
     raise ValueError(f"unknown analysis_scale {scale!r}")
+
 
 def _change_to_scale(d: float, sd_d: float, m_f: float, m_b: float, scale: str, unit: str
                      ) -> tuple[float, float, str]:
@@ -61,6 +62,7 @@ def _change_to_scale(d: float, sd_d: float, m_f: float, m_b: float, scale: str, 
         deriv = 1.0 / math.sqrt(f * (1 - f) * b * (1 - b))
         return lf - lb, s * deriv, ""
     raise ValueError(f"unknown analysis_scale {scale!r}")
+
 
 def prepare_arm_rows(df: pd.DataFrame, scale: str, unit: str, exclude, supersede: bool = True,
                      keep_derived: bool = False) -> pd.DataFrame:

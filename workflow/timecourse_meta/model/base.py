@@ -56,6 +56,7 @@ OBS_COLUMNS = [
 
 EXCLUDED_COLUMNS = ["analysis_id", "study_id", "arm", "cohort", "measure", "origin", "time_months", "reason"]
 
+
 def arm_settings(settings: dict) -> dict[str, str]:
     """The review's arms from the model settings: ``intervention`` and ``comparator`` (arm ids of the analysis
     table) and their short names for notes (``intervention_short``/``comparator_short``, default the ids)."""
@@ -97,6 +98,7 @@ def resolved_settings(settings: dict | None) -> dict:
         if key not in out:
             out[key] = value
     return out
+
 
 @dataclass
 class ModelData:
@@ -195,12 +197,14 @@ class ModelData:
             "study_rows_json": self.study_rows.drop(columns=["_row"], errors="ignore").to_json(orient="records"),
         }
 
+
 def is_true(x) -> bool:
     if isinstance(x, (bool, np.bool_)):
         return bool(x)
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return False
     return str(x).strip().lower() in {"true", "1", "yes", "y", "t"}
+
 
 def as_number(x) -> float:
     try:
@@ -209,11 +213,13 @@ def as_number(x) -> float:
         return float("nan")
     return v
 
+
 def as_text(x, default: str = "") -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
         return default
     s = str(x).strip()
     return s if s and s.lower() not in {"nan", "none", "<na>"} else default
+
 
 def round_time(t: float) -> float:
     return float(round(t, TIME_DECIMALS)) if np.isfinite(t) else float("nan")

@@ -25,6 +25,7 @@ def binary_duration(t: float, grid, tolerance: float) -> float:
             return float(grid[i])
     return round_time(float(t))
 
+
 def build_binary(df, outcome, study_set, spec, settings, exclude, listed, kind, label, unit, scale,
                  direction) -> ModelData:
     """The binary ModelData: intervention-arm rows of a duration >= 2 studies share are ``obs``; comparator rows
@@ -78,6 +79,7 @@ def build_binary(df, outcome, study_set, spec, settings, exclude, listed, kind, 
     return ModelData(outcome, study_set, kind, label, unit, "logit", direction, status, reason, visits, studies,
                      obs, pd.DataFrame(), listed, between, control_changes=control_changes,
                      study_rows=study_rows)
+
 
 def _one_per_duration(rows: pd.DataFrame, exclude) -> pd.DataFrame:
     """One row per study and duration: cohort 'all' first, then the time closest to the duration."""

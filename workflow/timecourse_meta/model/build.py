@@ -13,6 +13,7 @@ from timecourse_meta.model.priors import resolve_priors, tau_rv
 TIME_COURSES = ("random_walk", "piecewise_linear", "emax")
 R_JITTER = 1e-6
 
+
 def effective_time_course(md: ModelData, settings: dict, time_course: str | None = None) -> str:
     if md.kind == "binary" and md.status == "single_study":
         return "none (study's own estimate)"
@@ -25,6 +26,7 @@ def effective_time_course(md: ModelData, settings: dict, time_course: str | None
         raise ValueError(f"time_course must be one of {TIME_COURSES}, got {tc!r}")
     return tc
 
+
 def lag_between(t: np.ndarray, cfg: dict) -> np.ndarray:
     dt = np.abs(t[:, None] - t[None, :])
     if cfg["structure"] == "cs":
@@ -32,6 +34,7 @@ def lag_between(t: np.ndarray, cfg: dict) -> np.ndarray:
     if cfg["structure"] == "ar1":
         return dt / cfg["lag_months"]
     raise ValueError("between_visit_correlation.structure must be 'cs' or 'ar1'")
+
 
 def build_model(md: ModelData, settings: dict, time_course: str | None = None):
     """The PyMC model of one outcome (continuous or binary). Observed data and data-dependent constants are
@@ -43,6 +46,7 @@ def build_model(md: ModelData, settings: dict, time_course: str | None = None):
     if md.kind == "binary":
         return _build_binary_model(md, settings)
     return _build_continuous_model(md, settings, effective_time_course(md, settings, time_course))
+
 
 def structure_matrices(md: ModelData, settings: dict) -> dict[str, np.ndarray]:
     """Constant matrices of the marginal covariance of the observed means (continuous outcomes), N rows:
@@ -68,6 +72,7 @@ def structure_matrices(md: ModelData, settings: dict) -> dict[str, np.ndarray]:
             "between_mask": between_mask, "lag_between": lag_b, "level_mask": level_mask,
             "level_mean": level_mean.astype(float), "Z": Z}
 
+
 def time_course_design(md: ModelData, settings: dict, tc: str) -> np.ndarray | None:
     """Delta = H theta, theta ~ N(0, I): the K x p matrix H of the linear time courses (None for emax, whose
     H depends on ET50: H = delta_sd * t / (ET50 + t))."""
@@ -91,8 +96,10 @@ def time_course_design(md: ModelData, settings: dict, tc: str) -> np.ndarray | N
         return None
     raise ValueError(tc)
 
+
 def emax_h(t, et50):
     return t / (et50 + t)
+
 
 def data_updates(md: ModelData, settings: dict | None = None) -> dict[str, np.ndarray]:
     """Values of the model's ``pm.Data`` containers for this data set (for ``compiled.with_data``; the design
@@ -101,6 +108,7 @@ def data_updates(md: ModelData, settings: dict | None = None) -> dict[str, np.nd
         return {"events": md.obs["events"].to_numpy(float), "total": md.obs["total"].to_numpy(float)}
     m = structure_matrices(md, settings or {})
     return {"y_obs": md.obs["y"].to_numpy(float), "cov_scale": m["cov_scale"], "level_mean": m["level_mean"]}
+
 
 def model_coords(md: ModelData) -> dict:
     coords = {"study": list(md.studies), "obs": [str(a) for a in md.obs["analysis_id"]]}
@@ -115,8 +123,10 @@ def model_coords(md: ModelData) -> dict:
         coords["obs"] = [f"{a}#{i}" for i, a in enumerate(coords["obs"])]
     return coords
 
+
 def _bin_label(v: float) -> str:
     return "time not reported" if not np.isfinite(v) else f"{v:g}"
+
 
 def _build_continuous_model(md: ModelData, settings: dict, tc: str):
     """The continuous model with the Gaussian layers integrated out analytically (see module docstring):
@@ -169,6 +179,7 @@ def _build_continuous_model(md: ModelData, settings: dict, tc: str):
             V = V + pt.outer(zh, zh)
         pm.MvNormal("y", mu=level_mean, cov=V, observed=y_obs, dims="obs")
     return model
+
 
 def _build_binary_model(md: ModelData, settings: dict):
     import pymc as pm

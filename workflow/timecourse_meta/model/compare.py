@@ -16,8 +16,10 @@ from timecourse_meta.model.sample import fit_time_course
 
 TIME_COURSE_RULES = ("fixed", "loo")
 
+
 def _truthy_flag(x) -> bool:
     return str(x).strip().lower() in ("true", "1", "yes")
+
 
 def choose_time_course(table: pd.DataFrame, configured: str, rule: str = "loo") -> tuple[str, str]:
     """The time course to report, and why. ``fixed``: the configured one. ``loo``: the configured one
@@ -53,11 +55,13 @@ def choose_time_course(table: pd.DataFrame, configured: str, rule: str = "loo") 
         f"the difference {diff:.3g} is within 2 x SE ({dse:.3g})"
     return configured, f"configured time course {configured} kept: {best} ranks first but {why}"
 
+
 def comparison_possible(md: ModelData) -> bool:
     if md.kind != "continuous" or md.status != "pooled":
         return False
     follow_up_times = {t for t in md.obs["time_months"] if t > 0}
     return len(md.studies) >= 2 and len(follow_up_times) >= 3
+
 
 def compare_time_courses(md: ModelData, settings: dict, seed: int, fitted: dict | None = None,
                          models: dict | None = None) -> pd.DataFrame:
@@ -66,7 +70,6 @@ def compare_time_courses(md: ModelData, settings: dict, seed: int, fitted: dict 
     comparison resting on an unconverged fit is visible. ``fitted`` (time course -> idata) fits are reused
     and the new ones are added to it (and their PyMC models to ``models``), so the chosen one can be
     augmented and reported without fitting twice."""
-    from timecourse_meta.model.diagnostics import diagnostics_table
     fitted = fitted if fitted is not None else {}
     for tc in TIME_COURSES:
         if tc not in fitted:
@@ -80,7 +83,6 @@ def compare_time_courses(md: ModelData, settings: dict, seed: int, fitted: dict 
         ll = (idata.log_likelihood if "log_likelihood" in idata.groups()
               else pointwise_log_likelihood(idata, md, settings, tc))
         scored[tc] = az.InferenceData(posterior=idata.posterior, log_likelihood=ll)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cmp = az.compare(scored, ic="loo")

@@ -70,6 +70,7 @@ def fit_outcome(model_data: ModelData, settings: dict, seed: int, *, time_course
         meta["loo_comparison_json"] = table.to_json(orient="records")
     return idata
 
+
 def outcome_spec(outcome_dictionary, outcome: str) -> dict:
     """One outcome's spec: from a mapping (outcome -> spec), or read from the dictionary file with its loader
     (``data.dictionary.load``: schema-checked, errors name the file, outcome and key)."""

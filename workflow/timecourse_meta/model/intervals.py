@@ -10,9 +10,11 @@ def t_quantile(level: float, df: float) -> float:
     from scipy import stats
     return float(stats.t.ppf(1 - (1 - level) / 2, df))
 
+
 def t_interval(est: float, se: float, df: float, level: float = 0.95) -> tuple[float, float]:
     q = t_quantile(level, df)
     return est - q * se, est + q * se
+
 
 def wilson_interval(events: float, total: float, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion (Newcombe 1998, method 3)."""
@@ -24,6 +26,7 @@ def wilson_interval(events: float, total: float, level: float = 0.95) -> tuple[f
     den = 1 + z * z / total
     return (centre - half) / den, (centre + half) / den
 
+
 def newcombe_interval(e1: float, n1: float, e2: float, n2: float, level: float = 0.95) -> tuple[float, float]:
     """Hybrid score interval of p1 - p2 (Newcombe 1998, Stat Med 17:873, method 10): Wilson limits of each
     proportion combined as D - sqrt((p1-l1)^2 + (u2-p2)^2), D + sqrt((u1-p1)^2 + (p2-l2)^2). Unlike Wald it
@@ -33,6 +36,7 @@ def newcombe_interval(e1: float, n1: float, e2: float, n2: float, level: float =
     l2, u2 = wilson_interval(e2, n2, level)
     d = p1 - p2
     return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
 
 def clopper_pearson(events: float, total: float, level: float = 0.95) -> tuple[float, float]:
     """Exact (Clopper-Pearson) interval of a proportion, closed form through beta quantiles."""

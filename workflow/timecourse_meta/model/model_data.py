@@ -8,9 +8,10 @@ differences of controlled studies. It does no sampling.
 
 Conventions (documented here once, used by the model stage's modules):
 
-* **Rows that enter the likelihood** (intervention arm only, ``settings["arms"]["intervention"]``): ``poolable`` rows with ``origin == "reported"`` of
-  measure ``absolute`` or ``change_from_baseline``. Rows with ``origin == "derived"`` (a change score computed
-  by harmonisation from a baseline and a follow-up row) are excluded: their source absolute rows are in the
+* **Rows that enter the likelihood** (intervention arm only, ``settings["arms"]["intervention"]``):
+  ``poolable`` rows with ``origin == "reported"`` of measure ``absolute`` or ``change_from_baseline``. Rows
+  with ``origin == "derived"`` (a change score computed by harmonisation from a baseline and a follow-up row)
+  are excluded: their source absolute rows are in the
   likelihood already, and using both would count the same patients twice. When a study reports both an
   absolute follow-up mean and a change score for the same cohort and visit, the change score is kept (its SD
   carries the within-patient correlation) and the absolute follow-up row is excluded for the same reason.
@@ -131,6 +132,7 @@ def build_model_data(table: pd.DataFrame, outcome: str, study_ids: list[str], ou
     md.excluded = pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS)
     md.priors = dict(spec.get("priors") or {})
     return md
+
 
 def _build_continuous(df, outcome, study_set, spec, settings, exclude, listed, kind, label, unit, scale,
                       direction) -> ModelData:
@@ -290,11 +292,13 @@ def _block_ok(A: np.ndarray, lag: np.ndarray) -> bool:
             return False
     return True
 
+
 def covariance(md: ModelData, rho_within: float) -> np.ndarray:
     """The sampling covariance of the observed means at a given within-study correlation (numpy)."""
     if md.n_obs == 0:
         return np.zeros((0, 0))
     return md.A * correlation_from_lag(rho_within, md.lag_within)
+
 
 def _lag_matrix(t: np.ndarray, structure: str, lag_months: float) -> np.ndarray:
     dt = np.abs(t[:, None] - t[None, :])
@@ -303,6 +307,7 @@ def _lag_matrix(t: np.ndarray, structure: str, lag_months: float) -> np.ndarray:
     if structure == "ar1":
         return dt / float(lag_months)
     raise ValueError(f"correlation structure must be 'cs' or 'ar1', got {structure!r}")
+
 
 def correlation_from_lag(rho, lag):
     """rho ** lag with rho ** 0 == 1 (numpy)."""

@@ -25,12 +25,15 @@ def flat_draws(idata, name) -> np.ndarray:
     v = idata.posterior[name].values
     return v.reshape((-1,) + v.shape[2:])
 
+
 def n_draws(idata) -> int:
     return int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
+
 
 def _corr(rho: np.ndarray, lag: np.ndarray) -> np.ndarray:
     """(D, n, n) correlation rho_d ** lag with rho ** 0 = 1."""
     return np.where(lag[None] == 0, 1.0, np.power(rho[:, None, None], lag[None]))
+
 
 def _latent_prior(idata, md: ModelData, settings: dict, tc: str):
     """Per draw: the latent gamma = (theta of Delta, beta, u) -- prior mean m_g (G), prior covariance P_g
@@ -80,11 +83,13 @@ def _latent_prior(idata, md: ModelData, settings: dict, tc: str):
         Sigma = np.broadcast_to(mats["cov_scale"], (D, N, N)).copy()
     return m_g, Pg, W, Sigma, Hd, p, B
 
+
 def marginal_moments(idata, md: ModelData, settings: dict, tc: str) -> tuple[np.ndarray, np.ndarray]:
     """Per draw: marginal mean (N,) and covariance V (D, N, N) of the observed means."""
     m_g, Pg, W, Sigma, *_ = _latent_prior(idata, md, settings, tc)
     V = Sigma + W @ Pg @ np.transpose(W, (0, 2, 1))
     return W[0] @ m_g, V
+
 
 def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str) -> None:
     """Draw gamma = (theta, beta, u) from its exact Gaussian conditional given y and each posterior draw of
@@ -124,6 +129,7 @@ def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, see
     idata.posterior.attrs.update(post.attrs)
     idata.posterior.attrs["time_course"] = tc
 
+
 def pointwise_log_likelihood(idata: az.InferenceData, md: ModelData, settings: dict, tc: str | None = None
                              ) -> xr.Dataset:
     """Continuous: log p(y_j | y_-j, hyperparameters) per draw from the marginal MvNormal (Buerkner, Gabry &
@@ -146,9 +152,11 @@ def pointwise_log_likelihood(idata: az.InferenceData, md: ModelData, settings: d
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "obs": model_coords(md)["obs"]}
     return xr.Dataset({"y": (("chain", "draw", "obs"), ll.reshape(nc, nd, -1))}, coords=coords)
 
+
 def _tc_of(idata, settings) -> str | None:
     tc = idata.posterior.attrs.get("time_course")
     return tc if tc else None
+
 
 def _new_study_draws(idata, md: ModelData, settings: dict, seed: int) -> xr.Dataset | None:
     post = idata.posterior
@@ -181,6 +189,7 @@ def _new_study_draws(idata, md: ModelData, settings: dict, seed: int) -> xr.Data
                       coords={"chain": post["chain"].values, "draw": post["draw"].values,
                               "visit": [float(v) for v in md.post_visits]})
 
+
 def _constant_data(md: ModelData) -> xr.Dataset:
     obs_coord = model_coords(md)["obs"] if md.n_obs else []
     data: dict[str, Any] = {}
@@ -199,6 +208,7 @@ def _constant_data(md: ModelData) -> xr.Dataset:
     coords = {"obs": obs_coord} if md.n_obs else {}
     return xr.Dataset(data, coords=coords)
 
+
 def _meta(md: ModelData, settings: dict, **extra) -> dict[str, Any]:
     pri = resolve_priors(md, settings) if md.kind in ("continuous", "binary") else {}
     meta = {
@@ -213,10 +223,12 @@ def _meta(md: ModelData, settings: dict, **extra) -> dict[str, Any]:
     meta.update(extra)
     return meta
 
+
 def bookkeeping_idata(md: ModelData, settings: dict, fit_status: str) -> az.InferenceData:
     cd = _constant_data(md)
     cd.attrs.update(_meta(md, settings, fit_status=fit_status, time_course="none"))
     return az.InferenceData(constant_data=cd)
+
 
 def _conditional_mean(idata, md: ModelData) -> np.ndarray:
     """(D, N) mean of each observed row given the latent draws: baseline level + the study's change."""
@@ -236,6 +248,7 @@ def _conditional_mean(idata, md: ModelData) -> np.ndarray:
         m = m + np.where(lvl[None, :] >= 0, base[:, np.maximum(lvl, 0)], 0.0)
     return m
 
+
 def _prior_delta(prior: xr.Dataset, md: ModelData, settings: dict, tc: str, seed: int) -> xr.DataArray:
     """Prior draws of Delta (the model integrates it out, so PyMC does not draw it): Delta = H theta."""
     nc, nd = prior.sizes["chain"], prior.sizes["draw"]
@@ -252,6 +265,7 @@ def _prior_delta(prior: xr.Dataset, md: ModelData, settings: dict, tc: str, seed
     return xr.DataArray(delta.reshape(nc, nd, -1), dims=("chain", "draw", "visit"),
                         coords={"chain": prior["chain"].values, "draw": prior["draw"].values,
                                 "visit": model_coords(md)["visit"]})
+
 
 def augment_idata(idata: az.InferenceData, model, md: ModelData, settings: dict, seed: int,
                   time_course: str) -> az.InferenceData:

@@ -28,8 +28,9 @@ DEFAULT_BINARY_PRIOR = {"mu_sd": 2.0, "tau_scale": 0.5,
                                      "(95% below 1: study odds within x/÷ 7 of the typical) keeps 2-3 studies "
                                      "from implying implausible spread"}
 
-#: Continuous identity-scale outcomes without priors in the dictionary or config: multiples of the typical per-patient SD on the analysis scale (s_ref, the
-#: median SD of the baseline/absolute rows): a change of 1 s_ref is large and 2 s_ref is extreme.
+#: Continuous identity-scale outcomes without priors in the dictionary or config: multiples of the typical
+#: per-patient SD on the analysis scale (s_ref, the median SD of the baseline/absolute rows): a change of 1 s_ref
+#: is large and 2 s_ref is extreme.
 DATA_DERIVED_MULTIPLIERS = {"delta_sd": 1.0, "tau_scale": 0.5, "step_sd": 0.5, "baseline_sd": 3.0}
 
 #: Continuous log- or logit-scale outcomes without priors in the dictionary or config: unit-free defaults.
@@ -98,6 +99,7 @@ def tau_prior_quantiles(priors: dict, qs=(0.5, 0.025, 0.975)) -> list[float]:
     if fam == "half_student_t":
         return [float(stats.t.ppf((1 + q) / 2, priors["tau_nu"]) * scale) for q in qs]
     return [float(stats.expon.ppf(q, scale=scale)) for q in qs]
+
 
 def tau_rv(pm, priors):
     """tau with the configured heterogeneity prior family and scale (log transform for sampling)."""

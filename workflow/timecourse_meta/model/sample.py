@@ -22,6 +22,7 @@ def compile_model(model):
         return None
     return nutpie.compile_pymc_model(model)
 
+
 def sample_compiled(compiled, settings: dict, seed: int, *, draws: int | None = None, tune: int | None = None,
                     chains: int | None = None, progress_bar: bool | None = None) -> az.InferenceData:
     """nutpie sampling with the settings' chains/draws/tune/target_accept; warm-up draws not kept and the
@@ -48,6 +49,7 @@ def sample_compiled(compiled, settings: dict, seed: int, *, draws: int | None = 
         idata.posterior = idata.posterior.drop_vars(drop)
     return idata
 
+
 @contextlib.contextmanager
 def limited_blas_threads():
     """Run with one BLAS/LAPACK thread (threadpoolctl). The model's log density calls LAPACK (Cholesky,
@@ -58,6 +60,7 @@ def limited_blas_threads():
     with threadpool_limits(limits=1):
         yield
 
+
 def _empty_posterior(settings: dict) -> az.InferenceData:
     """A posterior with no sampled variables (model without free parameters); chains x draws from settings."""
     s = resolved_settings(settings)["sampling"]
@@ -66,10 +69,12 @@ def _empty_posterior(settings: dict) -> az.InferenceData:
     # drawn latent quantities replace it (add_latent_draws)
     return az.from_dict(posterior={PLACEHOLDER: np.zeros((nc, nd))})
 
+
 def outcome_seed(base_seed: int, outcome: str) -> int:
     """A fixed per-outcome seed from the config's base seed (stable across runs and machines). The same in
     every study set, so that an outcome whose data are the same in two sets gets the same numbers in both."""
     return int((int(base_seed) + zlib.crc32(outcome.encode())) % (2 ** 31 - 1))
+
 
 def fit_time_course(md: ModelData, settings: dict, seed: int, tc: str | None = None, *, compiled=None,
                     model=None) -> tuple[az.InferenceData, Any, dict]:
@@ -78,6 +83,7 @@ def fit_time_course(md: ModelData, settings: dict, seed: int, tc: str | None = N
     settings = resolved_settings(settings)
     with limited_blas_threads():
         return _fit_time_course(md, settings, seed, tc, compiled, model)
+
 
 def _fit_time_course(md, settings, seed, tc, compiled, model):
     t0 = time.perf_counter()
