@@ -158,9 +158,12 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 def _study_rows(out: _Rows) -> None:
     """Each study's own change (study_observed); without a model (one study) also its delta rows."""
     md, level = out.md, out.level
-    rho_hat = (float(np.median(flat_draws(out.idata, "rho_within")))
-               if out.fitted and "rho_within" in out.idata.posterior
-               else float(out.settings.get("within_person_correlation", 0.5)))
+    if md.rho_within_fixed is not None:      # already folded into A: the number only names it
+        rho_hat = md.rho_within_fixed
+    elif out.fitted and "rho_within" in out.idata.posterior:
+        rho_hat = float(np.median(flat_draws(out.idata, "rho_within")))
+    else:
+        rho_hat = float(out.settings.get("within_person_correlation", 0.5))
     for r in observed_study_changes(md, rho_hat):
         lo, hi = t_interval(r["estimate"], r["se"], r["df"], level)
         pim = _p_improve_t(r["estimate"], r["se"], r["df"], md.direction)
