@@ -529,3 +529,13 @@ def test_interval_level_sets_every_interval_of_the_summary(example):
     assert (rd["lower"], rd["upper"]) == pytest.approx(intervals.newcombe_interval(9, 18, 4, 18, 0.8))
     own = sb[(sb["quantity"] == "study_observed") & (sb["study_id"] == "sa_b")].iloc[0]
     assert (own["lower"], own["upper"]) == pytest.approx(intervals.clopper_pearson(8, 15, 0.8))
+
+
+def test_between_arm_difference_of_arms_reported_with_their_se_only():
+    tab = pd.DataFrame([row("rct", "absolute", 6, np.nan, 7.0), row("rct", "absolute", 6, np.nan, 10.0, arm="control")])
+    tab["se"] = [0.8, 1.1]
+    r = MD.build_model_data(tab, "score", ["rct"], SPEC_ID, ARMS).between_arm.iloc[0]
+    se = math.sqrt(0.8 ** 2 + 1.1 ** 2)
+    assert r["estimate"] == pytest.approx(-3.0) and r["se"] == pytest.approx(se)
+    assert r["df"] == np.inf and r["upper"] == pytest.approx(-3.0 + stats.norm.ppf(0.975) * se)   # normal interval
+    assert pd.isna(r["intervention_n"]) and pd.isna(r["comparator_n"])
