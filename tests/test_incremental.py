@@ -26,7 +26,7 @@ from timecourse_meta.core import review
 from timecourse_meta.data import incremental
 from timecourse_meta.data import linkage
 from timecourse_meta.model import model_data
-from timecourse_meta.model import models
+from timecourse_meta.model import fit as models
 from timecourse_meta.steps import pipeline
 from timecourse_meta.report import tables
 

@@ -66,9 +66,9 @@ def test_two_reports_of_one_cohort_pool_like_one():
     both = table(ALPHA, BETA_DUPLICATE, GAMMA)
     kept, dropped = linkage.select_reports(both, STUDIES, IDS)
     assert list(kept["analysis_id"]) == list(one["analysis_id"])
-    md_one = model_data.build_model_data(one, "score", IDS, SPEC, {})
-    md_kept = model_data.build_model_data(kept, "score", IDS, SPEC, {})
-    md_both = model_data.build_model_data(both, "score", IDS, SPEC, {})
+    md_one = model_data.build_model_data(one, "score", IDS, SPEC, {"arms": {"intervention": "MSCT"}})
+    md_kept = model_data.build_model_data(kept, "score", IDS, SPEC, {"arms": {"intervention": "MSCT"}})
+    md_both = model_data.build_model_data(both, "score", IDS, SPEC, {"arms": {"intervention": "MSCT"}})
     assert md_kept.studies == md_one.studies == ["alpha2014", "gamma2015"]
     pd.testing.assert_frame_equal(md_kept.obs.reset_index(drop=True), md_one.obs.reset_index(drop=True))
     assert md_kept.total_patients() == md_one.total_patients() == 40
@@ -136,7 +136,7 @@ def test_binary_outcomes_are_selected_in_the_models_follow_up_durations():
     assert list(dropped["analysis_id"]) == ["b12"]
     assert dropped["reason"].iloc[0] == "overlapping patients: Cohort G, Alpha 2014 used at 12 months"
     assert dropped["visit_months"].iloc[0] == 12
-    md = model_data.build_model_data(kept, "surv", IDS, BINARY, {"visit_grid_months": GRID})
+    md = model_data.build_model_data(kept, "surv", IDS, BINARY, {"visit_grid_months": GRID, "arms": {"intervention": "MSCT"}})
     at12 = md.obs[md.obs["bin_months"] == 12] if "bin_months" in md.obs else md.obs
     assert sorted(set(at12["study_id"])) == ["alpha2014", "gamma2015"]  # one report of Cohort G at 12 months
     kept_raw, dropped_raw = linkage.select_reports(t, STUDIES, IDS)  # on raw times 12 and 12.4 differ
@@ -240,7 +240,7 @@ def test_no_warning_section_when_nothing_is_open(tmp_path):
 # ------------------------------------------------------------------------------------- wiring in run_fit
 
 def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkeypatch):
-    from timecourse_meta.model import models
+    from timecourse_meta.model import fit as models
 
     seen = {}
 
@@ -271,7 +271,7 @@ def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkey
 
 
 def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path, monkeypatch):
-    from timecourse_meta.model import models
+    from timecourse_meta.model import fit as models
 
     seen = {}
     monkeypatch.setattr(models, "run_model", lambda tab, *a, **k: seen.update(table=tab) or pd.DataFrame())

@@ -250,7 +250,7 @@ def _visits(times: pd.Series, visit_grid: Iterable[float] | None, tolerance: flo
     """Each row's visit: its own time, or (binary outcomes, `visit_grid` given) the follow-up duration the
     model summarises it at (`model_data.binary_duration`: the nearest grid visit within `tolerance`, else its
     own duration), so that reports are compared exactly where the model would pool them."""
-    from timecourse_meta.model.model_data import binary_duration
+    from timecourse_meta.model.binary_data import binary_duration
 
     t = np.round(pd.to_numeric(times, errors="coerce").to_numpy(dtype=float), TIME_DECIMALS)
     if visit_grid is None:

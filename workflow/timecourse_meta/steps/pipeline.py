@@ -134,7 +134,15 @@ def model_settings(cfg: dict, outcome: str) -> dict:
         "reports": cfg.get("reports", {"rule": linkage.DEFAULT_RULE}),
         # a single study's change from absolute means (no model) uses the configured within-person r
         "within_person_correlation": cfg["harmonisation"]["within_person_correlation"],
+        "arms": model_arms(cfg),
     }
+
+
+def model_arms(cfg: dict) -> dict:
+    """The arms entry of the model settings: arm ids of the analysis table and their short names for notes."""
+    arms = review.arms(cfg)
+    return {"intervention": arms.intervention.id, "comparator": arms.comparator.id,
+            "intervention_short": arms.intervention.short, "comparator_short": arms.comparator.short}
 
 
 def run_model_config(settings_text: str, out: str) -> None:
@@ -157,7 +165,7 @@ def run_fit(slice_csv: str, model_config: str, studies_csv: str, dictionary_yaml
     config `reports.rule`); the report rows left out are written to `dropped_out` (default: dropped_reports.csv
     beside the summary), each with the report used instead. Binary outcomes are selected in the model's time bins.
     """
-    from timecourse_meta.model import models
+    from timecourse_meta.model import fit as models
     from timecourse_meta.model.model_data import resolved_settings
 
     settings = yaml.safe_load(Path(model_config).read_text(encoding="utf-8"))
