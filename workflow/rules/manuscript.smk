@@ -12,8 +12,9 @@ MANUSCRIPT_QMD = "manuscript/index.qmd"
 MANUSCRIPT_SOURCES = variables_mod.manuscript_sources(MANUSCRIPT_QMD)
 # results/manuscript/{main,other}/... -> results/{figures,tables}/<study set>/... for the configured sets
 MANUSCRIPT_ASSETS = variables_mod.asset_map(MANUSCRIPT_SOURCES, CONFIG)
-PROVENANCE_INPUTS = [*RAW_INPUTS, "config.yaml", CONFIG["data"]["outcome_dictionary"],
-                     *sorted(glob("data/claims/*.csv"))]
+# the review's own files, from the config (the claims left data/claims/ for data/review/ with the other review files)
+PROVENANCE_INPUTS = [*RAW_INPUTS, "config.yaml", CONFIG["data"]["outcome_dictionary"], CONFIG["data"]["vocabulary"],
+                     CONFIG["data"]["claims"]]
 MANUSCRIPT_TARGETS = [f"results/manuscript/index.{ext}" for ext in ("html", "docx", "pdf")]
 
 
