@@ -71,3 +71,26 @@ def code(script):
     """The package modules a rule's script runs (timecourse_meta.core.code_deps), as inputs: Snakemake tracks the script
     file itself, not what it imports, so without these a change to the package would not rerun the step."""
     return script_sources(Path(workflow.basedir) / "workflow" / "scripts" / script)
+
+
+CONTINUOUS = CONFIG["outcomes"]
+DICTIONARY = CONFIG["data"]["outcome_dictionary"]
+
+
+def per_outcome(pattern, study_set, outcomes=CONTINUOUS):
+    """One path per outcome, in the order of `outcomes` (rules pass that order as params.outcomes)."""
+    return [pattern.format(study_set=study_set, outcome=o) for o in outcomes]
+
+
+def figure_targets():
+    """The figures and tables rule `all` asks for (the rest follow from them or from the manuscript)."""
+    targets = ["results/figures/appraisal_traffic_light.png", "results/tables/appraisal.csv"]
+    for s in STUDY_SETS:
+        targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
+                    f"results/tables/{s}/summary_of_findings.csv", f"results/tables/{s}/claims_check.csv",
+                    f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv",
+                    f"results/tables/{s}/time_course_comparison.csv"]
+        targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
+        targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
+        targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
+    return targets

@@ -1,22 +1,26 @@
-# Rules `manuscript_assets` and `manuscript` (workflow/rules/manuscript.smk).
-import logging
-from pathlib import Path
+import sys
 
-from timecourse_meta.core import review
-from timecourse_meta.manuscript import document
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from timecourse_meta.core.errors import EngineError  # noqa: E402
+from timecourse_meta.core import review  # noqa: E402
+from timecourse_meta.manuscript import document  # noqa: E402
 
 s = snakemake  # noqa: F821
-if s.rule == "manuscript_assets":
-    document.stage_assets(s.params.pairs)
-elif s.rule == "manuscript":
-    logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0])])
-    logging.getLogger("timecourse_meta").setLevel(logging.INFO)
+# the step's own messages (what it does, how long it took) to the log
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+logging.getLogger("timecourse_meta").setLevel(logging.INFO)
+try:
     out = document.run_manuscript(s.input.qmd, s.input.variables, s.input.lineage, s.input.bibliography,
                                   s.input.csl, Path(s.output.html).parent,
                                   vocabulary=review.load_vocabulary(s.input.vocabulary))
-    expected = {"html": s.output.html, "docx": s.output.docx, "pdf": s.output.pdf}
-    for fmt, path in expected.items():
+    for fmt, path in {"html": s.output.html, "docx": s.output.docx, "pdf": s.output.pdf}.items():
         if Path(out[fmt]).resolve() != Path(path).resolve():
             raise RuntimeError(f"rendered {out[fmt]}, but the rule declares {path}")
-else:
-    raise ValueError(f"workflow/scripts/manuscript.py does not serve rule {s.rule!r}")
+except EngineError as exc:  # the review author's to fix: the message (file, row, key) without a traceback,
+    for stream in (sys.stderr, sys.__stderr__):  # in the log and on the terminal
+        print(exc, file=stream)
+    sys.exit(1)

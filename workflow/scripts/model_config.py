@@ -1,3 +1,14 @@
-from timecourse_meta.steps.pipeline import run_model_config
+import sys
 
-run_model_config(snakemake.params.settings, snakemake.output[0])  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.core.errors import EngineError  # noqa: E402
+from timecourse_meta.steps.pipeline import run_model_config  # noqa: E402
+
+s = snakemake  # noqa: F821
+try:
+    run_model_config(s.params.settings, s.output[0])
+except EngineError as exc:  # the review author's to fix: the message (file, row, key) without a traceback,
+    for stream in (sys.stderr, sys.__stderr__):  # in the log and on the terminal
+        print(exc, file=stream)
+    sys.exit(1)
