@@ -27,7 +27,9 @@ from timecourse_meta.data import incremental
 from timecourse_meta.data import linkage
 from timecourse_meta.model import model_data
 from timecourse_meta.model import fit as models
-from timecourse_meta.steps import pipeline
+from timecourse_meta.data import outputs
+from timecourse_meta.steps import data as data_steps
+from timecourse_meta.steps import model as model_steps
 from timecourse_meta.report import tables
 
 SKIP = shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__", "*.egg-info",
@@ -114,7 +116,7 @@ def test_one_cell_of_one_outcome_reruns_that_outcome_only(project):
     table = pd.read_csv(project / "results/harmonised/analysis_table.csv")
     for outcome in FITTED:
         written = (project / f"results/harmonised/by_outcome/{outcome}.csv").read_text(encoding="utf-8")
-        assert written == pipeline.outcome_slice_text(table, outcome)
+        assert written == outputs.outcome_slice_text(table, outcome)
     assert "4.5" in set(table.loc[table["raw_row_ids"] == "deng2017-026", "sd"].astype(str))
     dry = snakemake(project, "-n", *TARGETS)
     assert "Nothing to be done" in dry.stdout + dry.stderr
@@ -177,7 +179,7 @@ def test_sheets_that_do_not_validate_give_no_text_and_the_job_names_why(tmp_path
     assert "column 'sd': value '-1'" in result.error
     out = tmp_path / "slice.csv"
     with pytest.raises(incremental.InputsUnavailable, match="slice.csv: the outcome's rows could not be computed"):
-        pipeline.run_outcome_slice(result.slice("sledai"), str(out), result.error)
+        data_steps.run_outcome_slice(text=result.slice("sledai"), out=str(out), error=result.error)
     assert not out.exists()
 
 
@@ -200,7 +202,7 @@ def test_the_fit_code_reads_no_descriptive_study_column():
     read = set()
     for source in (inspect.getsource(m) for m in (linkage, models, model_data)):
         read |= column_names_read(source)
-    for function in (pipeline.run_fit, tables.study_labels, tables.study_label):  # the fit's labels of reports
+    for function in (model_steps.run_fit_model, tables.study_labels, tables.study_label):  # the fit's labels of reports
         read |= column_names_read(inspect.getsource(function))
     assert {"study_id", "patient_group", "first_author"} <= read  # the check sees what the fit does read
     assert read.isdisjoint(incremental.DESCRIPTIVE_STUDY_COLUMNS)

@@ -2,7 +2,7 @@
 the file, sheet, row, column and expectation, and nothing is written under results/; plausible oddities become
 warnings listed in the report and in warnings.csv.
 
-Each case runs the validation step's own function (pipeline.run_validate) on a temporary copy of the valid
+Each case runs the validation step's own function (steps.data.run_validate) on a temporary copy of the valid
 fixture with one defect, so it is fast and covers exactly what the workflow job runs.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from openpyxl import Workbook
 
 from conftest import FIXTURE_REVIEW, read_fixture, review_config
-from timecourse_meta.steps import pipeline
+from timecourse_meta.steps import data as data_steps
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data.sheets import SheetReadError
 from timecourse_meta.data.validation import ValidationError
@@ -79,8 +79,8 @@ def run(tmp_path, location: dict, **extra):
     results = tmp_path / "results"
     validated = results / "validated"
     try:
-        pipeline.run_validate(settings(location, **extra), str(validated), str(validated / "report.md"),
-                              str(validated / "warnings.csv"))
+        data_steps.run_validate(settings=settings(location, **extra), report=str(validated / "report.md"),
+                                warnings=str(validated / "warnings.csv"), tables_dir=str(validated))
     except INPUT_ERRORS as exc:
         return exc, results
     return None, results

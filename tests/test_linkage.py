@@ -15,7 +15,8 @@ from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.data import harmonise
 from timecourse_meta.data import linkage
 from timecourse_meta.model import model_data
-from timecourse_meta.steps import pipeline
+from timecourse_meta.steps import data as data_steps
+from timecourse_meta.steps import model as model_steps
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data import validation
 
@@ -217,7 +218,7 @@ def test_unclear_overlap_is_a_warning_naming_the_reports(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({**review_config(data={"raw_dir": str(tmp_path)})}))
     out = tmp_path / "validated"
-    pipeline.run_validate(str(config), str(out), str(out / "report.md"))
+    data_steps.run_validate(settings=str(config), report=str(out / "report.md"), tables_dir=str(out))
     text = (out / "report.md").read_text()
     assert "All sheets passed validation." in text
     assert "2 reports in 1 patient groups; patients counted once per group (its largest report): 20." in text
@@ -261,8 +262,9 @@ def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkey
         "direction_of_benefit": "decrease", "analysis_scale": "identity"}}}))
     summary = tmp_path / "m" / "summary.csv"
     summary.parent.mkdir()
-    pipeline.run_fit(str(slice_csv), str(settings), str(studies_csv), str(dictionary), "score", "all",
-                     str(tmp_path / "m" / "idata.nc"), str(summary))
+    model_steps.run_fit_model(table=str(slice_csv), settings=str(settings), studies=str(studies_csv),
+                              dictionary=str(dictionary), outcome="score", study_set="all",
+                              idata=str(tmp_path / "m" / "idata.nc"), summary=str(summary))
     assert sorted(seen["table"]["analysis_id"]) == ["a0", "a12", "a6", "g0", "g6"]
     assert seen["study_ids"] == IDS
     dropped = pd.read_csv(tmp_path / "m" / "dropped_reports.csv")
@@ -285,9 +287,10 @@ def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path
     (tmp_path / "dictionary.yaml").write_text(yaml.safe_dump({"outcomes": {"surv": {
         "label": "Survival", "kind": "binary", "canonical_unit": "%", "units": {"%": None},
         "direction_of_benefit": "increase", "analysis_scale": "logit"}}}))
-    pipeline.run_fit(str(slice_csv), str(tmp_path / "settings.yaml"), str(tmp_path / "studies.csv"),
-                     str(tmp_path / "dictionary.yaml"), "surv", "all", str(tmp_path / "idata.nc"),
-                     str(tmp_path / "summary.csv"))
+    model_steps.run_fit_model(table=str(slice_csv), settings=str(tmp_path / "settings.yaml"),
+                              studies=str(tmp_path / "studies.csv"), dictionary=str(tmp_path / "dictionary.yaml"),
+                              outcome="surv", study_set="all", idata=str(tmp_path / "idata.nc"),
+                              summary=str(tmp_path / "summary.csv"))
     # 11.8 months joins the default grid's 12-month visit (tolerance 0.5): Alpha's 81 patients are kept there;
     # 60 months is a duration of its own and stays
     assert list(seen["table"]["analysis_id"]) == ["a12", "b60"]

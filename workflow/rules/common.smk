@@ -49,7 +49,8 @@ OUTCOMES = CONFIG["outcomes"] + CONFIG["binary_outcomes"]
 # sheets by the steps' own functions, in memory (~1 s), and given to their rules as params; timecourse_meta.data.incremental
 # explains the design. An input problem leaves them empty; the validate job reports it.
 from timecourse_meta.data import incremental as incremental_mod
-from timecourse_meta.steps import pipeline as pipeline_mod
+from timecourse_meta.data import outputs as outputs_mod
+from timecourse_meta.model import settings as model_settings_mod
 
 MODEL_INPUTS = incremental_mod.compute(CONFIG, OUTCOMES)
 
@@ -60,8 +61,8 @@ def slice_text(wildcards):
 
 
 def model_settings_text(wildcards):
-    """Param: the YAML text of the settings one outcome's model depends on (pipeline.model_settings)."""
-    return config_mod.dump(pipeline_mod.model_settings(CONFIG, wildcards.outcome))
+    """Param: the YAML text of the settings one outcome's model depends on (timecourse_meta.model.settings.model_settings)."""
+    return config_mod.dump(model_settings_mod.model_settings(CONFIG, wildcards.outcome))
 
 
 from timecourse_meta.core.code_deps import script_sources

@@ -39,7 +39,7 @@ rule validate:
     params:
         # only the keys validation reads, as canonical text: a change to e.g. sampling does not revalidate, and a
         # failed validation writes nothing under results/ but its log (no resolved config is needed first)
-        settings=config_mod.dump(pipeline_mod.validate_settings(CONFIG)),
+        settings=config_mod.dump(outputs_mod.validate_settings(CONFIG)),
     output:
         report=report("results/validated/report.md", caption="../report/validation.rst", category="Data",
                       subcategory="Validation"),
@@ -86,7 +86,7 @@ rule harmonise:
         dictionary=CONFIG["data"]["outcome_dictionary"],
         code=code("harmonise.py"),
     params:
-        settings=config_mod.dump(pipeline_mod.harmonise_settings(CONFIG)),
+        settings=config_mod.dump(outputs_mod.harmonise_settings(CONFIG)),
     output:
         table="results/harmonised/analysis_table.csv",
         coverage="results/harmonised/coverage.csv",

@@ -16,6 +16,8 @@ rule forest:
         settings="results/config/models/{outcome}.yaml",
         dictionary=DICTIONARY,
         code=code("forest.py"),
+    params:
+        review=CONFIG["review"],  # arm and study-set names in the words
     output:
         png=report("results/figures/{study_set}/forest/{outcome}.png",
                    caption="../report/forest.rst", category="Figures", subcategory="{study_set}"),
@@ -41,6 +43,8 @@ rule trajectory:
         gate="results/models/{study_set}/{outcome}/diagnostics.csv",
         dictionary=DICTIONARY,
         code=code("trajectory.py"),
+    params:
+        review=CONFIG["review"],  # arm and study-set names in the words
     output:
         png=report("results/figures/{study_set}/trajectories/{outcome}.png",
                    caption="../report/trajectory.rst", category="Figures", subcategory="{study_set}"),
@@ -63,6 +67,7 @@ rule trajectories:
         dictionary=DICTIONARY,
         code=code("trajectories.py"),
     params:
+        review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=CONTINUOUS,
     output:
         png=report("results/figures/{study_set}/trajectories.png",
@@ -83,7 +88,10 @@ rule characteristics_table:
         studies="results/validated/studies.csv",
         dictionary=DICTIONARY,
         bibliography="manuscript/references.bib",
+        vocabulary=CONFIG["data"]["vocabulary"],
         code=code("characteristics_table.py"),
+    params:
+        review=CONFIG["review"],  # arm and study-set names in the words
     output:
         csv=report("results/tables/{study_set}/characteristics.csv",
                    caption="../report/characteristics_table.rst", category="Tables", subcategory="{study_set}"),
@@ -101,6 +109,7 @@ rule appraisal:
     input:
         appraisal="results/validated/appraisal.csv",
         studies="results/validated/studies.csv",
+        vocabulary=CONFIG["data"]["vocabulary"],
         code=code("appraisal.py"),
     output:
         traffic=report("results/figures/appraisal_traffic_light.png",
@@ -131,6 +140,7 @@ rule summary_of_findings:
         dictionary=DICTIONARY,
         code=code("summary_of_findings.py"),
     params:
+        review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=OUTCOMES,
         continuous=CONTINUOUS,
     output:
@@ -156,6 +166,7 @@ rule between_arm_table:
         dictionary=DICTIONARY,
         code=code("between_arm_table.py"),
     params:
+        review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=OUTCOMES,
     output:
         csv=report("results/tables/{study_set}/between_arm.csv",
@@ -201,6 +212,7 @@ rule claims_check:
         dictionary=DICTIONARY,
         code=code("claims_check.py"),
     params:
+        review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=CONTINUOUS,
     output:
         csv=report("results/tables/{study_set}/claims_check.csv",

@@ -22,6 +22,7 @@ rule variables:
     """Every {{< var >}} of the manuscript from the results, with lineage to the raw rows, and the prior table."""
     input:
         variables_mod.variables_inputs(CONFIG),
+        config="results/config/resolved_config.yaml",
         code=code("variables.py"),
     output:
         yml="results/manuscript/_variables.yml",

@@ -2,15 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
 
-from timecourse_meta.core.config import resolve  # noqa: E402
-from timecourse_meta.core.errors import EngineError  # noqa: E402
-from timecourse_meta.steps.report_steps import run_appraisal  # noqa: E402
+from timecourse_meta.steps.report import run_appraisal  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
 
-s = snakemake  # noqa: F821
-try:
-    run_appraisal(s.input.appraisal, s.input.studies, s.output.traffic, s.output.summary, s.output.csv,
-                  config=resolve(s.config))
-except EngineError as exc:  # the review author's to fix: the message (file, row, key) without a traceback,
-    for stream in (sys.stderr, sys.__stderr__):  # in the log and on the terminal
-        print(exc, file=stream)
-    sys.exit(1)
+main(snakemake, run_appraisal)  # noqa: F821

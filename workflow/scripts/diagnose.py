@@ -2,14 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
 
-from timecourse_meta.core.errors import EngineError  # noqa: E402
-from timecourse_meta.steps.pipeline import run_diagnose  # noqa: E402
+from timecourse_meta.steps.model import run_diagnose  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
 
-s = snakemake  # noqa: F821
-try:
-    run_diagnose(s.input.idata, s.input.settings, s.wildcards.outcome, s.wildcards.study_set, s.log.report,
-                 s.output[0])
-except EngineError as exc:  # the review author's to fix: the message (file, row, key) without a traceback,
-    for stream in (sys.stderr, sys.__stderr__):  # in the log and on the terminal
-        print(exc, file=stream)
-    sys.exit(1)
+main(snakemake, run_diagnose)  # noqa: F821

@@ -1,7 +1,7 @@
 """Shared definitions of the model stage: the settings' defaults, the ``ModelData`` container one outcome's model
 is built from, and small value helpers.
 
-``settings`` is the model settings dict of one outcome (``steps.pipeline.model_settings``: the config's ``model``
+``settings`` is the model settings dict of one outcome (``model.settings.model_settings``: the config's ``model``
 section plus ``sampling``, ``diagnostics``, ``arms``, ...); ``resolved_settings`` fills what it leaves out.
 ``settings["arms"]`` names the review's arms: ``intervention`` and ``comparator`` are the arm ids of the analysis
 table's ``arm`` column, ``intervention_short`` and ``comparator_short`` their short names in notes (defaulting to
@@ -64,7 +64,7 @@ def arm_settings(settings: dict) -> dict[str, str]:
     if not arms.get("intervention"):
         raise ModelSettingsError(
             "model settings: key 'arms.intervention' is missing; expected the intervention arm's id of the analysis "
-            "table's arm column, e.g. {arms: {intervention: <id>, comparator: <id>}} (steps.pipeline.model_settings "
+            "table's arm column, e.g. {arms: {intervention: <id>, comparator: <id>}} (model.settings.model_settings "
             "takes them from the config's review.arms)")
     out = {"intervention": str(arms["intervention"]), "comparator": str(arms.get("comparator") or "comparator")}
     out["intervention_short"] = str(arms.get("intervention_short") or out["intervention"])

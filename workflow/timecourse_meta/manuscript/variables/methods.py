@@ -24,7 +24,7 @@ ESTIMAND_WORDS = {"follow_up_means": "follow-up means", "change_scores": "change
 
 def _model_modules():
     from timecourse_meta.model import priors as models
-    from timecourse_meta.steps import pipeline  # heavy (PyMC/ArviZ): imported only when priors are resolved
+    from timecourse_meta.model import settings as pipeline  # heavy (PyMC/ArviZ): imported only when priors are resolved
     return models, pipeline
 
 
