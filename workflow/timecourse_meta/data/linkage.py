@@ -351,9 +351,17 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
                     drop[i] = (kept_at[v], group, v)
 
     kept_mask = np.ones(len(t), dtype=bool)
+    kept_mask[list(drop)] = False
+    kept_table = table.reset_index(drop=True)[kept_mask]
+    kept_table.index = table.index[kept_mask]
+    return kept_table, _dropped_rows(t, drop, visit_key, members, labels, rule)
+
+
+def _dropped_rows(t: pd.DataFrame, drop: dict, visit_key: np.ndarray, members: dict, labels: dict,
+                  rule: str) -> pd.DataFrame:
+    """The rows select_reports left out, each with the report used instead and the reason in words."""
     records = []
     for i, (kept, group, v) in sorted(drop.items()):
-        kept_mask[i] = False
         r = t.iloc[i]
         row_visit = float(visit_key[i]) if visit_key[i] >= 0 else math.nan
         name = group_label(group, members[group], labels)
@@ -372,9 +380,7 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
             "visit_months": row_visit,
             "patient_group": group, "kept_study_id": kept, "rule": rule, "reason": reason,
         })
-    kept_table = table.reset_index(drop=True)[kept_mask]
-    kept_table.index = table.index[kept_mask]
-    return kept_table, pd.DataFrame(records, columns=DROPPED_COLUMNS)
+    return pd.DataFrame(records, columns=DROPPED_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------------------------------
