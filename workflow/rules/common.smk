@@ -88,9 +88,11 @@ def figure_targets():
     targets = ["results/figures/appraisal_traffic_light.png", "results/tables/appraisal.csv"]
     for s in STUDY_SETS:
         targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
-                    f"results/tables/{s}/summary_of_findings.csv", f"results/tables/{s}/claims_check.csv",
+                    f"results/tables/{s}/summary_of_findings.csv",
                     f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv",
                     f"results/tables/{s}/time_course_comparison.csv"]
+        if CONFIG["data"]["claims"]:  # config data.claims: null = a review without claims to check
+            targets.append(f"results/tables/{s}/claims_check.csv")
         targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]

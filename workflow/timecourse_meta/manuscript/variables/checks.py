@@ -57,8 +57,8 @@ def put_diagnostics(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> 
 
 def put_claims(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:
     """How many published claims the set's results support, contradict or cannot assess."""
-    path = ctx.files.claims[s]
-    frame = read_csv(path, dtype=str, keep_default_na=False)
+    path = ctx.files.claims.get(s)  # None: the review has no claims file (config data.claims)
+    frame = read_csv(path, dtype=str, keep_default_na=False) if path is not None else None
     counts = {"supported": 0, "contradicted": 0, "not assessable": 0}
     n = 0
     if frame is not None:
@@ -74,7 +74,8 @@ def put_claims(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:
             counts[key] = counts.get(key, 0) + 1
 
     def put(suffix, value):
-        c.put([f"{p}.claims.{suffix}" for p in prefixes], value, kind="claims", files=[path])
+        c.put([f"{p}.claims.{suffix}" for p in prefixes], value, kind="claims",
+              files=[path] if path is not None else [ctx.files.config])
 
     if frame is None:
         for suffix in ("n", "supported", "contradicted", "not_assessable"):

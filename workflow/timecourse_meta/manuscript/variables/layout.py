@@ -54,7 +54,8 @@ def results_files(cfg: Mapping, results_dir: str | Path = "results", root: str |
             files.diagnostics[(s, o)] = r / "models" / s / o / "diagnostics.csv"
         for o in cfg["outcomes"]:
             files.key_visits[(s, o)] = r / "tables" / s / "key_visits" / f"{o}.csv"
-        files.claims[s] = r / "tables" / s / "claims_check.csv"
+        if cfg["data"].get("claims"):  # no claims file: the text says the claims were not checked
+            files.claims[s] = r / "tables" / s / "claims_check.csv"
     return files
 
 
