@@ -180,3 +180,20 @@ def test_models_use_the_dictionarys_priors(run):
             idata = az.from_netcdf(run / "results" / "models" / study_set / outcome / "idata.nc")
             used = json.loads(idata.constant_data.attrs["priors_json"])
             assert {k: used[k] for k in expected} == expected, (study_set, outcome, used.get("sources"))
+
+
+def test_manuscript_words_come_from_the_reviews_files(run):
+    """Study-set names from config review.study_sets, design words from the vocabulary, checklists by label."""
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    vocabulary = yaml.safe_load((run / "data" / "review" / "vocabulary.yaml").read_text(encoding="utf-8"))
+    variables = yaml.safe_load((run / "results" / "manuscript" / "_variables.yml").read_text(encoding="utf-8"))
+    sets = config["review"]["study_sets"]
+    assert variables["main"]["name"] == sets["supervised"]["name"]
+    assert variables["other"]["name"] == sets["all_eligible"]["name"]
+    assert "before-after" in variables["main"]["designs"].lower()  # the vocabulary's pre_post, counted
+    for checklist in vocabulary["checklists"].values():
+        assert checklist["label"] in variables["appraisal"]["checklists"]
+    html = (run / "results" / "manuscript" / "index.html").read_text(encoding="utf-8")
+    for judgement in vocabulary["judgements"].values():
+        assert judgement["label"] in (run / "results" / "tables" / "appraisal.md").read_text(encoding="utf-8")
+    assert vocabulary["characteristics"][1]["header"] in html  # a review-defined column of Table 1
