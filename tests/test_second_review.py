@@ -174,7 +174,8 @@ def test_models_use_the_dictionarys_priors(run):
 
     dictionary = yaml.safe_load((run / "data" / "review" / "outcomes.yaml").read_text(encoding="utf-8"))["outcomes"]
     for outcome in ("womac_pain", "effusion_volume", "oarsi_response"):
-        expected = {k: v for k, v in dictionary[outcome]["priors"][0].items()
+        entry = dictionary[outcome]
+        expected = {k: v for k, v in entry["priors"][entry["analysis_scale"]].items()
                     if k in ("delta_sd", "tau_scale", "step_sd", "baseline_sd", "mu_sd")}
         for study_set in ("supervised", "all_eligible"):
             idata = az.from_netcdf(run / "results" / "models" / study_set / outcome / "idata.nc")
