@@ -2,13 +2,22 @@
 example, its numbers computed by hand in the comments."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
-from timecourse_meta.report import between_arm
+from timecourse_meta.core import review
+from timecourse_meta.core.review import Arm, Arms
 from timecourse_meta.data.dictionary import Outcome
+from timecourse_meta.report import between_arm
+
+ROOT = Path(__file__).resolve().parents[1]
+ARMS = review.arms(yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8")))  # the shipped review's
+OTHER_ARMS = Arms(Arm("drug_a", "Drug A", "Drug A", "treated arm", "n_drug"),
+                  Arm("placebo", "placebo", "placebo", "placebo arm", "n_placebo"))
 
 MINUS = "\u2212"
 T16 = stats.t.ppf(0.975, 16)  # 12 + 6 patients - 2
@@ -38,7 +47,8 @@ def _albumin_summary():
 
 def test_albumin_row_shows_both_arms_and_both_estimands_with_the_primary_named():
     table = between_arm.between_arm_table({"serum_albumin": _albumin_summary()},
-                                          {"serum_albumin": _spec("serum_albumin")}, {"deng2017": "Deng 2017"})
+                                          {"serum_albumin": _spec("serum_albumin")}, {"deng2017": "Deng 2017"},
+                                          arms=ARMS)
     assert len(table) == 1
     r = table.iloc[0]
     assert r["Study"] == "Deng 2017" and r["Visit (months)"] == "6"
@@ -49,6 +59,12 @@ def test_albumin_row_shows_both_arms_and_both_estimands_with_the_primary_named()
     # MSC arm 14 +/- 2.201 x 6/sqrt(12) = 10.2 to 17.8; placebo 9 +/- 2.571 x 6/sqrt(6) = 2.7 to 15.3
     assert r["MSC arm"] == "14.0 (95% CI 10.2 to 17.8)"
     assert r["Control arm"] == "9.0 (95% CI 2.7 to 15.3)"
+    (rec,) = between_arm.comparisons(_albumin_summary(), _spec("serum_albumin"), arms=ARMS)
+    assert (rec["intervention"], rec["comparator"]) == (r["MSC arm"], r["Control arm"])
+    other = between_arm.between_arm_table({"serum_albumin": _albumin_summary()},
+                                          {"serum_albumin": _spec("serum_albumin")}, {}, arms=OTHER_ARMS)
+    assert list(other.columns)[3:5] == ["Treated arm", "Placebo arm"]
+    assert other.iloc[0]["Treated arm"] == r["MSC arm"]
 
 
 def test_log_scale_outcome_is_shown_as_percent_difference_of_the_mean():
@@ -59,7 +75,8 @@ def test_log_scale_outcome_is_shown_as_percent_difference_of_the_mean():
                                  median=lr, lower=lr - T16 * se, upper=lr + T16 * se, estimand="follow-up means",
                                  primary=True)])
     spec = _spec("proteinuria_24h", scale="log", unit="g/24 h", label="24-h urine protein")
-    r = between_arm.between_arm_table({"proteinuria_24h": summary}, {"proteinuria_24h": spec}, {}).iloc[0]
+    r = between_arm.between_arm_table({"proteinuria_24h": summary}, {"proteinuria_24h": spec}, {},
+                                      arms=ARMS).iloc[0]
     assert r["Outcome"] == "24-h urine protein (%)"
     assert r["Difference at follow-up"] == f"{MINUS}68% (95% CI {MINUS}88% to {MINUS}15%)"
     assert r["Difference in change from baseline"] == "not reported"
@@ -75,8 +92,12 @@ def test_binary_outcome_shows_events_per_arm_and_the_risk_difference_in_percenta
         dict(outcome="death", study_id="deng2017", arm="control", time_months=6.0, events=0, total=6)])
     spec = _spec("death", kind="binary", scale="logit", unit="%", label="Death")
     r = between_arm.between_arm_table({"death": summary}, {"death": spec}, {"deng2017": "Deng 2017"},
-                                      analysis).iloc[0]
+                                      analysis, arms=ARMS).iloc[0]
     assert r["MSC arm"] == "1/12 (8%)" and r["Control arm"] == "0/6 (0%)"
+    # another review's arm ids pick its own rows: events per arm follow `arm`, not a fixed name
+    renamed = analysis.assign(arm=["drug_a", "placebo"])
+    o = between_arm.between_arm_table({"death": summary}, {"death": spec}, {}, renamed, arms=OTHER_ARMS).iloc[0]
+    assert o["Treated arm"] == "1/12 (8%)" and o["Placebo arm"] == "0/6 (0%)"
     assert r["Difference at follow-up"] == f"8 (95% CI {MINUS}31 to 35)"
     assert r["Primary estimand"] == "risk difference"
 
@@ -84,5 +105,8 @@ def test_binary_outcome_shows_events_per_arm_and_the_risk_difference_in_percenta
 def test_no_controlled_study_gives_an_empty_table_with_its_columns():
     summary = pd.DataFrame([dict(quantity="delta", study_id=None, visit_months=6.0, median=1.0, lower=0.0,
                                  upper=2.0)])
-    out = between_arm.between_arm_table({"serum_albumin": summary}, {"serum_albumin": _spec("serum_albumin")}, {})
-    assert out.empty and list(out.columns) == between_arm.COLUMNS
+    out = between_arm.between_arm_table({"serum_albumin": summary}, {"serum_albumin": _spec("serum_albumin")}, {},
+                                        arms=ARMS)
+    assert out.empty and list(out.columns) == between_arm.columns(arms=ARMS)
+    assert list(out.columns) == ["Outcome", "Study", "Visit (months)", "MSC arm", "Control arm",
+                                 "Difference at follow-up", "Difference in change from baseline", "Primary estimand"]

@@ -7,12 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from timecourse_meta.report import claims
+import yaml
+
 from timecourse_meta.data import dictionary
+from timecourse_meta.report import claims
+from timecourse_meta.report import claims_file
 from timecourse_meta.report.claims import (CONSISTENT_NO_INTERVAL, CONTRADICTED, NOT_ASSESSABLE, OPPOSITE_NO_INTERVAL,
                                  SUPPORTED)
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))  # the shipped review's set names
 
 DICT = {
     "proteinuria_24h": {"label": "24-h urine protein", "direction_of_benefit": "decrease"},
@@ -37,7 +41,8 @@ def changes(*rows):
 
 
 def run(claims_frame, study_changes, pooled=None, sets=SETS):
-    return claims.check_claims(claims_frame, study_changes, pooled, DICT, study_sets=sets, labels=LABELS)
+    return claims.check_claims(claims_frame, study_changes, pooled, DICT, config=CONFIG, study_sets=sets,
+                               labels=LABELS)
 
 
 def verdicts(result):
@@ -275,7 +280,7 @@ def test_reasons_use_labels_and_plain_words_not_identifiers():
                                  " (as reported); no interval"]})
     c = pd.concat([claim(), claim(claim_id="c2", visits=">1", expected_direction="inconsistent"),
                    claim(claim_id="c3", scope="pooled")])
-    res = claims.check_claims(c, sc, None, DICT, study_sets={"review_2023": ["gu2014"]},
+    res = claims.check_claims(c, sc, None, DICT, config=CONFIG, study_sets={"review_2023": ["gu2014"]},
                               study_set_override="review_2023")
     text = " ".join(res["reason"])
     for bad in ("gu2014", "seen_at_1m", "review_2023", "proteinuria_24h", "time_months"):
@@ -283,9 +288,13 @@ def test_reasons_use_labels_and_plain_words_not_identifiers():
     assert not re.search(r"\[[A-Za-z_]", text)  # no bracketed tags such as [seen_at_1m]
     assert "Gu 2014" in text and "subgroup seen at 1 month" in text
     assert "medians only, no spread: 16 at baseline, 6 at 6 months" in text
-    table = claims.claims_table(res)
+    table = claims.claims_table(res, config=CONFIG)
     assert "review_2023" not in " ".join(table["Assessed over"])
     assert table["Assessed over"].iloc[0] == "The reconstructed study set of the 2023 review"
+    # another review's name for the set, from its config; a set it does not name reads as its id in words
+    other = {"review": {"study_sets": {"review_2023": {"name": "the trials of the first search"}}}}
+    assert claims.claims_table(res, config=other)["Assessed over"].iloc[0] == "The trials of the first search"
+    assert claims.set_words("later_trials", other) == "later trials"
 
 
 # ---------------------------------------------------------------------------------------------- decrease then not
@@ -343,15 +352,15 @@ def test_pooled_scope_each_verdict():
 def test_invalid_claims_are_reported_together():
     bad = pd.concat([claim(scope="some_studies"), claim(claim_id="c2", expected_direction="decrease_then_not",
                                                          visits="1;3", outcome="nonsense")])
-    with pytest.raises(claims.ClaimsError) as err:
-        claims.validate_claims(bad, DICT)
+    with pytest.raises(claims_file.ClaimsError) as err:
+        claims_file.validate_claims(bad, DICT)
     text = str(err.value)
     assert "scope 'some_studies'" in text and "exactly one visit" in text and "nonsense" in text
 
 
 def test_study_set_without_membership_uses_studies_with_data_and_says_so():
     sc = changes(("a", "proteinuria_24h", 6, -2.0, -3.0, -1.0))
-    res = claims.check_claims(claim(), sc, None, DICT)
+    res = claims.check_claims(claim(), sc, None, DICT, config=CONFIG)
     verdict, per_study, reason = verdicts(res)
     assert verdict == SUPPORTED and per_study == {"a": SUPPORTED}
     assert "membership not given" in reason
@@ -359,12 +368,13 @@ def test_study_set_without_membership_uses_studies_with_data_and_says_so():
 
 def test_real_claims_file_is_valid_and_covers_the_abstract():
     d = dictionary.load(ROOT / "data" / "review" / "outcomes.yaml")
-    c = claims.load_claims(ROOT / "data" / "review" / "claims_2023.csv", d)
+    c = claims_file.load_claims(ROOT / "data" / "review" / "claims_2023.csv", d)
     assert len(c) == 6 and c["claim_id"].is_unique
     assert set(c["expected_direction"]) == {"improve", "worsen", "inconsistent", "decrease_then_not"}
     assert set(c["study_set"]) == {"review_2023"}
     # with no data at all every claim is 'not assessable', never silently supported
-    res = claims.check_claims(c, changes(), None, d, study_sets={"review_2023": ["gu2014", "deng2017"]})
+    res = claims.check_claims(c, changes(), None, d, config=CONFIG,
+                              study_sets={"review_2023": ["gu2014", "deng2017"]})
     assert set(res["verdict"]) == {NOT_ASSESSABLE}
-    table = claims.claims_table(res)
+    table = claims.claims_table(res, config=CONFIG)
     assert table["Claim"].str.startswith("\u201c").sum() == 6

@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from timecourse_meta.report import figure_data
+from functools import partial
+
+from timecourse_meta.core.review import Arm, Arms
 from timecourse_meta.data.dictionary import Outcome
+from timecourse_meta.report import figure_data
+
+ARMS = Arms(Arm("MSCT", "MSC transplantation", "MSCT", "MSC arm", "n_msct"),
+            Arm("control", "control", "control", "control arm", "n_control"))  # as in the shipped config.yaml
+study_changes = partial(figure_data.study_changes, arms=ARMS)
 
 
 def spec(scale="identity"):
@@ -59,7 +66,7 @@ def test_no_pooled_curve_without_a_pooled_model():
 
 
 def test_study_changes_on_log_scale_are_percent_of_baseline():
-    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec("log"), {})
+    changes = study_changes(analysis_rows(), ["a", "b", "c"], spec("log"), {})
     a = changes[changes["study_id"] == "a"].iloc[0]
     assert a["estimate"] == pytest.approx(-50.0)  # -1 / 2 baseline
     b = changes[changes["study_id"] == "b"].iloc[0]
@@ -68,14 +75,14 @@ def test_study_changes_on_log_scale_are_percent_of_baseline():
 
 
 def test_key_visit_is_the_grid_visit_with_most_studies():
-    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
+    changes = study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
     assert figure_data.key_visit(summary(), changes, [0, 1, 3, 6, 9, 12]) == 6.0  # a at 6, b at 5.54
     rows = figure_data.at_visit(changes, 6.0)
     assert list(rows["study_id"]) == ["a", "b"]
 
 
 def test_finding_uses_pooled_numbers_only_with_two_studies():
-    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
+    changes = study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
     row = figure_data.finding(summary(), changes, spec(), 6.0)
     assert row["n_studies"] == 2 and row["estimate"] == -0.5 and row["p_improvement"] == 0.9
     single = figure_data.finding(summary(), changes, spec(), 1.0)
@@ -95,7 +102,7 @@ def test_log_scale_study_changes_use_the_models_ratio_of_means_when_given():
     own = pd.DataFrame([dict(status="pooled", quantity="study_observed", study_id="a", visit_months=6.0,
                              median=math.log(0.3), lower=math.log(0.1), upper=math.log(0.9), p_improvement=0.99,
                              n_studies=1, n_patients=10, label="study's own estimate")])
-    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec("log"), {},
+    changes = study_changes(analysis_rows(), ["a", "b", "c"], spec("log"), {},
                                         pd.concat([summary(), own], ignore_index=True))
     a = changes[changes["study_id"] == "a"].iloc[0]
     # exp(log 0.3) - 1 = -70%, CI exp(log 0.1) - 1 = -90% to exp(log 0.9) - 1 = -10%: never below -100%
@@ -126,7 +133,7 @@ def test_key_visit_rule_most_studies_then_most_patients_ties_later():
 
 
 def test_pooled_rows_and_findings_carry_the_evidence_and_its_label():
-    changes = figure_data.study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
+    changes = study_changes(analysis_rows(), ["a", "b", "c"], spec(), {})
     summ = summary()
     summ["evidence"], summ["label"] = "pooled", "pooled at 6 months from 2 studies (30 patients)"
     summ["n_studies_model"], summ["n_patients_model"] = 3, 38
@@ -138,3 +145,19 @@ def test_pooled_rows_and_findings_carry_the_evidence_and_its_label():
     assert row["evidence"] == "pooled" and row["label"] == "pooled at 6 months from 2 studies (30 patients)"
     single = figure_data.finding(summ, changes, spec(), 1.0)
     assert single["evidence"] == "study_estimate" and single["label"] == "study's own estimate (c, 8 patients)"
+
+
+def test_study_changes_are_the_intervention_arm_of_the_review_and_control_rows_named_by_it():
+    other = Arms(Arm("drug_a", "Drug A", "Drug A", "Drug A arm", "n_drug"),
+                 Arm("placebo", "placebo", "placebo", "placebo arm", "n_placebo"))
+    rows = analysis_rows()
+    renamed = rows.assign(arm=rows["arm"].replace({"MSCT": "drug_a"}))
+    mine = figure_data.study_changes(renamed, ["a", "b", "c"], spec(), {}, arms=other)
+    assert mine[["study_id", "time_months", "estimate"]].equals(
+        study_changes(rows, ["a", "b", "c"], spec(), {})[["study_id", "time_months", "estimate"]])
+    assert figure_data.study_changes(renamed, ["a", "b", "c"], spec(), {}, arms=ARMS).empty
+    forest_rows = pd.DataFrame([dict(study_id="a", label="A 2001", time_months=6.0, estimate=-1.0)])
+    controls = pd.DataFrame([dict(study_id="a", label="A 2001", time_months=6.0, n=5.0, estimate=-0.2,
+                                  lower=-0.5, upper=0.1, control=True)])
+    out = figure_data.with_control_rows(forest_rows, controls, 6.0, arms=other)
+    assert list(out["label"]) == ["A 2001", "A 2001, placebo arm"] and list(out["control"]) == [False, True]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from timecourse_meta.core import review
 from timecourse_meta.manuscript import lint
 from timecourse_meta.manuscript import provenance
 from timecourse_meta.manuscript import render
@@ -23,6 +24,7 @@ RESULTS = Path(__file__).parent / "fixtures" / "results"
 QMD = ROOT / "manuscript" / "index.qmd"
 BIB = ROOT / "manuscript" / "references.bib"
 CSL = ROOT / "manuscript" / "vancouver.csl"
+VOCABULARY = review.load_vocabulary(ROOT / "data" / "review" / "vocabulary.yaml")
 M = "\u2212"
 
 TINY = """---
@@ -139,7 +141,7 @@ def test_unknown_variable_fails_naming_it(tmp_path):
 # ------------------------------------------------------------------- (d) the shipped manuscript itself
 
 def test_shipped_manuscript_passes_the_lint():
-    lint.check_qmd(QMD)
+    lint.check_qmd(QMD, allow=VOCABULARY.lint_allow)
 
 
 def test_hand_typed_number_stops_the_manuscript_step(tmp_path):
@@ -147,8 +149,14 @@ def test_hand_typed_number_stops_the_manuscript_step(tmp_path):
     qmd = tmp_path / "index.qmd"
     qmd.write_text(TINY.replace("Patients in the main set:", "Patients in the main set (of 111):"), encoding="utf-8")
     with pytest.raises(lint.LintError, match="'111'"):
-        V.run_manuscript(qmd, variables, lineage, BIB, CSL, tmp_path / "out", formats=("html",))
+        V.run_manuscript(qmd, variables, lineage, BIB, CSL, tmp_path / "out", formats=("html",),
+                         vocabulary=VOCABULARY)
     assert not (tmp_path / "out").exists()
+    # a pattern the review's vocabulary allows (`lint.allow`) passes the lint, and the manuscript renders
+    allowing = review.Vocabulary(lint_allow=[r"\(of 111\)"])
+    html = V.run_manuscript(qmd, variables, lineage, BIB, CSL, tmp_path / "out", formats=("html",),
+                            vocabulary=allowing)["html"].read_text(encoding="utf-8")
+    assert "(of 111)" in html
 
 
 def test_shipped_manuscript_renders_from_fixture_results(tmp_path):
@@ -176,7 +184,7 @@ def test_shipped_manuscript_renders_from_fixture_results(tmp_path):
             path.write_text(f"| placeholder |\n|:---|\n| {path.name} |\n", encoding="utf-8")
     html = V.run_manuscript(project / "manuscript" / "index.qmd", variables, lineage,
                             project / "manuscript" / "references.bib", project / "manuscript" / "vancouver.csl",
-                            out, root=project, formats=("html",))["html"].read_text(encoding="utf-8")
+                            out, root=project, formats=("html",), vocabulary=VOCABULARY)["html"].read_text(encoding="utf-8")
     found = spans(html)
     text = htmllib.unescape(re.sub(r"<[^>]+>", " ", html))
     assert found["main.sledai.summary"][0].startswith(f"{M}8.0 points (95% CI")

@@ -12,9 +12,25 @@ from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from timecourse_meta.report import plots  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+from timecourse_meta.core import review  # noqa: E402
+from timecourse_meta.core.review import Arm, Arms  # noqa: E402
+from timecourse_meta.report.plots import appraisal, common, forest, model, trajectory  # noqa: E402
 
 MINUS = "\u2212"
+ROOT = Path(__file__).resolve().parents[1]
+ARMS = review.arms(yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8")))  # the shipped review's
+VOCAB = review.load_vocabulary(ROOT / "data" / "review" / "vocabulary.yaml")
+OTHER_ARMS = Arms(Arm("drug_a", "Drug A", "Drug A", "Drug A arm", "n_drug"),
+                  Arm("placebo", "placebo", "placebo", "placebo arm", "n_placebo"))
+trajectory_plot = partial(trajectory.trajectory_plot, arms=ARMS)
+trajectory_grid = partial(trajectory.trajectory_grid, arms=ARMS)
+traffic_light_plot = partial(appraisal.traffic_light_plot, vocabulary=VOCAB)
+appraisal_summary_plot = partial(appraisal.appraisal_summary_plot, vocabulary=VOCAB)
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +67,7 @@ POOLED = {"estimate": -1.2, "lower": -2.6, "upper": 0.1, "pi_lower": -4.5, "pi_u
 
 
 def _forest(direction="decrease", studies=STUDIES, pooled=POOLED, **kw):
-    fig = plots.forest_plot(studies, pooled, outcome_label="24-h urine protein", unit="g/24 h",
+    fig = forest.forest_plot(studies, pooled, outcome_label="24-h urine protein", unit="g/24 h",
                             direction_of_benefit=direction, visit_months=6, **kw)
     return fig, fig.axes[0]
 
@@ -139,8 +155,8 @@ def test_forest_row_without_interval_and_off_visit_time():
 
 def test_forest_fonts_and_width_fit_the_page():
     fig, _ = _forest()
-    assert min(_all_font_sizes(fig)) >= plots.MIN_FONT
-    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH + 1e-9
+    assert min(_all_font_sizes(fig)) >= common.MIN_FONT
+    assert fig.get_size_inches()[0] <= common.MAX_WIDTH + 1e-9
 
 
 # ---------------------------------------------------------------------------------------------- trajectory
@@ -174,7 +190,7 @@ def _band_bounds(collection):
 
 
 def test_trajectory_bands_and_median_at_their_values():
-    fig = plots.trajectory_plot(CURVE, POINTS, outcome_label="24-h urine protein", unit="g/24 h",
+    fig = trajectory_plot(CURVE, POINTS, outcome_label="24-h urine protein", unit="g/24 h",
                                 direction_of_benefit="decrease")
     ax = fig.axes[0]
     (cri,) = _by_gid(ax, "credible_band")
@@ -191,7 +207,7 @@ def test_trajectory_bands_and_median_at_their_values():
 
 
 def test_trajectory_study_points_one_series_per_study_sized_by_n():
-    fig = plots.trajectory_plot(CURVE, POINTS, outcome_label="24-h urine protein", unit="g/24 h",
+    fig = trajectory_plot(CURVE, POINTS, outcome_label="24-h urine protein", unit="g/24 h",
                                 direction_of_benefit="decrease")
     ax = fig.axes[0]
     series = {c.get_gid().split(":", 1)[1]: c for c in _by_gid(ax, "study_points:")}
@@ -205,13 +221,13 @@ def test_trajectory_study_points_one_series_per_study_sized_by_n():
     legend_labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"Alpha 2010", "Beta 2015", "Gamma 2020", "95% credible interval",
             "95% prediction interval"} <= set(legend_labels)
-    assert min(_all_font_sizes(fig)) >= plots.MIN_FONT
+    assert min(_all_font_sizes(fig)) >= common.MIN_FONT
 
 
 def test_trajectory_dodges_studies_sharing_a_visit():
     pts = POINTS.copy()
     pts.loc[2, "time_months"] = 12.0  # Beta and Gamma both at 12 months
-    fig = plots.trajectory_plot(None, pts, outcome_label="x", unit="u", direction_of_benefit="increase")
+    fig = trajectory_plot(None, pts, outcome_label="x", unit="u", direction_of_benefit="increase")
     ax = fig.axes[0]
     xs = {c.get_gid(): c.get_offsets()[:, 0] for c in _by_gid(ax, "study_points:")}
     assert xs["study_points:Beta 2015"][0] != xs["study_points:Gamma 2020"][0]
@@ -230,7 +246,7 @@ def test_trajectory_grid_one_panel_per_outcome_consistent_study_styles():
         {"curve": None, "points": POINTS.iloc[[0]], "outcome_label": "eGFR", "unit": "mL/min/1.73 m2",
          "direction_of_benefit": "increase"},
     ]
-    fig = plots.trajectory_grid(panels, ncols=2)
+    fig = trajectory_grid(panels, ncols=2)
     visible = [ax for ax in fig.axes if ax.axison]
     assert len(visible) == 3
     assert [ax.get_title(loc="left").split("\n")[0] for ax in visible] == ["24-h urine protein", "SLEDAI", "eGFR"]
@@ -238,7 +254,7 @@ def test_trajectory_grid_one_panel_per_outcome_consistent_study_styles():
     assert len(beta) == 2 and beta[0] == beta[1]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend.count("Alpha 2010") == 1
-    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH + 1e-9
+    assert fig.get_size_inches()[0] <= common.MAX_WIDTH + 1e-9
 
 
 # ---------------------------------------------------------------------------------------------- appraisal
@@ -253,16 +269,18 @@ APPRAISAL = pd.DataFrame({
 
 
 def test_traffic_light_one_marker_per_study_item_with_the_right_colour():
-    fig = plots.traffic_light_plot(APPRAISAL, labels={"s1": "Study One", "s2": "Study Two", "r1": "Trial"})
+    fig = traffic_light_plot(APPRAISAL, labels={"s1": "Study One", "s2": "Study Two", "r1": "Trial"})
     grids = {c.get_gid(): (ax, c) for ax in fig.axes for c in ax.collections}
     ax, cs = grids["judgements:cebm_case_series"]
     assert cs.get_offsets().tolist() == [[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1]]
-    expected = [plots.JUDGEMENT_STYLE[j][0] for j in APPRAISAL["judgement"][:6]]
+    expected = [VOCAB.judgements[j].colour for j in APPRAISAL["judgement"][:6]]
     assert [tuple(c) for c in cs.get_facecolors()] == [to_rgba(c) for c in expected]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["Study One", "Study Two"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["Q1", "Q2", "Q3"]
     symbols = [t.get_text() for t in ax.texts]
     assert symbols == ["+", "\u2212", "?", "NR", "?"]  # not applicable: blank
+    # white on the saturated fills (yes green, no red), black on the light ones (unclear yellow, not reported grey)
+    assert [t.get_color() for t in ax.texts] == ["white", "white", "black", "black", "black"]
     ax2, rct = grids["judgements:cebm_rct"]
     assert len(rct.get_offsets()) == 2
     assert [t.get_text() for t in ax2.get_yticklabels()] == ["Trial"]
@@ -270,13 +288,13 @@ def test_traffic_light_one_marker_per_study_item_with_the_right_colour():
     assert any("Q1 Defined sample?" in t for t in texts)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("Unclear" in t for t in legend) and any("Not reported" in t for t in legend)
-    assert min(_all_font_sizes(fig)) >= plots.MIN_FONT
+    assert min(_all_font_sizes(fig)) >= common.MIN_FONT
 
 
 def test_traffic_light_rejects_unknown_judgement():
     bad = APPRAISAL.assign(judgement=["maybe"] + list(APPRAISAL["judgement"][1:]))
     with pytest.raises(ValueError, match="maybe"):
-        plots.traffic_light_plot(bad)
+        traffic_light_plot(bad)
 
 
 def test_appraisal_summary_bars_are_percentages_per_item():
@@ -286,7 +304,7 @@ def test_appraisal_summary_bars_are_percentages_per_item():
         "item": ["First?"] * 4 + ["Second?"] * 4,
         "judgement": ["yes", "yes", "unclear", "not_reported", "no", "no", "no", "no"],
     })
-    fig = plots.appraisal_summary_plot(frame)
+    fig = appraisal_summary_plot(frame)
     ax = fig.axes[0]
     bars = {p.get_gid(): p for p in ax.patches}
     assert bars["summary:all:yes:q1"].get_width() == pytest.approx(50)
@@ -294,7 +312,7 @@ def test_appraisal_summary_bars_are_percentages_per_item():
     assert bars["summary:all:not_reported:q1"].get_width() == pytest.approx(25)
     assert bars["summary:all:not_reported:q1"].get_x() == pytest.approx(75)
     assert bars["summary:all:no:q2"].get_width() == pytest.approx(100)
-    assert to_rgba(bars["summary:all:unclear:q1"].get_facecolor()) == to_rgba(plots.JUDGEMENT_STYLE["unclear"][0])
+    assert to_rgba(bars["summary:all:unclear:q1"].get_facecolor()) == to_rgba(VOCAB.judgements["unclear"].colour)
     assert ax.get_xlabel() == "Studies (%)"
 
 
@@ -302,7 +320,7 @@ def test_appraisal_summary_bars_are_percentages_per_item():
 
 def test_save_figure_writes_png_300dpi_and_svg_atomically(tmp_path):
     fig, _ = _forest()
-    paths = plots.save_figure(fig, tmp_path / "sub" / "forest_test")
+    paths = common.save_figure(fig, tmp_path / "sub" / "forest_test")
     assert [p.name for p in paths] == ["forest_test.png", "forest_test.svg"]
     png = paths[0].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -322,7 +340,7 @@ def test_save_figure_leaves_nothing_behind_when_saving_fails(tmp_path, monkeypat
 
     monkeypatch.setattr(fig, "savefig", boom)
     with pytest.raises(RuntimeError):
-        plots.save_figure(fig, tmp_path / "old")
+        common.save_figure(fig, tmp_path / "old")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]
     assert (tmp_path / "old.png").read_bytes() == b"old"
 
@@ -362,7 +380,7 @@ def idata():
 
 
 def test_prior_posterior_plot_draws_both_densities_per_component(idata):
-    fig = plots.prior_posterior_plot(idata, ["tau", "rho", "delta"], labels={"tau": "\u03c4 (g/24 h)"})
+    fig = model.prior_posterior_plot(idata, ["tau", "rho", "delta"], labels={"tau": "\u03c4 (g/24 h)"})
     gids = {ln.get_gid(): ln for ax in fig.axes for ln in ax.lines}
     assert {"prior:tau", "posterior:tau", "prior:rho", "posterior:rho", "posterior:delta[3]",
             "posterior:delta[6]"} <= set(gids)
@@ -376,7 +394,7 @@ def test_prior_posterior_plot_draws_both_densities_per_component(idata):
 
 
 def test_ppc_plot_marks_observed_values_and_predictive_intervals(idata):
-    fig = plots.ppc_plot(idata, "y", obs_labels=["A, 3 m", "B, 6 m", "C, 6 m"], unit="g/24 h")
+    fig = model.ppc_plot(idata, "y", obs_labels=["A, 3 m", "B, 6 m", "C, 6 m"], unit="g/24 h")
     ax = fig.axes[0]
     (obs,) = _by_gid(ax, "ppc_observed")
     assert obs.get_offsets()[:, 0].tolist() == [-1.1, -2.2, 5.0]
@@ -389,20 +407,20 @@ def test_ppc_plot_marks_observed_values_and_predictive_intervals(idata):
 
 
 def test_rank_and_trace_plots(idata):
-    fig = plots.rank_plot(idata, ["tau", "delta"])
+    fig = model.rank_plot(idata, ["tau", "delta"])
     assert len([ax for ax in fig.axes if ax.axison]) == 3  # tau + two visits of delta
-    assert min(_all_font_sizes(fig)) >= plots.MIN_FONT
-    fig2 = plots.trace_plot(idata, ["tau", "rho"])
+    assert min(_all_font_sizes(fig)) >= common.MIN_FONT
+    fig2 = model.trace_plot(idata, ["tau", "rho"])
     assert len(fig2.axes) == 4
-    assert fig2.get_size_inches()[0] <= plots.MAX_WIDTH + 1e-9
+    assert fig2.get_size_inches()[0] <= common.MAX_WIDTH + 1e-9
 
 
 def test_trajectory_grid_and_single_plot_share_the_given_study_styles():
     from matplotlib.colors import to_rgba
-    styles = plots.study_styles(["Alpha 2010", "Beta 2015", "Delta 2021", "Gamma 2020"])
-    grid = plots.trajectory_grid([{"curve": CURVE, "points": POINTS, "outcome_label": "x", "unit": "u",
+    styles = common.study_styles(["Alpha 2010", "Beta 2015", "Delta 2021", "Gamma 2020"])
+    grid = trajectory_grid([{"curve": CURVE, "points": POINTS, "outcome_label": "x", "unit": "u",
                                    "direction_of_benefit": "decrease"}], styles=styles)
-    single = plots.trajectory_plot(CURVE, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease",
+    single = trajectory_plot(CURVE, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease",
                                    styles=styles)
     for fig in (grid, single):
         series = {c.get_gid().split(":", 1)[1]: c for c in _by_gid(fig.axes[0], "study_points:")}
@@ -418,7 +436,7 @@ def test_trajectory_band_only_over_visits_pooled_from_two_or_more_studies():
     curve = CURVE.copy()
     # pooled at 1 and 3 months, an interpolation at 6 months, pooled again at 12 (an isolated pooled visit)
     curve["evidence"] = ["pooled", "pooled", "pooled", "interpolated", "pooled"][: len(curve)]
-    fig = plots.trajectory_plot(curve, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease")
+    fig = trajectory_plot(curve, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease")
     ax = fig.axes[0]
     bands = _by_gid(ax, "credible_band")
     covered = set()
@@ -436,7 +454,7 @@ def test_trajectory_band_only_over_visits_pooled_from_two_or_more_studies():
 def test_trajectory_without_a_pooled_visit_draws_no_band_and_says_not_pooled():
     curve = CURVE.copy()
     curve["evidence"] = ["pooled"] + ["interpolated"] * (len(curve) - 1)  # row 0 is the baseline (t = 0)
-    fig = plots.trajectory_plot(curve, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease")
+    fig = trajectory_plot(curve, POINTS, outcome_label="x", unit="u", direction_of_benefit="decrease")
     ax = fig.axes[0]
     assert not _by_gid(ax, "credible_band") and not _by_gid(ax, "prediction_band")
     assert "not pooled" in ax.get_title(loc="left")
@@ -455,9 +473,24 @@ def test_control_arm_drawn_hollow_beside_its_study_and_not_counted_in_the_pooled
     pts = POINTS.copy()
     pts["control"] = False
     ctl = pts.iloc[[0]].assign(control=True, estimate=-0.4)
-    fig2 = plots.trajectory_plot(CURVE, pd.concat([pts, ctl], ignore_index=True), outcome_label="x", unit="u",
+    fig2 = trajectory_plot(CURVE, pd.concat([pts, ctl], ignore_index=True), outcome_label="x", unit="u",
                                  direction_of_benefit="decrease")
     ax2 = fig2.axes[0]
     (c,) = _by_gid(ax2, "control_points:Alpha 2010")
     assert c.get_offsets()[0, 1] == pytest.approx(-0.4)
     assert any("control arm" in x.get_text() for x in fig2.legends[0].get_texts())
+
+
+def test_trajectory_labels_name_the_review_arms():
+    pts = POINTS.copy()
+    pts["control"] = False
+    points = pd.concat([pts, pts.iloc[[0]].assign(control=True)], ignore_index=True)
+    shipped = trajectory_plot(CURVE, points, outcome_label="x", unit="u", direction_of_benefit="decrease")
+    assert shipped.axes[0].get_xlabel() == "Months after MSCT"
+    other = trajectory.trajectory_plot(CURVE, points, outcome_label="x", unit="u", direction_of_benefit="decrease",
+                                       arms=OTHER_ARMS)
+    assert other.axes[0].get_xlabel() == "Months after Drug A"
+    assert "hollow grey: placebo arm" in [x.get_text() for x in other.legends[0].get_texts()]
+    grid = trajectory.trajectory_grid([{"curve": CURVE, "points": points, "outcome_label": "x", "unit": "u",
+                                        "direction_of_benefit": "decrease"}], arms=OTHER_ARMS)
+    assert grid.axes[0].get_xlabel() == "Months after Drug A"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from timecourse_meta.manuscript import prepass
 from timecourse_meta.manuscript import render as R
 from timecourse_meta.manuscript.render import RenderError, render_manuscript
 
@@ -302,21 +303,21 @@ def test_unknown_format_fails(tmp_path):
 
 def test_lookup_nested_flat_and_mixed():
     variables = {"a": {"b": {"c": "1"}, "b.d": "2"}, "x.y": "3", "x": {"z": "4"}}
-    assert R.lookup_variable(variables, "a.b.c") == "1"
-    assert R.lookup_variable(variables, "a.b.d") == "2"
-    assert R.lookup_variable(variables, "x.y") == "3"
-    assert R.lookup_variable(variables, "x.z") == "4"
-    assert R.lookup_variable(variables, "a.q") is R._MISSING
+    assert prepass.lookup_variable(variables, "a.b.c") == "1"
+    assert prepass.lookup_variable(variables, "a.b.d") == "2"
+    assert prepass.lookup_variable(variables, "x.y") == "3"
+    assert prepass.lookup_variable(variables, "x.z") == "4"
+    assert prepass.lookup_variable(variables, "a.q") is prepass._MISSING
 
 
 def test_yaml_number_keys_and_values(tmp_path):
     path = tmp_path / "v.yml"
     path.write_text("visit:\n  6: {n: 12}\nneg: -2.5\nbig: 1234\n", encoding="utf-8")
-    variables = R.load_variables(path)
-    assert R.lookup_variable(variables, "visit.6.n") == 12
-    assert R.format_value(variables["neg"]) == f"{M}2.5"
-    assert R.format_value(variables["big"]) == "1234"
-    assert R.format_value("  two\nlines ") == "two lines"
+    variables = prepass.load_variables(path)
+    assert prepass.lookup_variable(variables, "visit.6.n") == 12
+    assert prepass.format_value(variables["neg"]) == f"{M}2.5"
+    assert prepass.format_value(variables["big"]) == "1234"
+    assert prepass.format_value("  two\nlines ") == "two lines"
 
 
 def test_lineage_from_csv(tmp_path):
@@ -326,14 +327,14 @@ def test_lineage_from_csv(tmp_path):
         "sledai.m6.delta,results/models/sledai/summary.csv,outcomes:17,https://ard.bmj.com/x,Table 2\n"
         "sledai.m6.delta,results/models/sledai/summary.csv,outcomes:18,https://ard.bmj.com/x,Table 2\n",
         encoding="utf-8")
-    lineage = R.load_lineage(path)
+    lineage = prepass.load_lineage(path)
     assert lineage["sledai.m6.delta"]["raw_rows"] == ["outcomes:17", "outcomes:18"]
-    assert R.lineage_title("sledai.m6.delta", lineage["sledai.m6.delta"]) == (
+    assert prepass.lineage_title("sledai.m6.delta", lineage["sledai.m6.delta"]) == (
         "sledai.m6.delta — from results/models/sledai/summary.csv; raw rows outcomes:17, outcomes:18; "
         "source https://ard.bmj.com/x (Table 2)")
-    assert R.lineage_title("k", None) == "k"
+    assert prepass.lineage_title("k", None) == "k"
     rows = [{"row_id": "outcomes:3", "source_url": "https://a.org", "locator": "abstract"}]
-    assert R.lineage_title("k", {"results_file": "r.csv", "raw_rows": rows}) == (
+    assert prepass.lineage_title("k", {"results_file": "r.csv", "raw_rows": rows}) == (
         "k — from r.csv; raw rows outcomes:3; source https://a.org (abstract)")
 
 

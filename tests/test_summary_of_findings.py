@@ -1,10 +1,21 @@
 """Summary of findings: each row says what its number is, and the words follow the numbers."""
 
+from functools import partial
+from pathlib import Path
+
 import pandas as pd
 import pytest
+import yaml
 
-from timecourse_meta.report import summary_of_findings as sof
+from timecourse_meta.core import review
+from timecourse_meta.core.review import Arm, Arms
 from timecourse_meta.data.dictionary import Outcome
+from timecourse_meta.report import summary_of_findings as sof
+
+ROOT = Path(__file__).resolve().parents[1]
+ARMS = review.arms(yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8")))  # the shipped review's
+PLACEBO = Arms(ARMS.intervention, Arm("placebo", "placebo", "placebo", "placebo arm", "n_placebo"))
+change_row = partial(sof.change_row, arms=ARMS)
 
 MINUS = "\u2212"
 
@@ -21,7 +32,7 @@ PROTEINURIA = _spec("proteinuria_24h", "24-h urine protein", "g/24 h", scale="lo
 def test_pooled_row_names_the_studies_at_the_visit_and_in_the_time_course():
     f = dict(time_months=6, n_studies=2, n_patients=32, n_studies_model=4, n_patients_model=56, estimate=-8.24,
              lower=-12.5, upper=-3.8, pi_lower=-15.0, pi_upper=-1.2, p_improvement=0.999, evidence="pooled")
-    r = sof.change_row(f, SLEDAI)
+    r = change_row(f, SLEDAI)
     assert r["Estimate (95% interval)"] == f"{MINUS}8.2 (95% CrI {MINUS}12.5 to {MINUS}3.8)"
     assert r["What the estimate is"] == ("pooled at this visit from 2 studies; time course fitted to 4 studies "
                                          "(56 patients)")
@@ -34,33 +45,36 @@ def test_pooled_row_names_the_studies_at_the_visit_and_in_the_time_course():
                                       (0.8, "may have fallen after MSCT"), (0.5, "no clear change after MSCT"),
                                       (0.05, "probably rose after MSCT (worsening)")])
 def test_pooled_words_follow_p_improvement(p, words):
-    assert sof.change_words("pooled", p, -1, 1, "decrease") == words
+    assert sof.change_words("pooled", p, -1, 1, "decrease", arms=ARMS) == words
+    other = Arms(Arm("drug_a", "Drug A", "Drug A", "Drug A arm", "n_drug"), ARMS.comparator)
+    assert sof.change_words("pooled", p, -1, 1, "decrease", arms=other) == words.replace("MSCT", "Drug A")
 
 
 def test_single_study_row_is_the_study_own_estimate_without_prediction_or_probability():
     f = dict(time_months=6, n_studies=1, n_patients=12, estimate=-64.5, lower=-79.7, upper=-38.0,
              p_improvement=0.99, pi_lower=-90, pi_upper=10, evidence="study_estimate")
-    r = sof.change_row(f, PROTEINURIA, study_label="Deng 2017")
+    r = change_row(f, PROTEINURIA, study_label="Deng 2017")
     assert r["Estimate (95% interval)"] == f"{MINUS}65% (95% CI {MINUS}80% to {MINUS}38%)"
     assert r["What the estimate is"] == "Deng 2017's own estimate"
     assert r["95% prediction interval"] == sof.DASH and r["P(improvement)"] == sof.DASH
     assert r["In words"] == "fell in one study (95% interval excludes no change)"
     f.update(upper=5.0)
-    assert sof.change_row(f, PROTEINURIA, "Deng 2017")["In words"] == "no clear change in one study"
+    assert change_row(f, PROTEINURIA, "Deng 2017")["In words"] == "no clear change in one study"
 
 
 def test_randomised_difference_row_comes_first_and_says_which_side():
     rec = dict(visit_months=6.0, primary=f"3.0 (95% CI {MINUS}3.8 to 9.8)", primary_lower=-3.8, primary_upper=9.8,
                primary_estimand="follow-up means")
     albumin = _spec("serum_albumin", "Serum albumin", "g/L", direction="increase")
-    row = sof.between_arm_row(rec, albumin, "Deng 2017", 12, 6, control="placebo")
+    row = sof.between_arm_row(rec, albumin, "Deng 2017", 12, 6, arms=PLACEBO)
     assert row["Studies (patients)"] == "1 (12 vs 6)"
     assert row["What the estimate is"] == "randomised comparison in Deng 2017 (follow-up means)"
     assert row["In words"] == "no clear difference between MSCT and placebo"
-    assert sof.difference_words(-20, -2, "decrease", "placebo").startswith("lower with MSCT than with placebo "
+    assert sof.difference_words(-20, -2, "decrease", arms=PLACEBO).startswith("lower with MSCT than with placebo "
                                                                             "(favourable")
-    assert sof.difference_words(2, 20, "decrease").startswith("higher with MSCT than with control (unfavourable")
-    table = sof.summary_of_findings([sof.change_row(dict(time_months=6, n_studies=1, n_patients=12, estimate=-8,
+    assert sof.difference_words(2, 20, "decrease", arms=ARMS).startswith(
+        "higher with MSCT than with control (unfavourable")
+    table = sof.summary_of_findings([change_row(dict(time_months=6, n_studies=1, n_patients=12, estimate=-8,
                                                          lower=-10, upper=-6, evidence="study_estimate"), SLEDAI,
                                                     "Deng 2017")], [row])
     assert list(table.columns) == sof.COLUMNS

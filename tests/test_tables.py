@@ -6,12 +6,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
+from timecourse_meta.core import review
+from timecourse_meta.core.review import Arm, Arms, Judgement, Vocabulary
 from timecourse_meta.report import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 MINUS = "\u2212"
+ARMS = review.arms(yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8")))  # the shipped review's
+VOCAB = review.load_vocabulary(ROOT / "data" / "review" / "vocabulary.yaml")
+# another review: its own arms, design words, judgements and one review column
+OTHER_ARMS = Arms(Arm("drug_a", "Drug A", "Drug A", "Drug A arm", "n_drug"),
+                  Arm("placebo", "placebo", "placebo", "placebo arm", "n_placebo"))
+OTHER_VOCAB = Vocabulary(
+    designs={"single_arm": {"label": "Uncontrolled", "controlled": False}, "rct": {"label": "Randomised trial",
+                                                                                  "controlled": True}},
+    judgements={"yes": Judgement("Low", "Low concern", "+", "#00aa00", "low"),
+                "no": Judgement("High", "High concern", "x", "#aa0000", "high")},
+    study_fields={"dose_text": {"required": False}, "setting": {"required": True, "allowed": ["out_patient"]}},
+    characteristics=[{"header": "Dose", "fields": ["dose_text"], "missing": ["dose unknown"]},
+                     {"header": "Setting", "fields": ["setting"]}])
 
 DICTIONARY = {
     "proteinuria_24h": {"label": "24-h urine protein", "canonical_unit": "g/24 h", "direction_of_benefit": "decrease",
@@ -80,10 +96,16 @@ def test_study_labels_author_year_and_group_without_year():
 
 # ---------------------------------------------------------------------------------------------- Table 1
 
+def _characteristics(studies, analysis, study_set, dictionary=None, arms=ARMS, vocabulary=VOCAB):
+    return tables.characteristics_table(studies, analysis, study_set, dictionary, arms=arms, vocabulary=vocabulary)
+
+
 def test_characteristics_table_one_row_per_study_in_the_set():
-    t = tables.characteristics_table(STUDIES, ANALYSIS, "review_2023", DICTIONARY)
+    t = _characteristics(STUDIES, ANALYSIS, "review_2023", DICTIONARY)
     assert list(t["Study"]) == ["Gu 2014", "Deng 2017"]
-    assert list(t.columns) == tables.CHARACTERISTICS_COLUMNS
+    assert list(t.columns) == ["Study", "Design", "Population", "n (MSCT/control)", "MSC source; dose; route",
+                               "Follow-up (months)", "Outcomes reported", "Review inclusion", "Shares patients with"]
+    assert list(t.columns) == tables.characteristics_columns(arms=ARMS, vocabulary=VOCAB)
     deng = t.set_index("Study").loc["Deng 2017"]
     assert deng["n (MSCT/control)"] == "12 / 6"
     assert deng["Design"] == "RCT (randomised double-blind)"
@@ -94,7 +116,8 @@ def test_characteristics_table_one_row_per_study_in_the_set():
     assert gu["Review inclusion"] == "likely included (high confidence)"
     assert not any("review_2023" in str(v) for v in gu.values)  # no internal set names in a reader's table
 
-    everything = tables.characteristics_table(STUDIES, ANALYSIS, "all_candidates", DICTIONARY)
+    assert gu["MSC source; dose; route"] == "bone marrow or cord; 1 \u00d7 10\u2076 cells/kg; IV"
+    everything = _characteristics(STUDIES, ANALYSIS, "all_candidates", DICTIONARY)
     assert len(everything) == 4
     li = everything.set_index("Study").loc["Li 2016"]
     assert li["Follow-up (months)"] == "not reported" and "dose not reported" in li["MSC source; dose; route"]
@@ -105,31 +128,43 @@ def test_characteristics_table_shows_patient_group_and_overlap():
     linked = STUDIES.assign(patient_group=["nanjing", "deng2017", "li2016", "nanjing"],
                             overlap=["partial", "none", "none", "later_follow_up"],
                             overlap_basis=["judgement"] * 4)
-    t = tables.characteristics_table(linked, None, "all_candidates").set_index("Study")
+    t = _characteristics(linked, None, "all_candidates").set_index("Study")
     assert t.loc["Gu 2014", "Shares patients with"] == "Nanjing programme: partial overlap (judgement)"
     assert t.loc["Deng 2017", "Shares patients with"] == "no other report"
     open_overlap = linked.assign(overlap=["partial", "unclear", "none", "later_follow_up"])
-    deng = tables.characteristics_table(open_overlap, None, "all_candidates").set_index("Study").loc["Deng 2017"]
+    deng = _characteristics(open_overlap, None, "all_candidates").set_index("Study").loc["Deng 2017"]
     assert deng["Shares patients with"] == "unclear (judgement)"
     # a group member is named by its group even where the set holds only that report
-    review = tables.characteristics_table(linked, None, "review_2023").set_index("Study")
+    review = _characteristics(linked, None, "review_2023").set_index("Study")
     assert review.loc["Gu 2014", "Shares patients with"] == "Nanjing programme: partial overlap (judgement)"
-    old_sheet = tables.characteristics_table(STUDIES, None, "review_2023")
+    old_sheet = _characteristics(STUDIES, None, "review_2023")
     assert set(old_sheet["Shares patients with"]) == {"not recorded"}
 
 
 def test_characteristics_table_of_the_real_sheet_has_the_review_four():
     studies = pd.read_csv(ROOT / "data" / "raw" / "studies.csv", dtype=str, keep_default_na=False)
-    t = tables.characteristics_table(studies, None, "review_2023")
+    t = _characteristics(studies, None, "review_2023")
     in_set = studies["study_sets"].str.split(";").map(lambda s: "review_2023" in s)
     assert len(t) == in_set.sum() == 4
     assert t["Study"].is_unique
 
 
+def test_characteristics_table_of_another_review_names_its_arms_designs_and_columns():
+    other = STUDIES.rename(columns={"n_msct": "n_drug", "n_control": "n_placebo"}).assign(
+        dose_text=["1e3 mg", "", "", ""], setting=["out_patient", "", "", ""])
+    t = _characteristics(other, None, "review_2023", arms=OTHER_ARMS, vocabulary=OTHER_VOCAB)
+    assert list(t.columns) == ["Study", "Design", "Population", "n (Drug A/placebo)", "Dose", "Follow-up (months)",
+                               "Outcomes reported", "Setting", "Shares patients with"]
+    assert t.iloc[0][["Design", "n (Drug A/placebo)", "Dose", "Setting"]].tolist() == [
+        "Uncontrolled (open-label)", "81 / \u2014", "1 \u00d7 10\u00b3 mg", "out patient"]
+    assert t.iloc[1][["Design", "n (Drug A/placebo)", "Dose", "Setting"]].tolist() == [
+        "Randomised trial (randomised double-blind)", "12 / 6", "dose unknown", "not reported"]
+
+
 # ---------------------------------------------------------------------------------------------- observed changes
 
 def test_observed_changes_t_interval_and_basis():
-    ch = tables.observed_changes(ANALYSIS, labels=tables.study_labels(STUDIES))
+    ch = tables.observed_changes(ANALYSIS, arm="MSCT", labels=tables.study_labels(STUDIES))
     assert list(ch["analysis_ids"]) == ["h3", "h1"]  # MSCT arm only; sorted by outcome
     deng = ch[ch["study_id"] == "deng2017"].iloc[0]
     half = stats.t.ppf(0.975, 11) * 1.8 / math.sqrt(12)
@@ -137,7 +172,8 @@ def test_observed_changes_t_interval_and_basis():
     assert deng["label"] == "Deng 2017" and deng["basis"] == "change score as reported"
     gu = ch[ch["study_id"] == "gu2014"].iloc[0]
     assert gu["basis"].startswith("derived") and gu["basis"].count("n not reported") == 1
-    with_medians = tables.observed_changes(ANALYSIS, include_median_only=True)
+    with_medians = tables.observed_changes(ANALYSIS, arm="MSCT", include_median_only=True)
+    assert list(tables.observed_changes(ANALYSIS, arm="control")["analysis_ids"]) == ["h6"]
     med = with_medians[with_medians["outcome"] == "sledai"].iloc[0]
     assert med["estimate"] == -10.0 and np.isnan(med["lower"]) and "medians only" in med["basis"]
 
@@ -153,10 +189,12 @@ def test_appraisal_table_matrix_in_words():
         "judgement": ["yes", "not_reported", "unclear", "not_applicable", "no"],
     })
     with pytest.raises(ValueError, match="mixes checklists"):
-        tables.appraisal_table(a)
-    t = tables.appraisal_table(a, {"s1": "One", "s2": "Two"}, checklist="cs")
+        tables.appraisal_table(a, vocabulary=VOCAB)
+    t = tables.appraisal_table(a, {"s1": "One", "s2": "Two"}, checklist="cs", vocabulary=VOCAB)
     assert list(t.columns) == ["Study", "Q1 Defined sample?", "Q2 Consecutive?"]
     assert t.values.tolist() == [["One", "Yes", "Not reported"], ["Two", "Unclear", "Not applicable"]]
+    other = tables.appraisal_table(a, checklist="rct", vocabulary=OTHER_VOCAB)  # the review's own words
+    assert other.values.tolist() == [["r1", "High"]]
 
 
 # ---------------------------------------------------------------------------------------------- summary of findings
@@ -179,12 +217,11 @@ def test_markdown_table_and_write_table(tmp_path):
     assert list(back["n"]) == [12, 3]
 
 
-def test_number_formatting():
-    assert tables.fmt_interval(-2.1, -3.243, -0.956) == f"{MINUS}2.10 [{MINUS}3.24, {MINUS}0.96]"
-    assert tables.fmt_interval(-152, -420.9, 116.9) == f"{MINUS}152 [{MINUS}421, 117]"
-    assert tables.fmt_interval(1.0, np.nan, np.nan) == "1.00 [no interval]"
-    assert tables.fmt_number(-0.001, 2) == "0.00"
-    assert tables.months_text(1) == "1 month" and tables.months_text(0.923) == "0.9 months"
+def test_tables_has_no_formatter_of_its_own():
+    """Every number goes through report.format (one rounding rule: a table and the text never disagree)."""
+    for name in ("fmt_number", "fmt_interval", "fmt_probability", "fmt_months", "decimals_for", "DESIGN_NAMES",
+                 "CHECKLIST_NAMES", "JUDGEMENT_WORDS"):
+        assert not hasattr(tables, name) or getattr(tables, name).__module__ == "timecourse_meta.report.format", name
 
 
 def test_diagnostics_table_reads_the_gate_reports():
@@ -244,3 +281,12 @@ def test_every_study_of_a_table_is_cited_by_its_bibliography_key(tmp_path):
     out = report_steps.cite_studies(frame, labels, report_steps.bibliography_keys(bib))
     assert list(out["Study"]) == ["Gu 2014 [@gu2014]", "Deng 2017 [@deng2017] (RCT)", "Li 2016"]
     assert list(frame["Study"]) == ["Gu 2014", "Deng 2017 (RCT)", "Li 2016"]  # the input is not changed
+
+
+def test_diagnostics_numbers_follow_the_one_rounding_rule():
+    """Half up on the decimal as written (1.0045 -> 1.005, 812.5 -> 813), as every other number; a missing
+    statistic is said in words, never 'nan'."""
+    gate = pd.DataFrame([dict(kind="parameter", parameter="tau", rhat=1.0045, ess_bulk=812.5, ess_tail=np.nan,
+                              value=np.nan, passed=True)])
+    row = tables.diagnostics_table({"X": gate}).iloc[0]
+    assert row[["Max R-hat", "Min bulk ESS", "Min tail ESS"]].tolist() == ["1.005", "813", "not computed"]

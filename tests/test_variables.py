@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -337,3 +338,74 @@ def test_validation_warnings_reach_the_data_section_in_reader_words(flat):
     assert flat["data.n_warnings"] == "1"
     assert flat["data.warnings"] == ("outcome Anti-dsDNA antibody is analysed in the configuration but no row of the "
                                      "outcomes sheet reports it; its results will say 'no data'")
+
+
+# ------------------------------------------------------------------------- the review's arms and study sets
+
+def _edit_config(results, edit):
+    cfg_path = results / "config" / "resolved_config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    edit(cfg)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+
+
+def test_arm_counts_read_the_columns_the_review_names(flat, results_copy):
+    """main = gu2014 (81 + 0) and deng2017 (12 + 6); the columns are the config's `review.arms.*.n_column`."""
+    assert (flat["main.n_intervention"], flat["main.n_comparator"]) == ("93", "6")
+    assert (flat["main.rct.n_intervention"], flat["main.rct.n_comparator"]) == ("12", "6")
+    studies = results_copy / "validated" / "studies.csv"
+    frame = pd.read_csv(studies, dtype=str, keep_default_na=False)
+    frame = frame.rename(columns={"n_msct": "n_treated", "n_control": "n_untreated"})
+    frame.to_csv(studies, index=False)
+
+    def edit(cfg):
+        cfg["review"]["arms"]["intervention"]["n_column"] = "n_treated"
+        cfg["review"]["arms"]["comparator"]["n_column"] = "n_untreated"
+    _edit_config(results_copy, edit)
+    new = build(results_copy).flat()
+    assert set(new) == set(flat)
+    # patients per patient group are counted by timecourse_meta.data.linkage, which reads its own columns
+    linkage_keys = {k for k in flat if k.endswith((".n_patients", ".n_unique_patients"))}
+    assert {k for k in flat if new[k] != flat[k]} <= linkage_keys
+    assert (new["main.n_intervention"], new["main.n_comparator"]) == ("93", "6")
+    assert (new["main.rct.n_intervention"], new["main.rct.n_comparator"]) == ("12", "6")
+
+
+def test_study_set_names_come_from_the_review_config(results_copy):
+    _edit_config(results_copy, lambda cfg: cfg["review"]["study_sets"]["review_2023"].update(name="the core set"))
+    new = build(results_copy).flat()
+    assert new["main.name"] == "the core set" and new["main.name_capital"] == "The core set"
+    assert new["methods.main_set_name"] == "the core set"
+    assert new["methods.study_sets"].startswith("the core set (2 studies) and all candidate studies (4 studies)")
+
+
+def test_between_arm_keys_and_the_arms_names(results_copy):
+    """A controlled study's between-arm rows (added to the fixture) give `rct.O.intervention` / `comparator` and
+    a summary that names the arms by the review's `arm_name`."""
+    path = results_copy / "models" / "review_2023" / "sledai" / "summary.csv"
+    summary = pd.read_csv(path, dtype=str, keep_default_na=False)
+    base = summary.iloc[0].to_dict()
+
+    def row(quantity, median, lower, upper, **kw):
+        return {**base, "quantity": quantity, "study_id": "deng2017", "visit_months": "6.0", "median": median,
+                "lower": lower, "upper": upper, "estimand": "", "primary": "", "note": "", "label": "",
+                "evidence": "", **kw}
+    extra = [row("between_arm_difference", "-2.5", "-6.0", "1.0", estimand="follow-up means", primary="True"),
+             row("between_arm_difference", "-3.0", "-6.5", "0.5", estimand="change scores", primary="False"),
+             row("study_observed", "-8.0", "-10.2", "-5.8"), row("control_observed", "-5.0", "-7.5", "-2.5")]
+    pd.concat([summary, pd.DataFrame(extra)]).to_csv(path, index=False)
+
+    def edit(cfg):
+        cfg["review"]["arms"]["intervention"]["arm_name"] = "treated arm"
+        cfg["review"]["arms"]["comparator"]["arm_name"] = "untreated arm"
+    _edit_config(results_copy, edit)
+    new = build(results_copy).flat()
+    assert new["main.rct.sledai.intervention"] == f"{M}8.0 (95% CI {M}10.2 to {M}5.8)"
+    assert new["main.rct.sledai.comparator"] == f"{M}5.0 (95% CI {M}7.5 to {M}2.5)"
+    assert new["main.rct.sledai.primary"] == f"{M}2.5 (95% CI {M}6.0 to 1.0)"
+    assert new["main.rct.sledai.summary"] == (
+        f"{M}2.5 points (95% CI {M}6.0 to 1.0) at 6 months (from follow-up means; from change scores: {M}3.0 (95% CI "
+        f"{M}6.5 to 0.5); treated arm {M}8.0 (95% CI {M}10.2 to {M}5.8), untreated arm {M}5.0 (95% CI {M}7.5 to "
+        f"{M}2.5))")
+    assert new["main.rct.n_outcomes"] == "1"
+    assert not any(k.endswith((".msct", ".control", ".n_msct", ".n_control")) for k in new)

@@ -74,6 +74,7 @@ rule manuscript:
         sources=MANUSCRIPT_SOURCES,
         bibliography="manuscript/references.bib",
         csl="manuscript/vancouver.csl",
+        vocabulary=CONFIG["data"]["vocabulary"],
         filters=sorted(glob("workflow/timecourse_meta/manuscript/filters/*.lua")),
         code=code("manuscript.py"),
     output:

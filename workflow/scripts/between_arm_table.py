@@ -1,5 +1,7 @@
+from timecourse_meta.core.config import resolve
 from timecourse_meta.steps.report_steps import run_between_arm
 
 s = snakemake  # noqa: F821
 run_between_arm(s.input.table, s.input.studies, dict(zip(s.params.outcomes, s.input.summaries)), s.input.dictionary,
-                s.wildcards.study_set, s.output.csv)
+                s.wildcards.study_set, s.output.csv,
+                config=resolve(s.config))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from timecourse_meta.core import atomic
 from timecourse_meta.core import config as config_mod
-from timecourse_meta.report.numbers import fmt_count
+from timecourse_meta.report.format import fmt_count
 
 UNKNOWN = "unknown"
 _PIN = re.compile(r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*(?P<version>[^;\s]+)")

@@ -6,19 +6,13 @@ Snakemake rule does); there is no command line.
 
 Pipeline
 --------
-1. Python pre-pass over the source text (keeps file/line numbers for error messages):
-   * `{{< include path >}}` (alone on its line; path relative to the including file) is replaced by the file's
-     text, recursively; a missing file or an include cycle is an error.
-   * every `{{< var key >}}` is looked up in the variables YAML (nested mapping `a: {b: 1}` or flat dotted key
-     `a.b: 1`, or a mix; the longest matching key wins). An unknown key, a null, empty, boolean or non-scalar
-     value is an error naming the key and the line ("unknown variable 'sledai.m6.delta' (line 42 of
-     index.qmd)"). Each shortcode becomes a plain-word marker `XVARnnnnnnX` that survives Pandoc's Markdown
-     reader anywhere (tables, captions, the YAML title/abstract, code, math, link targets). `{{{< ... >}}}`
-     is Quarto's escape and gives the literal shortcode. Any other shortcode is an error.
+1. The Python pre-pass over the source text (`timecourse_meta.manuscript.prepass`: includes, `{{< var >}}`
+   shortcodes checked and replaced by markers, the lineage of each variable), keeping file/line numbers for
+   error messages.
 2. Pandoc reads the result with five filters, in this order:
    * `filters/vars.lua` puts each value in place of its marker (in HTML wrapped in
-     `<span class="var" data-key=KEY title=LINEAGE>`); a marker it cannot place fails the render;
-   * `filters/crossref.lua` numbers `#fig-`/`#tbl-` figures and tables, labels their captions and resolves
+     `<span class="var" data-key=KEY title=LINEAGE>`), reading them from the JSON file named by the environment
+     variable TIMECOURSE_META_RENDER_VARS (`RENDER_VARS_ENV`); a marker it cannot place fails the render;
      `@fig-`/`@tbl-` references ("Figure 1", "Table 1"); an unknown reference fails;
    * `filters/checks.lua` fails on a citation key missing from the bibliography and on remote images, and maps
      Quarto's `authors:` to `author:`;
@@ -40,30 +34,23 @@ Lineage: `lineage` maps variable keys to where the number came from: a mapping, 
 Each record may have `results_file` (or `results`/`source`/`file`), `raw_rows` (or `row_ids`/`rows`; a list, or
 a string separated by `;` or `,`; or a list of mappings with `row_id`, `source_url`, `locator`), `source_url`
 (or `source_urls`/`url`) and `locator` (or `locators`). A CSV needs a `key` column and may repeat a key on
-several rows (one raw row each). When a lineage is given, every variable the manuscript uses must have an entry.
-The HTML shows it as the hover title of the number: "key — from results/x.csv; raw rows r1, r2; source URL
-(locator)".
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import math
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
-from timecourse_meta.report.numbers import MINUS
-from timecourse_meta.core.errors import EngineError
+from timecourse_meta.manuscript.prepass import (Prepared, RenderError, describe_line, format_value,  # noqa: F401
+                                                front_matter, lineage_title, load_lineage, load_variables,
+                                                lookup_variable, prepare)
 
 log = logging.getLogger(__name__)
 
@@ -106,330 +93,13 @@ figcaption, table caption { font-size: 0.9em; text-align: left; }
 DOCX_TABLE_TEXT_HALF_POINTS = 16
 DOCX_CELL_MARGIN_TWIPS = 57
 
-_MARKER_FMT = "XVAR{:06d}X"
-_SHORTCODE = re.compile(r"\{\{\{<(?P<escaped>.*?)>\}\}\}|\{\{<(?P<body>.*?)>\}\}")
-_INCLUDE_LINE = re.compile(r"^\s*\{\{<\s*include\s+(?P<path>\"[^\"]+\"|'[^']+'|\S+?)\s*>\}\}\s*$")
+#: The environment variable that tells filters/vars.lua where the markers' values are.
+RENDER_VARS_ENV = "TIMECOURSE_META_RENDER_VARS"
+
 _RENDER_ERROR = re.compile(r"RENDER-ERROR\[(?P<kind>[\w-]+) (?P<id>[^\]]*)\]: (?P<msg>[^\n]*)")
 _CITEPROC_MISSING = re.compile(r"\[WARNING\] Citeproc: citation (?P<id>\S+) not found")
 _RESOURCE_MISSING = re.compile(r"\[WARNING\] (?:Could not fetch resource|Could not find image|"
                                r"Could not fetch) '?(?P<what>[^'\n]*)'?(?P<rest>[^\n]*)")
-
-
-class RenderError(EngineError, RuntimeError):
-    """The manuscript could not be rendered; the message names every problem found."""
-
-
-@dataclass(frozen=True)
-class _Line:
-    text: str
-    file: Path
-    lineno: int
-    parent: "_Line | None" = None  # the include shortcode line that brought this line in
-
-
-def _where(line: _Line, root: Path) -> str:
-    try:
-        name = line.file.relative_to(root).as_posix()
-    except ValueError:
-        name = line.file.as_posix()
-    text = f"line {line.lineno} of {name}"
-    if line.parent is not None:
-        text += f", included at {_where(line.parent, root)}"
-    return text
-
-
-# ---------------------------------------------------------------------------------------------- variables
-
-def _str_keys(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _str_keys(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_str_keys(v) for v in obj]
-    return obj
-
-
-def load_variables(path: str | os.PathLike) -> dict:
-    """Read the variables YAML (a mapping; nested and/or flat dotted keys)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RenderError(f"variables file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise RenderError(f"variables file {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise RenderError(f"variables file {path} must hold a mapping of keys to values")
-    return _str_keys(data)
-
-
-_MISSING = object()
-
-
-def lookup_variable(variables: Mapping, key: str):
-    """Quarto-style lookup: `a.b` reads nested key a -> b, or a flat key "a.b", or a mix (longest key first)."""
-    def walk(mapping, parts):
-        for i in range(len(parts), 0, -1):
-            head = ".".join(parts[:i])
-            if head in mapping:
-                value = mapping[head]
-                if i == len(parts):
-                    return value
-                if isinstance(value, Mapping):
-                    found = walk(value, parts[i:])
-                    if found is not _MISSING:
-                        return found
-        return _MISSING
-
-    return walk(variables, key.split("."))
-
-
-def format_value(value) -> str:
-    """The text for a variable's value. Values should be preformatted strings (see timecourse_meta.report.numbers);
-    ints and floats are printed as they are, with a proper minus sign. Raises ValueError for null, empty,
-    boolean, non-finite and non-scalar values."""
-    if value is None:
-        raise ValueError("is null")
-    if isinstance(value, bool):
-        raise ValueError(f"is a boolean ({value}); write the text wanted, quoted")
-    if isinstance(value, Mapping):
-        raise ValueError("is a mapping, not a value (use a longer key)")
-    if isinstance(value, (list, tuple)):
-        raise ValueError("is a list, not a value")
-    if isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"is not finite ({value})")
-        text = repr(value)
-    else:
-        text = str(value)
-    text = " ".join(text.split())
-    if not text:
-        raise ValueError("is empty")
-    if isinstance(value, (int, float)) and text.startswith("-"):
-        text = MINUS + text[1:]
-    return text
-
-
-# ------------------------------------------------------------------------------------------------ lineage
-
-def _as_list(value) -> list:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in re.split(r"[;,]", value) if v.strip()]
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _first(record: Mapping, *names):
-    for name in names:
-        if name in record and record[name] not in (None, ""):
-            return record[name]
-    return None
-
-
-def load_lineage(lineage) -> dict[str, dict] | None:
-    """Normalise a lineage mapping or file (JSON, YAML or CSV) to {key: record}."""
-    if lineage is None:
-        return None
-    if isinstance(lineage, Mapping):
-        data = lineage
-    else:
-        path = Path(lineage)
-        if not path.exists():
-            raise RenderError(f"lineage file not found: {path}")
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            data = {}
-            with path.open(newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                if "key" not in (reader.fieldnames or []):
-                    raise RenderError(f"lineage file {path} needs a 'key' column")
-                for row in reader:
-                    key = (row.get("key") or "").strip()
-                    if not key:
-                        continue
-                    rec = data.setdefault(key, {"raw_rows": []})
-                    for name, value in row.items():
-                        if name in ("key", None) or value in (None, ""):
-                            continue
-                        if name in ("raw_rows", "row_ids", "rows", "row_id", "raw_row"):
-                            rec["raw_rows"].extend(_as_list(value))
-                        else:
-                            rec.setdefault(name, [])
-                            if value not in rec[name]:
-                                rec[name].append(value)
-            for rec in data.values():
-                for name, values in list(rec.items()):
-                    if name != "raw_rows" and isinstance(values, list) and len(values) == 1:
-                        rec[name] = values[0]
-        elif suffix in (".json", ".yml", ".yaml"):
-            text = path.read_text(encoding="utf-8")
-            try:
-                data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-            except (json.JSONDecodeError, yaml.YAMLError) as exc:
-                raise RenderError(f"lineage file {path} cannot be read: {exc}") from None
-        else:
-            raise RenderError(f"lineage file {path}: expected .json, .yml/.yaml or .csv")
-    if isinstance(data, Mapping) and "variables" in data and isinstance(data["variables"], (Mapping, list)):
-        data = data["variables"]
-    if isinstance(data, list):
-        records = {}
-        for rec in data:
-            if not isinstance(rec, Mapping) or "key" not in rec:
-                raise RenderError("lineage records must be mappings with a 'key'")
-            records[str(rec["key"])] = dict(rec)
-        data = records
-    if not isinstance(data, Mapping):
-        raise RenderError("lineage must map variable keys to records")
-    return {str(k): (dict(v) if isinstance(v, Mapping) else {"results_file": v}) for k, v in data.items()}
-
-
-def lineage_title(key: str, record: Mapping | None) -> str:
-    """One line for the hover title: "key — from results/x.csv; raw rows r1, r2; https://... (Table 2)"."""
-    if not record:
-        return key
-    parts = []
-    results = _first(record, "results_file", "results", "source", "file")
-    head = f"{key} \u2014 from {', '.join(map(str, _as_list(results)))}" if results else key
-    rows = _first(record, "raw_rows", "row_ids", "rows")
-    row_ids, sources = [], []
-    for row in _as_list(rows):
-        if isinstance(row, Mapping):
-            rid = _first(row, "row_id", "id", "row")
-            if rid is not None:
-                row_ids.append(str(rid))
-            url, loc = _first(row, "source_url", "url"), _first(row, "locator")
-            if url:
-                sources.append(f"{url} ({loc})" if loc else str(url))
-        else:
-            row_ids.append(str(row))
-    if row_ids:
-        parts.append("raw rows " + ", ".join(row_ids))
-    urls = _as_list(_first(record, "source_url", "source_urls", "url"))
-    locs = _as_list(_first(record, "locator", "locators"))
-    for i, url in enumerate(urls):
-        loc = locs[i] if i < len(locs) else (locs[0] if len(locs) == 1 else None)
-        text = f"{url} ({loc})" if loc else str(url)
-        if text not in sources:
-            sources.append(text)
-    if not urls and locs:
-        sources.append("; ".join(map(str, locs)))
-    if sources:
-        parts.append("source " + "; ".join(sources))
-    return "; ".join([head] + parts)
-
-
-# ---------------------------------------------------------------------------------------------- pre-pass
-
-def _expand(path: Path, stack: tuple[Path, ...], root: Path, include_from: _Line | None) -> list[_Line]:
-    path = path.resolve()
-    if path in stack:
-        chain = " -> ".join(p.name for p in stack + (path,))
-        raise RenderError(f"include cycle: {chain}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        where = f" ({_where(include_from, root)})" if include_from else ""
-        raise RenderError(f"include file not found: {path}{where}") from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    out: list[_Line] = []
-    for i, raw in enumerate(text.split("\n"), start=1):
-        line = _Line(raw, path, i, include_from)
-        m = _INCLUDE_LINE.match(raw)
-        if m:
-            target = m.group("path").strip("\"'")
-            target_path = Path(target) if os.path.isabs(target) else path.parent / target
-            out.extend(_expand(target_path, stack + (path,), root, line))
-        else:
-            out.append(line)
-    if out and out[-1].text == "" and len(out) > 1:
-        out.pop()  # the file's final newline
-    return out
-
-
-@dataclass
-class _Prepared:
-    text: str
-    lines: list[_Line]
-    markers: dict[str, dict]
-    used_keys: list[str]
-
-
-def _prepare(qmd: Path, variables: Mapping, lineage: Mapping | None, root: Path) -> _Prepared:
-    lines = _expand(qmd, (), root, None)
-    markers: dict[str, dict] = {}
-    used: list[str] = []
-    errors: list[str] = []
-    out_lines = []
-
-    for line in lines:
-        def replace(m: re.Match) -> str:
-            if m.group("escaped") is not None:
-                return "{{<" + m.group("escaped") + ">}}"
-            body = m.group("body").strip()
-            parts = body.split()
-            where = _where(line, root)
-            if not parts:
-                errors.append(f"empty shortcode '{m.group(0)}' ({where})")
-                return m.group(0)
-            name, args = parts[0], parts[1:]
-            if name == "include":
-                errors.append(f"include shortcode must stand alone on its line: '{m.group(0)}' ({where})")
-                return m.group(0)
-            if name != "var":
-                errors.append(f"unsupported shortcode '{m.group(0)}' ({where}); only var and include")
-                return m.group(0)
-            if len(args) != 1:
-                errors.append(f"var shortcode needs exactly one key: '{m.group(0)}' ({where})")
-                return m.group(0)
-            key = args[0].strip("\"'")
-            value = lookup_variable(variables, key)
-            if value is _MISSING:
-                errors.append(f"unknown variable '{key}' ({where})")
-                return m.group(0)
-            try:
-                text = format_value(value)
-            except ValueError as exc:
-                errors.append(f"variable '{key}' {exc} ({where})")
-                return m.group(0)
-            record = None
-            if lineage is not None:
-                record = lineage.get(key)
-                if record is None:
-                    errors.append(f"no lineage for variable '{key}' ({where})")
-            marker = _MARKER_FMT.format(len(markers) + 1)
-            markers[marker] = {"key": key, "value": text, "title": lineage_title(key, record), "where": where}
-            if key not in used:
-                used.append(key)
-            return marker
-
-        new = _SHORTCODE.sub(replace, line.text)
-        # a shortcode opener left over means a malformed or line-broken shortcode
-        scrubbed = _SHORTCODE.sub("", line.text)
-        if "{{<" in scrubbed:
-            errors.append(f"unterminated shortcode ({_where(line, root)}): {line.text.strip()}")
-        out_lines.append(new)
-
-    if errors:
-        raise RenderError("\n".join(errors))
-    return _Prepared("\n".join(out_lines) + "\n", lines, markers, used)
-
-
-def _front_matter(qmd: Path) -> dict:
-    text = qmd.read_text(encoding="utf-8")
-    m = re.match(r"^---\s*\n(.*?)\n(?:---|\.\.\.)\s*(?:\n|$)", text, flags=re.S)
-    if not m:
-        return {}
-    try:
-        data = yaml.safe_load(m.group(1))
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # ------------------------------------------------------------------------------------------------ pandoc
@@ -460,7 +130,7 @@ def _check_pandoc(pandoc: str) -> None:
 _KEY_TAIL = r"(?![\w:.#$%&+?<>~/-]*\w)"  # the key does not continue (Pandoc citation-key characters)
 
 
-def _locate(prepared: _Prepared, kind: str, ident: str, root: Path) -> str:
+def _locate(prepared: Prepared, kind: str, ident: str, root: Path) -> str:
     """" (line N of file)" for the source line an error from the filters is about, or ""."""
     if kind.startswith(("xref-duplicate", "xref-table")):
         pattern, nth = re.compile(r"#" + re.escape(ident) + _KEY_TAIL), (2 if kind == "xref-duplicate" else 1)
@@ -475,11 +145,11 @@ def _locate(prepared: _Prepared, kind: str, ident: str, root: Path) -> str:
         if pattern.search(line.text):
             count += 1
             if count == nth:
-                return f" ({_where(line, root)})"
+                return f" ({describe_line(line, root)})"
     return ""
 
 
-def _run_pandoc(pandoc: str, args: list[str], cwd: Path, env: dict, prepared: _Prepared, root: Path,
+def _run_pandoc(pandoc: str, args: list[str], cwd: Path, env: dict, prepared: Prepared, root: Path,
                 label: str) -> None:
     proc = subprocess.run([pandoc, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     stderr = proc.stderr or ""
@@ -541,9 +211,9 @@ def render_manuscript(
     """Render `qmd_path` to `out_dir/<stem>.html|.docx|.pdf`; return {format: path}.
 
     `variables_yml`: the generated variables file. `bibliography`: the .bib file (None: the front matter's
-    `bibliography:`, relative to the .qmd). `lineage`: optional mapping or JSON/YAML/CSV file (see module
-    docstring). `csl`: CSL style file (None: the front matter's `csl:`, else Pandoc's default Chicago
-    author-date). `resource_path`: folders searched for figures, after the .qmd's own folder.
+    `bibliography:`, relative to the .qmd). `lineage`: optional mapping or JSON/YAML/CSV file (see
+    timecourse_meta.manuscript.prepass). `csl`: CSL style file (None: the front matter's `csl:`, else Pandoc's
+    default Chicago author-date). `resource_path`: folders searched for figures, after the .qmd's own folder.
     `font_paths`: extra font folders for the PDF (the typst wheel's embedded fonts are always there).
     `keep_intermediates`: a folder to copy the intermediate files into after a successful render (the
     pre-processed Markdown, the values JSON, the Typst source and its media), for inspection.
@@ -557,9 +227,28 @@ def render_manuscript(
     if unknown or not formats:
         raise RenderError(f"unknown output format(s) {unknown or formats}; choose from {FORMATS}")
     root = qmd.parent
-    out_dir = Path(out_dir)
-    front = _front_matter(qmd)
+    front = front_matter(qmd)
+    bib, csl_path = _bibliography_and_style(root, front, bibliography, csl)
+    prepared = prepare(qmd, load_variables(variables_yml), load_lineage(lineage), root)
+    resources = [root] + [Path(p).resolve() for p in (resource_path or ())]
+    pandoc = _pandoc_path()
+    _check_pandoc(pandoc)
 
+    with tempfile.TemporaryDirectory(prefix="manuscript-render-") as tmp:
+        work = Path(tmp)
+        common, env = _pandoc_inputs(work, prepared, resources, bib, csl_path, front, qmd.stem)
+        built = _build(formats, pandoc, common, env, work, prepared, root, qmd.stem, font_paths)
+        published = _publish(built, Path(out_dir))
+        if keep_intermediates is not None:
+            keep = Path(keep_intermediates)
+            if keep.exists():
+                shutil.rmtree(keep)
+            shutil.copytree(work, keep, ignore=shutil.ignore_patterns(*(p.name for p in built.values())))
+        return published
+
+
+def _bibliography_and_style(root: Path, front: dict, bibliography, csl) -> tuple[Path | None, Path | None]:
+    """The .bib and .csl files (arguments first, else the front matter's, relative to the .qmd), checked."""
     if bibliography is None and front.get("bibliography"):
         bib_value = front["bibliography"]
         bibliography = (root / (bib_value[0] if isinstance(bib_value, list) else bib_value))
@@ -571,74 +260,65 @@ def render_manuscript(
     csl_path = Path(csl).resolve() if csl is not None else None
     if csl_path is not None and not csl_path.is_file():
         raise RenderError(f"CSL style not found: {csl_path}")
+    return bib, csl_path
 
-    variables = load_variables(variables_yml)
-    lineage_map = load_lineage(lineage)
-    prepared = _prepare(qmd, variables, lineage_map, root)
 
-    resources = [root] + [Path(p).resolve() for p in (resource_path or ())]
-    pandoc = _pandoc_path()
-    _check_pandoc(pandoc)
-    stem = qmd.stem
+def _pandoc_inputs(work: Path, prepared: Prepared, resources: list[Path], bib: Path | None, csl_path: Path | None,
+                   front: dict, stem: str) -> tuple[list[str], dict]:
+    """Write the pre-processed source, the markers' values and the HTML style into `work`; return the Pandoc
+    arguments every format shares and the environment that names the values for filters/vars.lua."""
+    src = work / "source.md"
+    src.write_text(prepared.text, encoding="utf-8")
+    vars_json = work / "vars.json"
+    vars_json.write_text(json.dumps(prepared.markers, ensure_ascii=False), encoding="utf-8")
+    (work / "style.html").write_text(HTML_STYLE, encoding="utf-8")
+    env = dict(os.environ, **{RENDER_VARS_ENV: str(vars_json)})
+    common = [str(src), "--from", "markdown", "--standalone",
+              "--resource-path", os.pathsep.join(str(p) for p in resources)]
+    for name in FILTERS:
+        common += ["--lua-filter", str(FILTER_DIR / name)]
+    common.append("--citeproc")
+    if bib is not None:
+        common += ["--bibliography", str(bib)]
+    if csl_path is not None:
+        common += ["--csl", str(csl_path)]
+    if not front.get("title") and not front.get("pagetitle"):
+        common += ["--metadata", f"pagetitle={stem}"]  # else Pandoc names the page after source.md
+    return common, env
 
-    with tempfile.TemporaryDirectory(prefix="msct-render-") as tmp:
-        work = Path(tmp)
-        src = work / "source.md"
-        src.write_text(prepared.text, encoding="utf-8")
-        vars_json = work / "vars.json"
-        vars_json.write_text(json.dumps(prepared.markers, ensure_ascii=False), encoding="utf-8")
-        style = work / "style.html"
-        style.write_text(HTML_STYLE, encoding="utf-8")
 
-        env = dict(os.environ, MSCT_RENDER_VARS=str(vars_json))
-        common = [str(src), "--from", "markdown", "--standalone",
-                  "--resource-path", os.pathsep.join(str(p) for p in resources)]
-        for name in FILTERS:
-            common += ["--lua-filter", str(FILTER_DIR / name)]
-        common.append("--citeproc")
-        if bib is not None:
-            common += ["--bibliography", str(bib)]
-        if csl_path is not None:
-            common += ["--csl", str(csl_path)]
-        if not front.get("title") and not front.get("pagetitle"):
-            common += ["--metadata", f"pagetitle={stem}"]  # else Pandoc names the page after source.md
-
-        built: dict[str, Path] = {}
-        if "html" in formats:
-            out = work / f"{stem}.html"
-            _run_pandoc(pandoc, common + ["--to", "html5", "--embed-resources", "--mathml",
-                                          "--include-in-header", str(style), "--output", str(out)],
-                        work, env, prepared, root, "HTML")
-            _check_html_offline(out)
-            built["html"] = out
-        if "docx" in formats:
-            out = work / f"{stem}.docx"
-            reference = _reference_docx(pandoc, work / "reference.docx")
-            _run_pandoc(pandoc, common + ["--to", "docx", "--reference-doc", str(reference), "--output", str(out)],
-                        work, env, prepared, root, "DOCX")
-            built["docx"] = out
-        if "pdf" in formats:
-            typ_dir = work / "typst"
-            typ_dir.mkdir()
-            typ = typ_dir / f"{stem}.typ"
-            typ_style = work / "style.typ"
-            typ_style.write_text(TYPST_STYLE, encoding="utf-8")
-            # --include-before-body, not --include-in-header: that would replace the header-includes the filters
-            # set, and rules before the template's would be overridden by its `#set table(...)`
-            _run_pandoc(pandoc, common + ["--to", "typst", "--extract-media", "media", "--include-before-body",
-                                          str(typ_style), "--output", str(typ)],
-                        typ_dir, env, prepared, root, "Typst")
-            out = work / f"{stem}.pdf"
-            _compile_typst(typ, out, typ_dir, font_paths)
-            built["pdf"] = out
-
-        published = _publish(built, out_dir)
-        if keep_intermediates is not None:
-            keep = Path(keep_intermediates)
-            if keep.exists():
-                shutil.rmtree(keep)
-            shutil.copytree(work, keep, ignore=shutil.ignore_patterns(*(p.name for p in built.values())))
-        return published
+def _build(formats: Sequence[str], pandoc: str, common: list[str], env: dict, work: Path, prepared: Prepared,
+           root: Path, stem: str, font_paths: Sequence) -> dict[str, Path]:
+    """Each requested format inside `work`: {format: path}."""
+    built: dict[str, Path] = {}
+    if "html" in formats:
+        out = work / f"{stem}.html"
+        _run_pandoc(pandoc, common + ["--to", "html5", "--embed-resources", "--mathml",
+                                      "--include-in-header", str(work / "style.html"), "--output", str(out)],
+                    work, env, prepared, root, "HTML")
+        _check_html_offline(out)
+        built["html"] = out
+    if "docx" in formats:
+        out = work / f"{stem}.docx"
+        reference = _reference_docx(pandoc, work / "reference.docx")
+        _run_pandoc(pandoc, common + ["--to", "docx", "--reference-doc", str(reference), "--output", str(out)],
+                    work, env, prepared, root, "DOCX")
+        built["docx"] = out
+    if "pdf" in formats:
+        typ_dir = work / "typst"
+        typ_dir.mkdir()
+        typ = typ_dir / f"{stem}.typ"
+        typ_style = work / "style.typ"
+        typ_style.write_text(TYPST_STYLE, encoding="utf-8")
+        # --include-before-body, not --include-in-header: that would replace the header-includes the filters
+        # set, and rules before the template's would be overridden by its `#set table(...)`
+        _run_pandoc(pandoc, common + ["--to", "typst", "--extract-media", "media", "--include-before-body",
+                                      str(typ_style), "--output", str(typ)],
+                    typ_dir, env, prepared, root, "Typst")
+        out = work / f"{stem}.pdf"
+        _compile_typst(typ, out, typ_dir, font_paths)
+        built["pdf"] = out
+    return built
 
 
 def _reference_docx(pandoc: str, dest: Path) -> Path:

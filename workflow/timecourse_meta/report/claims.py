@@ -1,19 +1,6 @@
 """Check a review's claims, held as data, against the per-study observed changes and the pooled summaries.
 
-The claims file (e.g. data/review/claims_2023.csv) has one row per claim:
-
-| column | meaning |
-|---|---|
-| claim_id | short id |
-| claim_text | the claim, quoted from the review |
-| outcome | an outcome of the dictionary, or several separated by `;` (e.g. renal function = `gfr;egfr;...`) |
-| scope | `all_studies` (every study of the set), `at_least_k_studies` (k or more studies), `pooled` (the pooled estimate) |
-| k | the k of `at_least_k_studies` (empty otherwise) |
-| visits | months, `;`-separated; `>m` = every visit later than m months (a window); empty = every follow-up visit a study reported. For `decrease_then_not` one month: the last visit at which the decrease is claimed |
-| visit_rule | optional: `all` (the direction must hold at every listed visit; default) or `any` (at one or more) |
-| expected_direction | `improve`, `worsen` (relative to the outcome's direction of benefit), `inconsistent` (studies disagree), `decrease_then_not` (a fall up to the visit, none after it) |
-| study_set | the study set the claim is about (e.g. `review_2023`) |
-| source, notes | optional: where the claim was read; how it was encoded |
+The claims file's columns are described in `timecourse_meta.report.claims_file`, which reads and checks it.
 
 The principle: absence of evidence is not a contradiction. Data at a visit or of a measure the claim does not
 name never contradict it; the verdict is then "not assessable".
@@ -23,7 +10,7 @@ Evidence rules (per estimate, on the change-from-baseline scale where 0 = no cha
   that includes no change = *no clear change*. An estimate without an interval (e.g. a difference of medians
   reported without spread) only has a direction: it *leans* to improvement or to worsening (or to neither when 0).
 * `improve` / `worsen` for one study (or the pooled estimate); a study's time matches a visit within
-  `visit_tolerance` months. The 2023 review's claims are of significant changes, so an interval that includes no
+  `visit_tolerance` months. Reviews' claims are usually of significant changes, so an interval that includes no
   change does not support them.
   `visit_rule = all`: a study lacking an estimate at any named visit is not assessable (never contradicted);
   contradicted if an interval at a claimed visit shows the opposite or no clear change; supported if every
@@ -57,7 +44,7 @@ Claim level (combination of the per-study verdicts):
   claimed change), and the claim's reason counts them separately, so a reader sees that, e.g., a median-only
   study moved the claimed way. The claim-level verdict is always one of SUPPORTED, CONTRADICTED, NOT_ASSESSABLE.
 
-Reasons are for readers: study labels ("Gu 2014"), outcome labels and plain words, no identifiers.
+Reasons are for readers: study labels ("Smith 2014"), outcome labels and plain words, no identifiers.
 """
 
 from __future__ import annotations
@@ -69,8 +56,11 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from timecourse_meta.report.tables import _spec, fmt_interval, midsentence, months_text
-from timecourse_meta.core.errors import EngineError
+from timecourse_meta.core import review
+from timecourse_meta.report.claims_file import parse_visits, validate_claims
+from timecourse_meta.report.claims_file import cell_text as _text
+from timecourse_meta.report.format import fmt_bracketed, months_text
+from timecourse_meta.report.tables import _spec, midsentence
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
@@ -80,111 +70,12 @@ OPPOSITE_NO_INTERVAL = "opposite in direction (no interval)"
 VERDICTS = (SUPPORTED, CONTRADICTED, NOT_ASSESSABLE, CONSISTENT_NO_INTERVAL, OPPOSITE_NO_INTERVAL)
 CLAIM_VERDICTS = (SUPPORTED, CONTRADICTED, NOT_ASSESSABLE)
 
-SCOPES = {"all_studies", "at_least_k_studies", "pooled"}
-DIRECTIONS = {"improve", "worsen", "inconsistent", "decrease_then_not"}
-VISIT_RULES = {"all", "any"}
-CLAIM_COLUMNS = ["claim_id", "claim_text", "outcome", "scope", "k", "visits", "expected_direction", "study_set"]
-
 RESULT_COLUMNS = ["claim_id", "level", "study_id", "study", "claim_text", "outcome", "scope", "study_set",
                   "verdict", "reason"]
 
 # classes of one estimate
 IMPROVEMENT, WORSENING, NO_CLEAR, NO_INTERVAL = "improvement", "worsening", "no clear change", "no interval"
 LEANS_IMPROVEMENT, LEANS_WORSENING = "improvement, no interval", "worsening, no interval"
-
-
-class ClaimsError(EngineError, ValueError):
-    """The claims table itself is malformed."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Reading and checking the claims table
-# ----------------------------------------------------------------------------------------------------------------
-
-def _text(x: Any) -> str:
-    if x is None:
-        return ""
-    try:
-        if pd.isna(x):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(x).strip()
-
-
-def parse_visits(value: Any) -> list:
-    """'1;3;6' -> [1.0, 3.0, 6.0]; '>1' -> [('after', 1.0)] (every visit later than 1 month); '' -> []."""
-    text = _text(value)
-    out: list = []
-    for part in text.split(";") if text else []:
-        part = part.strip()
-        if not part:
-            continue
-        if part.startswith(">"):
-            out.append(("after", float(part[1:].strip())))
-        else:
-            out.append(float(part))
-    return out
-
-
-def _visit_text(v) -> str:
-    return f"after {months_text(v[1])}" if isinstance(v, tuple) else months_text(v)
-
-
-def validate_claims(claims: pd.DataFrame, dictionary: Mapping | None = None) -> pd.DataFrame:
-    """Check the claims table; raise ClaimsError listing every problem (row number = CSV line)."""
-    missing = [c for c in CLAIM_COLUMNS if c not in claims.columns]
-    if missing:
-        raise ClaimsError(f"claims table lacks column(s) {missing}; expected {CLAIM_COLUMNS}")
-    problems = []
-    ids = claims["claim_id"].astype(str)
-    for dup in sorted(set(ids[ids.duplicated()])):
-        problems.append(f"claim_id {dup!r} is used more than once")
-    for i, r in enumerate(claims.to_dict("records")):
-        where = f"line {i + 2} (claim {r['claim_id']!r})"
-        scope, direction = _text(r["scope"]), _text(r["expected_direction"])
-        if scope not in SCOPES:
-            problems.append(f"{where}: scope {scope!r} not one of {sorted(SCOPES)}")
-        if direction not in DIRECTIONS:
-            problems.append(f"{where}: expected_direction {direction!r} not one of {sorted(DIRECTIONS)}")
-        if scope == "at_least_k_studies":
-            try:
-                k = float(_text(r["k"]))
-                if k < 1 or not k.is_integer():
-                    raise ValueError
-            except ValueError:
-                problems.append(f"{where}: scope at_least_k_studies needs a whole k >= 1 (got {r['k']!r})")
-        try:
-            visits = parse_visits(r["visits"])
-        except ValueError:
-            problems.append(f"{where}: visits {r['visits']!r} must be months (or '>m') separated by ';'")
-            visits = []
-        if direction == "decrease_then_not" and (len(visits) != 1 or isinstance(visits[0], tuple)):
-            problems.append(f"{where}: decrease_then_not needs exactly one visit (the last month of the decrease)")
-        if direction == "inconsistent" and scope == "pooled":
-            problems.append(f"{where}: 'inconsistent' is about studies; it cannot have scope pooled")
-        rule = _text(r.get("visit_rule")) or "all"
-        if rule not in VISIT_RULES:
-            problems.append(f"{where}: visit_rule {rule!r} not one of {sorted(VISIT_RULES)}")
-        outcomes = [o.strip() for o in _text(r["outcome"]).split(";") if o.strip()]
-        if not outcomes:
-            problems.append(f"{where}: outcome is empty")
-        if dictionary is not None:
-            unknown = [o for o in outcomes if o not in dictionary]
-            if unknown:
-                problems.append(f"{where}: outcome(s) {unknown} not in the outcome dictionary")
-        if not _text(r["claim_text"]):
-            problems.append(f"{where}: claim_text is empty")
-        if not _text(r["study_set"]):
-            problems.append(f"{where}: study_set is empty")
-    if problems:
-        raise ClaimsError("Invalid claims table:\n  - " + "\n  - ".join(problems))
-    return claims
-
-
-def load_claims(path, dictionary: Mapping | None = None) -> pd.DataFrame:
-    claims = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return validate_claims(claims, dictionary)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -247,7 +138,7 @@ def _describe(row: Mapping, cls: str | None = None) -> str:
         if basis:
             text = basis if when in basis else f"at {when}: {basis}"
         else:
-            text = f"{fmt_interval(est, lo, hi)} at {when}, without an interval"
+            text = f"{fmt_bracketed(est, lo, hi)} at {when}, without an interval"
         return text + (f" ({sub})" if sub else "")
     u = _text(row.get("unit"))
     notes = [cls] if cls and cls not in (NO_INTERVAL, LEANS_IMPROVEMENT, LEANS_WORSENING) else []
@@ -256,7 +147,7 @@ def _describe(row: Mapping, cls: str | None = None) -> str:
     if _text(row.get("basis")).startswith("derived"):
         notes.append("derived change, within-person r assumed")
     tail = f" ({'; '.join(notes)})" if notes else ""
-    return f"{fmt_interval(est, lo, hi)}{(' ' + u) if u and u != 'as reported' else ''} at {when}{tail}"
+    return f"{fmt_bracketed(est, lo, hi)}{(' ' + u) if u and u != 'as reported' else ''} at {when}{tail}"
 
 
 def _match_visits(rows: pd.DataFrame, visits: list, tol: float) -> dict:
@@ -477,21 +368,44 @@ def _inconsistency(per_study_rows: dict[str, pd.DataFrame], labels: Mapping[str,
 # Main entry point
 # ----------------------------------------------------------------------------------------------------------------
 
+def _pooled_claim(pooled: pd.DataFrame | None, outcomes: list[str], set_name: str, direction: str, visits: list,
+                  rule: str, tol: float, dictionary: Mapping | None) -> tuple[str, str]:
+    """(verdict, reason) of a claim about the pooled estimate of the set."""
+    if pooled is None:
+        return NOT_ASSESSABLE, "no pooled summaries were given (no model results)"
+    rows = pooled[pooled["outcome"].isin(outcomes)]
+    if "study_set" in rows.columns:
+        rows = rows[rows["study_set"] == set_name]
+    verdict, reason, _ = _study_verdict(rows, outcomes, direction, visits, rule, tol, dictionary)
+    return verdict, f"pooled estimate: {reason}"
+
+
+def _set_members(study_sets: Mapping[str, Iterable[str]] | None, set_name: str,
+                 sc: pd.DataFrame) -> tuple[list[str], str]:
+    """(study ids of the set, caveat for the reason); without membership, the studies with data."""
+    if study_sets is not None:
+        return list(dict.fromkeys(study_sets.get(set_name, []))), ""
+    return (list(dict.fromkeys(sc["study_id"])),
+            " (study-set membership not given: judged over the studies with data only)")
+
+
 def check_claims(claims: pd.DataFrame, study_changes: pd.DataFrame, pooled: pd.DataFrame | None,
-                 dictionary: Mapping | None, *, study_sets: Mapping[str, Iterable[str]] | None = None,
+                 dictionary: Mapping | None, *, config: Mapping,
+                 study_sets: Mapping[str, Iterable[str]] | None = None,
                  labels: Mapping[str, str] | None = None, visit_tolerance: float = 0.5,
                  study_set_override: str | None = None) -> pd.DataFrame:
     """Verdict per claim (level `claim`) and, for per-study claims, per study of the set (level `study`).
 
-    `claims`: the claims table (module docstring). `study_changes`: per-study observed changes from baseline, one
+    `claims`: the claims table (`claims_file`). `study_changes`: per-study observed changes from baseline, one
     row per study, outcome and visit: columns study_id, outcome, time_months, estimate, lower, upper (95% CI; NaN
     when none, e.g. medians only), optional label, unit, basis, n (`tables.observed_changes(...,
     include_median_only=True)` builds it from the analysis table). `pooled`: pooled summaries, columns outcome,
     time_months, estimate, lower, upper (95% CrI on the change scale, 0 = no change), optional study_set (rows of
     other sets are ignored), n_studies, unit; None when no model has run. `dictionary`: outcome -> Outcome (or dict)
-    giving label and direction_of_benefit. `study_sets`: set name -> study ids; without it the set is the studies
+    giving label and direction_of_benefit. `config`: the resolved config, for the study sets' names in reasons
+    (`review.study_sets`). `study_sets`: set name -> study ids; without it the set is the studies
     present in `study_changes` (and the reason says so). `study_set_override` checks every claim against another
-    set (e.g. `all_candidates`).
+    set (e.g. a wider set of candidate studies).
     Returns columns RESULT_COLUMNS; claim rows have a verdict of CLAIM_VERDICTS, study rows one of VERDICTS.
     """
     validate_claims(claims, dictionary)
@@ -504,7 +418,6 @@ def check_claims(claims: pd.DataFrame, study_changes: pd.DataFrame, pooled: pd.D
     sc = sc[sc["time_months"].astype(float) > 0]
     results = []
     for claim in claims.to_dict("records"):
-        cid = _text(claim["claim_id"])
         scope = _text(claim["scope"])
         direction = _text(claim["expected_direction"])
         outcomes = [o.strip() for o in _text(claim["outcome"]).split(";") if o.strip()]
@@ -512,42 +425,22 @@ def check_claims(claims: pd.DataFrame, study_changes: pd.DataFrame, pooled: pd.D
         rule = _text(claim.get("visit_rule")) or "all"
         set_name = study_set_override or _text(claim["study_set"])
         k = int(float(_text(claim["k"]))) if _text(claim["k"]) else None
-        base = {"claim_id": cid, "claim_text": _text(claim["claim_text"]), "outcome": ";".join(outcomes),
-                "scope": scope, "study_set": set_name}
+        base = {"claim_id": _text(claim["claim_id"]), "claim_text": _text(claim["claim_text"]),
+                "outcome": ";".join(outcomes), "scope": scope, "study_set": set_name}
+        claim_row = {**base, "level": "claim", "study_id": "", "study": ""}
 
         if scope == "pooled":
-            rows = pooled if pooled is not None else pd.DataFrame(columns=["outcome", "time_months"])
-            rows = rows[rows["outcome"].isin(outcomes)]
-            if "study_set" in rows.columns:
-                rows = rows[rows["study_set"] == set_name]
-            if pooled is None:
-                verdict, reason = NOT_ASSESSABLE, "no pooled summaries were given (no model results)"
-            else:
-                verdict, reason, _ = _study_verdict(rows, outcomes, direction, visits, rule, visit_tolerance,
-                                                    dictionary)
-                reason = f"pooled estimate: {reason}"
-            results.append({**base, "level": "claim", "study_id": "", "study": "", "verdict": verdict,
-                            "reason": reason})
+            verdict, reason = _pooled_claim(pooled, outcomes, set_name, direction, visits, rule, visit_tolerance,
+                                            dictionary)
+            results.append({**claim_row, "verdict": verdict, "reason": reason})
             continue
-
-        if study_sets is not None and set_name in study_sets:
-            ids = list(dict.fromkeys(study_sets[set_name]))
-            caveat = ""
-        elif study_sets is not None:
-            ids, caveat = [], ""
-        else:
-            ids = list(dict.fromkeys(sc["study_id"]))
-            caveat = " (study-set membership not given: judged over the studies with data only)"
+        ids, caveat = _set_members(study_sets, set_name, sc)
         per_rows = {sid: sc[(sc["study_id"] == sid) & sc["outcome"].isin(outcomes)] for sid in ids}
-
         if direction == "inconsistent":
             verdict, reason = _inconsistency(per_rows, labels, outcomes, visits, visit_tolerance, dictionary)
-            results.append({**base, "level": "claim", "study_id": "", "study": "", "verdict": verdict,
-                            "reason": reason + caveat})
+            results.append({**claim_row, "verdict": verdict, "reason": reason + caveat})
             continue
-
-        per_study = []
-        study_results = []
+        per_study, study_results = [], []
         for sid in ids:
             v, why, _ = _study_verdict(per_rows[sid], outcomes, direction, visits, rule, visit_tolerance,
                                        dictionary)
@@ -555,31 +448,29 @@ def check_claims(claims: pd.DataFrame, study_changes: pd.DataFrame, pooled: pd.D
             per_study.append((lab, v, why))
             study_results.append({**base, "level": "study", "study_id": sid, "study": lab, "verdict": v,
                                   "reason": why})
-        verdict, reason = _combine(scope, k, per_study, set_words(set_name))
-        results.append({**base, "level": "claim", "study_id": "", "study": "", "verdict": verdict,
-                        "reason": reason + caveat})
+        verdict, reason = _combine(scope, k, per_study, set_words(set_name, config))
+        results.append({**claim_row, "verdict": verdict, "reason": reason + caveat})
         results.extend(study_results)
     return pd.DataFrame(results, columns=RESULT_COLUMNS)
 
 
-def set_words(name: str) -> str:
-    """How a reader is told the study set ("the reconstructed study set of the 2023 review"), not its id."""
-    from timecourse_meta.manuscript.variables import SET_NAMES  # the manuscript's own names for the sets
-
-    return SET_NAMES.get(name, name.replace("_", " "))
+def set_words(name: str, config: Mapping) -> str:
+    """How a reader is told the study set ("the studies of the first search"), not its id: the review's
+    `review.study_sets.<id>.name` (core.review.set_name)."""
+    return review.set_name(config, name)
 
 
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def claims_table(results: pd.DataFrame) -> pd.DataFrame:
+def claims_table(results: pd.DataFrame, *, config: Mapping) -> pd.DataFrame:
     """Display form for the manuscript: one row per claim (its verdict over the set or the pooled estimate),
     followed by one row per study of the set for per-study claims."""
     rows = []
     for r in results.to_dict("records"):
         if r["level"] == "claim":
-            where = "pooled estimate" if r["scope"] == "pooled" else _capital(set_words(r["study_set"]))
+            where = "pooled estimate" if r["scope"] == "pooled" else _capital(set_words(r["study_set"], config))
             rows.append({"Claim": f"\u201c{r['claim_text']}\u201d", "Assessed over": where,
                          "Verdict": r["verdict"], "Reason": r["reason"]})
         else:

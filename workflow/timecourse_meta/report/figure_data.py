@@ -12,8 +12,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from timecourse_meta.report import tables
+from timecourse_meta.core.review import Arms
 from timecourse_meta.model.model_data import VISIT_TOLERANCE_MONTHS, Evidence, label_study
+from timecourse_meta.report import tables
 
 VISIT_TOLERANCE = VISIT_TOLERANCE_MONTHS  # months: a study visit within this of a grid visit is shown at that visit
 
@@ -35,9 +36,9 @@ def _pct(x):
     return 100.0 * (np.exp(x) - 1.0)
 
 
-def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict, summary: pd.DataFrame | None = None
-                  ) -> pd.DataFrame:
-    """Each study's observed change (MSCT arm) on the display scale, with its 95% CI and n.
+def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict, summary: pd.DataFrame | None = None, *,
+                  arms: Arms) -> pd.DataFrame:
+    """Each study's observed change (its intervention arm) on the display scale, with its 95% CI and n.
 
     For log-scale outcomes the change is a percent change of the mean. With the model `summary`, each study's
     own ratio of means from the model's ``study_observed`` rows is used (100 (exp(x) - 1) of the log ratio and
@@ -45,7 +46,7 @@ def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict, summary: p
     change and its CI are divided by the same cohort's baseline mean (percent of baseline); where the baseline
     mean is not reported but the follow-up mean is, baseline = follow-up - change.
     """
-    changes = tables.observed_changes(table, study_ids, labels=labels)
+    changes = tables.observed_changes(table, study_ids, arm=arms.intervention.id, labels=labels)
     changes = changes[changes["outcome"] == spec.name].copy()
     if spec.analysis_scale != "log" or changes.empty:
         return changes.reset_index(drop=True)
@@ -53,7 +54,7 @@ def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict, summary: p
     if summary is not None:
         own = summary[summary["quantity"] == "study_observed"]
     absolute = table[(table["outcome"] == spec.name) & (table["measure"] == "absolute") & table["poolable"]
-                     & (table["arm"] == "MSCT")]
+                     & (table["arm"] == arms.intervention.id)]
     keep = []
     for i, row in changes.iterrows():
         hit = own[(own["study_id"] == row["study_id"])
@@ -88,7 +89,7 @@ def study_changes(table: pd.DataFrame, study_ids, spec, labels: dict, summary: p
 def control_changes(summary: pd.DataFrame | None, spec, labels: dict) -> pd.DataFrame:
     """Each controlled study's control arm: its own change from baseline per visit (the summary's
     ``control_observed`` rows), on the display scale (percent change of the mean for log-scale outcomes), with
-    ``control`` True, so that figures draw it beside its study's MSC arm and never pool it."""
+    ``control`` True, so that figures draw it beside its study's intervention arm and never pool it."""
     columns = ["study_id", "label", "time_months", "n", "estimate", "lower", "upper", "control"]
     if summary is None or summary.empty or "quantity" not in summary or spec.kind != "continuous":
         return pd.DataFrame(columns=columns)
@@ -104,9 +105,9 @@ def control_changes(summary: pd.DataFrame | None, spec, labels: dict) -> pd.Data
     return pd.DataFrame(rows, columns=columns)
 
 
-def with_control_rows(rows: pd.DataFrame, controls: pd.DataFrame, visit: float) -> pd.DataFrame:
-    """Forest rows at one visit: each study's MSC arm followed by its control arm (label '<study>, control
-    arm') when the control arm reports at that visit."""
+def with_control_rows(rows: pd.DataFrame, controls: pd.DataFrame, visit: float, *, arms: Arms) -> pd.DataFrame:
+    """Forest rows at one visit: each study's intervention arm followed by its comparator arm (label '<study>,
+    <comparator arm_name>', e.g. 'Beta 2015, control arm') when the comparator arm reports at that visit."""
     here = controls[(controls["time_months"] - visit).abs() <= VISIT_TOLERANCE] if len(controls) else controls
     if here.empty:
         return rows.assign(control=False) if len(rows) else rows
@@ -114,7 +115,8 @@ def with_control_rows(rows: pd.DataFrame, controls: pd.DataFrame, visit: float) 
     for _, r in rows.iterrows():
         out.append({**r.to_dict(), "control": False})
         for _, c in here[here["study_id"] == r["study_id"]].iterrows():
-            out.append({**r.to_dict(), **c.to_dict(), "label": f"{c['label']}, control arm", "control": True})
+            out.append({**r.to_dict(), **c.to_dict(), "label": f"{c['label']}, {arms.comparator.arm_name}",
+                        "control": True})
     return pd.DataFrame(out)
 
 

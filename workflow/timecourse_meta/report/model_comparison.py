@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from timecourse_meta.report.numbers import fmt_number
+from timecourse_meta.report.format import fmt_number
 
 COLUMNS = ["Outcome", "Time course", "elpd (SE)", "Difference from the best (SE)", "Pareto k above 0.7",
            "Used", "Why"]

@@ -1,15 +1,17 @@
-"""The summary-of-findings table: the randomised comparison first, then each outcome's change after MSCT.
+"""The summary-of-findings table: the randomised comparison first, then each outcome's change after the
+intervention.
 
-One row per randomised between-arm difference (a controlled study's MSC arm against its control arm) and one
+One row per randomised between-arm difference (a controlled study's intervention arm against its comparator
+arm) and one
 per outcome at its key visit. Every row says what its number is, in the vocabulary of the model summaries
 (`evidence`): a study's own estimate, pooled at the visit from k studies, a model-based interpolation, or
 prior-dominated; a prediction interval and P(improvement) are shown only for pooled rows. Numbers are
-formatted by `timecourse_meta.report.numbers` with the outcome's reporting precision, exactly as the manuscript text
+formatted by `timecourse_meta.report.format` with the outcome's reporting precision, exactly as the manuscript text
 formats them, so a number in this table and the same number in the text agree to the last digit.
 
 The "In words" column has no numbers: it names the direction and how sure it is (GRADE-style wording by
 P(improvement) for pooled rows; whether the 95% interval excludes no change for a single study or a
-randomised difference).
+randomised difference). The arms are named by the review (`core.review.Arms`, their `short` names).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from timecourse_meta.core.review import Arms
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
-from timecourse_meta.report.numbers import fmt_count, fmt_estimate, fmt_interval, fmt_number, fmt_probability, sig_digits
+from timecourse_meta.report.format import (DASH, fmt_count, fmt_estimate, fmt_interval, fmt_months, fmt_number,
+                                           fmt_probability, sig_digits)
 
 COLUMNS = ["Outcome", "Visit (months)", "Studies (patients)", "Estimate (95% interval)", "What the estimate is",
            "95% prediction interval", "P(improvement)", "In words"]
-DASH = "\u2014"
 # thresholds on P(improvement) for the words of a pooled row: >= 0.975 (the 95% CrI excludes no change) "fell";
 # >= 0.90 "probably fell"; >= 0.75 "may have fallen"; 0.25-0.75 "no clear change"; mirror images for worsening
 PROB_CLEAR, PROB_PROBABLY, PROB_MAY = 0.975, 0.90, 0.75
@@ -53,11 +56,6 @@ def _digits(spec) -> int:
     return sig_digits("%") if spec.analysis_scale in ("log", "logit") else sig_digits(spec.canonical_unit)
 
 
-def _months(t) -> str:
-    t = float(t)
-    return f"{t:.0f}" if abs(t - round(t)) < 1e-6 else f"{t:.1f}"
-
-
 def _estimate(est, lo, hi, digits: int, unit: str, interval: str) -> str:
     if not _finite(est):
         return "not estimable"
@@ -66,8 +64,9 @@ def _estimate(est, lo, hi, digits: int, unit: str, interval: str) -> str:
     return fmt_estimate(est, lo, hi, digits, level=95, interval=interval, percent=unit == "%")
 
 
-def change_words(evidence: str, p_improvement, lower, upper, direction: str) -> str:
-    """The direction of a change after MSCT and how sure it is, without numbers."""
+def change_words(evidence: str, p_improvement, lower, upper, direction: str, *, arms: Arms) -> str:
+    """The direction of a change after the intervention and how sure it is, without numbers."""
+    after = f"after {arms.intervention.short}"
     good = "fall" if direction == "decrease" else "rise"
     bad = "rise" if good == "fall" else "fall"
     if direction not in ("decrease", "increase"):
@@ -78,10 +77,10 @@ def change_words(evidence: str, p_improvement, lower, upper, direction: str) -> 
             return "pooled estimate without a probability"
         for threshold, i in ((PROB_CLEAR, 0), (PROB_PROBABLY, 1), (PROB_MAY, 2)):
             if p >= threshold:
-                return f"{_VERBS[good][i]} after MSCT"
+                return f"{_VERBS[good][i]} {after}"
             if p <= 1 - threshold:
-                return f"{_VERBS[bad][i]} after MSCT (worsening)"
-        return "no clear change after MSCT"
+                return f"{_VERBS[bad][i]} {after} (worsening)"
+        return f"no clear change {after}"
     if evidence == "prior_dominated":
         return "the data barely inform this estimate"
     lo, hi = _num(lower), _num(upper)
@@ -97,17 +96,18 @@ def change_words(evidence: str, p_improvement, lower, upper, direction: str) -> 
     return f"no clear change {where}"
 
 
-def difference_words(lower, upper, direction: str, control: str = "control") -> str:
-    """A randomised difference (MSC minus control) in words, without numbers."""
+def difference_words(lower, upper, direction: str, *, arms: Arms) -> str:
+    """A randomised difference (intervention minus comparator) in words, without numbers."""
+    a, b = arms.intervention.short, arms.comparator.short
     lo, hi = _num(lower), _num(upper)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "no interval"
     if hi < 0 or lo > 0:
         side = "lower" if hi < 0 else "higher"
         better = (side == "lower") == (direction == "decrease")
-        return (f"{side} with MSCT than with {control} ({'favourable' if better else 'unfavourable'}; 95% CI "
+        return (f"{side} with {a} than with {b} ({'favourable' if better else 'unfavourable'}; 95% CI "
                 "excludes no difference)")
-    return f"no clear difference between MSCT and {control}"
+    return f"no clear difference between {a} and {b}"
 
 
 def basis_text(finding: Mapping, study_label: str = "") -> str:
@@ -128,7 +128,7 @@ def basis_text(finding: Mapping, study_label: str = "") -> str:
     return str(finding.get("label", "") or DASH)
 
 
-def change_row(finding: Mapping, spec, study_label: str = "") -> dict:
+def change_row(finding: Mapping, spec, study_label: str = "", *, arms: Arms) -> dict:
     """One outcome at its key visit (a `figure_data.finding` record)."""
     unit, digits = _unit(spec), _digits(spec)
     ev = str(finding.get("evidence", "") or "")
@@ -138,14 +138,11 @@ def change_row(finding: Mapping, spec, study_label: str = "") -> dict:
     est = _estimate(finding.get("estimate"), finding.get("lower"), finding.get("upper"), digits, unit, interval)
     pi = DASH
     if pooled and _finite(finding.get("pi_lower"), finding.get("pi_upper")):
-        pi = fmt_interval(finding["pi_lower"], finding["pi_upper"], digits)
-        if unit == "%":
-            lo_t, hi_t = pi.split(" to ")
-            pi = f"{lo_t}% to {hi_t}%"
+        pi = fmt_interval(finding["pi_lower"], finding["pi_upper"], digits, percent=unit == "%")
     p = (fmt_probability(finding["p_improvement"]) if pooled and _finite(finding.get("p_improvement")) else DASH)
     return {
         "Outcome": f"{spec.label} ({'% change' if unit == '%' else unit})",
-        "Visit (months)": _months(finding["time_months"]),
+        "Visit (months)": fmt_months(finding["time_months"]),
         "Studies (patients)": (f"{fmt_count(int(k))} ({fmt_count(int(n))})" if _finite(k, n) else
                                (fmt_count(int(k)) if _finite(k) else "0")),
         "Estimate (95% interval)": est,
@@ -153,28 +150,30 @@ def change_row(finding: Mapping, spec, study_label: str = "") -> dict:
         "95% prediction interval": pi,
         "P(improvement)": p,
         "In words": change_words(ev, finding.get("p_improvement"), finding.get("lower"), finding.get("upper"),
-                                 spec.direction_of_benefit),
+                                 spec.direction_of_benefit, arms=arms),
     }
 
 
-def between_arm_row(rec: Mapping, spec, study_label: str, n_msct, n_control, control: str = "control") -> dict:
-    """One randomised difference (a `between_arm.comparisons` record)."""
+def between_arm_row(rec: Mapping, spec, study_label: str, n_intervention, n_comparator, *, arms: Arms) -> dict:
+    """One randomised difference (a `between_arm.comparisons` record); `n_intervention`, `n_comparator`: the
+    study's patients per arm (the studies sheet's `arms.<arm>.n_column`)."""
     unit = "percentage points" if spec.kind == "binary" else _unit(spec)
     estimand = rec.get("primary_estimand", "")
     return {
-        "Outcome": f"{spec.label} ({'% difference' if unit == '%' else unit}): MSCT vs {control}",
-        "Visit (months)": _months(rec["visit_months"]),
-        "Studies (patients)": f"1 ({fmt_count(int(float(n_msct)))} vs {fmt_count(int(float(n_control)))})",
+        "Outcome": (f"{spec.label} ({'% difference' if unit == '%' else unit}): {arms.intervention.short} vs "
+                    f"{arms.comparator.short}"),
+        "Visit (months)": fmt_months(rec["visit_months"]),
+        "Studies (patients)": f"1 ({fmt_count(int(float(n_intervention)))} vs {fmt_count(int(float(n_comparator)))})",
         "Estimate (95% interval)": rec["primary"],
         "What the estimate is": f"randomised comparison in {study_label} ({estimand})",
         "95% prediction interval": DASH,
         "P(improvement)": DASH,
         "In words": difference_words(rec.get("primary_lower"), rec.get("primary_upper"), spec.direction_of_benefit,
-                                     control),
+                                     arms=arms),
     }
 
 
 def summary_of_findings(change_rows: Iterable[dict], between_rows: Iterable[dict] = ()) -> pd.DataFrame:
-    """The table: randomised differences first, then the changes after MSCT."""
+    """The table: randomised differences first, then the changes after the intervention."""
     rows = list(between_rows) + list(change_rows)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -5,8 +5,9 @@ Every function takes plain pandas DataFrames (columns documented in its docstrin
 display strings; nothing here reads the model's files. `write_table(frame, stem)` writes `stem.csv` and a
 Markdown pipe table `stem.md` (for the manuscript) atomically.
 
-Number formatting: `fmt_number` chooses decimals from the magnitude of the numbers shown together (an estimate
-and its interval share one precision); negative numbers use the typographic minus sign (U+2212).
+Every number is formatted by `timecourse_meta.report.format`. Arm names, design, checklist and judgement
+labels and the review's own columns of the characteristics table come from the review (`core.review`: `Arms`,
+`Vocabulary`), never from this module.
 """
 
 from __future__ import annotations
@@ -20,29 +21,8 @@ import numpy as np
 import pandas as pd
 
 from timecourse_meta.core import atomic
-
-MINUS = "\u2212"
-DASH = "\u2014"
-
-DESIGN_NAMES = {
-    "single_arm": "Single-arm",
-    "rct": "RCT",
-    "cohort": "Cohort",
-    "case_series": "Case series",
-}
-CHECKLIST_NAMES = {
-    "cebm_rct": "Oxford CEBM RCT checklist",
-    "cebm_case_series": "Oxford CEBM case-series checklist",
-    "cebm_cohort": "Oxford CEBM cohort checklist",
-}
-JUDGEMENT_WORDS = {
-    "yes": "Yes",
-    "no": "No",
-    "unclear": "Unclear",
-    "not_reported": "Not reported",
-    "not_applicable": "Not applicable",
-}
-
+from timecourse_meta.core.review import Arms, Vocabulary
+from timecourse_meta.report.format import DASH, fmt_months, fmt_number, months_text
 
 # ----------------------------------------------------------------------------------------------------------------
 # Small helpers
@@ -84,68 +64,11 @@ def _spec(dictionary: Mapping | None, outcome: str) -> dict:
     return out
 
 
-def decimals_for(*values: float) -> int:
-    """Decimals for numbers shown together: 0 if the largest magnitude is >= 100, 1 if >= 10, else 2."""
-    finite = [abs(v) for v in values if v is not None and np.isfinite(v)]
-    m = max(finite) if finite else 0.0
-    return 0 if m >= 100 else 1 if m >= 10 else 2
-
-
-def fmt_number(x: Any, decimals: int | None = None, plus: bool = False) -> str:
-    """A number as text with a typographic minus; '' for missing."""
-    v = _num(x)
-    if not np.isfinite(v):
-        return ""
-    d = decimals_for(v) if decimals is None else decimals
-    s = f"{abs(v):.{d}f}"
-    if float(s) == 0:
-        return s
-    if v < 0:
-        return MINUS + s
-    return ("+" + s) if plus else s
-
-
-def fmt_interval(estimate: Any, lower: Any, upper: Any, decimals: int | None = None) -> str:
-    """'estimate [lower, upper]' (one precision for the three numbers); 'estimate [not reported]' without bounds."""
-    e, lo, hi = _num(estimate), _num(lower), _num(upper)
-    d = decimals_for(e, lo, hi) if decimals is None else decimals
-    if not np.isfinite(e):
-        return ""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{fmt_number(e, d)} [no interval]"
-    return f"{fmt_number(e, d)} [{fmt_number(lo, d)}, {fmt_number(hi, d)}]"
-
-
-def fmt_months(t: Any) -> str:
-    """Visit time: '6' for whole months, '0.9' otherwise."""
-    v = _num(t)
-    if not np.isfinite(v):
-        return "not reported"
-    return f"{v:.0f}" if abs(v - round(v)) < 1e-6 else f"{v:.1f}"
-
-
-def months_text(t: Any) -> str:
-    """'1 month', '6 months', '0.9 months'."""
-    s = fmt_months(t)
-    return f"{s} month" if s == "1" else f"{s} months"
-
-
 def midsentence(label: str) -> str:
-    """'Serum creatinine' -> 'serum creatinine' inside a sentence; 'SLEDAI score', 'ANA titre' stay."""
+    """'Pain score' -> 'pain score' inside a sentence; 'HbA1c', 'ANA titre' stay."""
     if len(label) > 1 and label[0].isupper() and label[1].islower():
         return label[0].lower() + label[1:]
     return label
-
-
-def fmt_probability(p: Any) -> str:
-    v = _num(p)
-    if not np.isfinite(v):
-        return ""
-    if v > 0.995:
-        return ">0.99"
-    if v < 0.005:
-        return "<0.01"
-    return f"{v:.2f}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -212,7 +135,7 @@ def write_table(frame: pd.DataFrame, stem: str | os.PathLike) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------
 
 def study_label(row: Mapping) -> str:
-    """'Deng 2017' from first_author 'Deng D' and year 2017; a group name without a year keeps its study_id."""
+    """'Smith 2017' from first_author 'Smith J' and year 2017; a group name without a year keeps its study_id."""
     author = _text(row.get("first_author"))
     year = _num(row.get("year"))
     sid = _text(row.get("study_id"))
@@ -221,7 +144,7 @@ def study_label(row: Mapping) -> str:
         surname = author
     else:
         parts = author.split()
-        # 'Deng D', 'Li JX': drop trailing initials (all capitals, at most 3 letters)
+        # 'Smith J', 'Ng JX': drop trailing initials (all capitals, at most 3 letters)
         while len(parts) > 1 and parts[-1].isupper() and len(parts[-1]) <= 3:
             parts = parts[:-1]
         surname = " ".join(parts)
@@ -261,12 +184,13 @@ OBSERVED_COLUMNS = ["study_id", "label", "outcome", "arm", "cohort", "time_month
                     "upper", "unit", "basis", "analysis_ids"]
 
 
-def observed_changes(table: pd.DataFrame, study_ids: Iterable[str] | None = None, *, arm: str = "MSCT",
+def observed_changes(table: pd.DataFrame, study_ids: Iterable[str] | None = None, *, arm: str,
                      labels: Mapping[str, str] | None = None, level: float = 0.95,
                      include_median_only: bool = False) -> pd.DataFrame:
     """Each study's observed change from baseline per outcome, cohort and visit, with a t-based CI.
 
-    Input: the harmonised analysis table (docs/analysis_table.md). Used rows: `arm == arm`, continuous,
+    Input: the harmonised analysis table (docs/analysis_table.md). Used rows: `arm == arm` (the review's
+    intervention arm id, `Arms.intervention.id`), continuous,
     `measure == change_from_baseline`, `poolable`, time > 0 (reported and derived change scores: a derived one was
     computed by harmonisation from a baseline and a follow-up mean with the assumed within-person correlation,
     which `basis` says). CI: mean +/- t_{n-1} * sd / sqrt(n).
@@ -344,12 +268,39 @@ def scientific_text(text: str) -> str:
     return _E_NOTATION.sub(lambda m: f"{m.group(1)} \u00d7 10{str(int(m.group(2))).translate(_SUPERSCRIPT)}", text)
 
 
-CHARACTERISTICS_COLUMNS = ["Study", "Design", "Population", "n (MSCT/control)", "MSC source; dose; route",
-                           "Follow-up (months)", "Outcomes reported", "Review inclusion", "Shares patients with"]
+def characteristics_columns(*, arms: Arms, vocabulary: Vocabulary) -> list[str]:
+    """The columns of Table 1: the engine's own, with the review's arm names ('n (<short>/<short>)') and its
+    `characteristics` columns: the first (what the intervention was, e.g. 'Drug; dose; route') right after 'n',
+    the others after 'Outcomes reported' (the order the published characteristics tables of the field use)."""
+    return (["Study", "Design", "Population", f"n ({arms.intervention.short}/{arms.comparator.short})"]
+            + [c["header"] for c in vocabulary.characteristics][:1]
+            + ["Follow-up (months)", "Outcomes reported"]
+            + [c["header"] for c in vocabulary.characteristics][1:]
+            + ["Shares patients with"])
+
+
+def _review_cell(row: Mapping, column: Mapping, vocabulary: Vocabulary) -> str:
+    """One review-defined cell (vocabulary `characteristics`): its fields joined with '; ', each coded value
+    (a field with `allowed` values) with spaces for underscores, each free text with its E notation typeset,
+    and the `confidence` field's value as '(<value> confidence)'."""
+    fields = column["fields"]
+    missing = list(column.get("missing") or [])
+    parts = []
+    for i, name in enumerate(fields):
+        default = missing[i] if i < len(missing) else "not reported"
+        coded = bool((vocabulary.study_fields.get(name) or {}).get("allowed"))
+        value = _text(row.get(name))
+        if coded:
+            parts.append(value.replace("_", " ") if value else default)
+        else:
+            parts.append(scientific_text(value) if value else default)
+    text = "; ".join(parts)
+    confidence = _text(row.get(column["confidence"])) if column.get("confidence") else ""
+    return f"{text} ({confidence} confidence)" if confidence else text
 
 
 def _shared_text(group: str | None, row: Mapping) -> str:
-    """'Nanjing Drum Tower programme: subset (judgement)', or for a report alone in its group 'no other report'
+    """'City Hospital programme: subset (judgement)', or for a report alone in its group 'no other report'
     (its open overlap, e.g. 'unclear (judgement)', where the sheet records one)."""
     from timecourse_meta.data import linkage
 
@@ -364,23 +315,28 @@ def _shared_text(group: str | None, row: Mapping) -> str:
 
 def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | None = None,
                           study_set: str | None = None, dictionary: Mapping | None = None,
-                          labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+                          labels: Mapping[str, str] | None = None, *, arms: Arms,
+                          vocabulary: Vocabulary) -> pd.DataFrame:
     """Table 1: one row per study in `study_set` (all studies if None), in the sheet's order.
 
     `studies`: the validated studies sheet (docs/extraction_sheets.md): study_id, first_author, year, design,
-    design_detail, population, n_msct, n_control, msc_source, msc_dose, route, follow_up_months,
-    review_inclusion, review_inclusion_confidence, study_sets.
+    design_detail, population, the arms' n columns (`arms.intervention.n_column`, `arms.comparator.n_column`),
+    follow_up_months, study_sets and the review's own fields. Design labels come from `vocabulary.designs`; the
+    review's own columns (`vocabulary.characteristics`, e.g. a dose column) from its study fields
+    (`_review_cell`); the first of them follows 'n', the others 'Outcomes reported'.
     `analysis_table`: the harmonised table; its outcomes (kind other than `characteristic`) per study become
     'Outcomes reported', labelled from `dictionary`, with '(not poolable)' where no row of that outcome is poolable.
     Missing facts are written 'not reported', never left looking like a zero.
     'Shares patients with' names the patient group of reports that describe the same patients (studies-sheet
-    `patient_group`, e.g. 'Nanjing Drum Tower programme: later follow-up (judgement)'; the text and the validation
+    `patient_group`, e.g. 'City Hospital programme: later follow-up (judgement)'; the text and the validation
     report list the group's reports), or 'no other report' ('unclear (judgement)' where the sheet leaves it
     open); sheets without the linkage columns give 'not recorded'. The table is one study set's, so it shows
     no set names.
     """
     from timecourse_meta.data import linkage
 
+    columns = characteristics_columns(arms=arms, vocabulary=vocabulary)
+    extra = [(c["header"], c) for c in vocabulary.characteristics]
     part = studies_in_set(studies, study_set)
     labels = dict(labels or study_labels(studies))
     linked = "patient_group" in part
@@ -395,11 +351,11 @@ def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | 
     rows = []
     for r in part.to_dict("records"):
         sid = r["study_id"]
-        design = DESIGN_NAMES.get(_text(r.get("design")), _text(r.get("design")))
+        design = vocabulary.design_label(_text(r.get("design")))
         detail = _text(r.get("design_detail"))
         if detail:
             design = f"{design} ({detail})"
-        n_m, n_c = _num(r.get("n_msct")), _num(r.get("n_control"))
+        n_m, n_c = _num(r.get(arms.intervention.n_column)), _num(r.get(arms.comparator.n_column))
         n_text = (f"{int(n_m)}" if np.isfinite(n_m) else "not reported") + " / " + (
             f"{int(n_c)}" if np.isfinite(n_c) and n_c > 0 else DASH)
         fu = _num(r.get("follow_up_months"))
@@ -415,31 +371,31 @@ def characteristics_table(studies: pd.DataFrame, analysis_table: pd.DataFrame | 
                     lab += " (not poolable)"
                 parts.append(lab)
             outcomes_text = "; ".join(parts) if parts else "none extracted"
-        inclusion = _text(r.get("review_inclusion")).replace("_", " ")
-        conf = _text(r.get("review_inclusion_confidence"))
         rows.append({
             "Study": labels.get(sid, sid),
             "Design": design,
             "Population": _text(r.get("population"), "not reported"),
-            "n (MSCT/control)": n_text,
-            "MSC source; dose; route": "; ".join([_text(r.get("msc_source"), "source not reported"),
-                                                 scientific_text(_text(r.get("msc_dose"), "dose not reported")),
-                                                 _text(r.get("route"), "route not reported")]),
+            columns[3]: n_text,
             "Follow-up (months)": fmt_months(fu) if np.isfinite(fu) else "not reported",
             "Outcomes reported": outcomes_text,
-            "Review inclusion": f"{inclusion} ({conf} confidence)" if conf else inclusion,
+            **{header: _review_cell(r, spec, vocabulary) for header, spec in extra},
             "Shares patients with": _shared_text(group_text.get(sid, ""), r) if linked else "not recorded",
         })
-    return pd.DataFrame(rows, columns=CHARACTERISTICS_COLUMNS)
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Critical appraisal table
 # ----------------------------------------------------------------------------------------------------------------
 
+def _judgement_label(vocabulary: Vocabulary, code: str) -> str:
+    judgement = vocabulary.judgements.get(code)
+    return judgement.label if judgement is not None else code
+
+
 def appraisal_table(appraisal: pd.DataFrame, labels: Mapping[str, str] | None = None,
-                    checklist: str | None = None) -> pd.DataFrame:
-    """Study x item matrix of judgements in words ('Yes', 'No', 'Unclear', 'Not reported', 'Not applicable').
+                    checklist: str | None = None, *, vocabulary: Vocabulary) -> pd.DataFrame:
+    """Study x item matrix of judgements in words (the labels of `vocabulary.judgements`, e.g. 'Yes', 'Unclear').
 
     `appraisal`: columns study_id, item_id, judgement, optional checklist, item (the question). One table per
     checklist: pass `checklist` to select one (required when the sheet mixes checklists, as items differ).
@@ -464,7 +420,7 @@ def appraisal_table(appraisal: pd.DataFrame, labels: Mapping[str, str] | None = 
         row = {"Study": labels.get(sid, sid)}
         for item in items:
             j = own.get(item)
-            row[questions[item]] = JUDGEMENT_WORDS.get(_text(j), _text(j)) if not _missing(j) else DASH
+            row[questions[item]] = _judgement_label(vocabulary, _text(j)) if not _missing(j) else DASH
         rows.append(row)
     return pd.DataFrame(rows, columns=["Study"] + [questions[i] for i in items])
 
@@ -475,6 +431,11 @@ def appraisal_table(appraisal: pd.DataFrame, labels: Mapping[str, str] | None = 
 
 DIAGNOSTICS_COLUMNS = ["Outcome", "Parameters checked", "Max R-hat", "Min bulk ESS", "Min tail ESS", "Divergences",
                        "Min E-BFMI", "Gate"]
+
+
+def _stat(x, digits: int) -> str:
+    """A diagnostic's value; 'not computed' where the sampler gave none (e.g. R-hat of a constant)."""
+    return fmt_number(x, digits) if np.isfinite(_num(x)) else "not computed"
 
 
 def diagnostics_table(gates: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -493,12 +454,12 @@ def diagnostics_table(gates: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         rows.append({
             "Outcome": label,
             "Parameters checked": len(params),
-            "Max R-hat": f"{params['rhat'].max():.3f}" if len(params) else none,
-            "Min bulk ESS": f"{params['ess_bulk'].min():.0f}" if len(params) else none,
-            "Min tail ESS": f"{params['ess_tail'].min():.0f}" if len(params) else none,
-            "Divergences": (f"{sampler['divergences']:.0f}" if "divergences" in sampler
+            "Max R-hat": _stat(params["rhat"].max(), 3) if len(params) else none,
+            "Min bulk ESS": _stat(params["ess_bulk"].min(), 0) if len(params) else none,
+            "Min tail ESS": _stat(params["ess_tail"].min(), 0) if len(params) else none,
+            "Divergences": (_stat(sampler["divergences"], 0) if "divergences" in sampler
                             else "not sampled" if len(params) else none),
-            "Min E-BFMI": f"{bfmi.min():.2f}" if len(bfmi) else "not sampled" if len(params) else none,
+            "Min E-BFMI": _stat(bfmi.min(), 2) if len(bfmi) else "not sampled" if len(params) else none,
             "Gate": (str(d["gate"].iloc[0]) if "gate" in d and len(d) else
                      "passed" if (d["passed"].astype(str).str.lower() != "false").all() else "failed"),
         })

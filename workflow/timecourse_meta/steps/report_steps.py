@@ -1,13 +1,16 @@
 """The figure and table steps the Snakemake rules call (one function per rule), reading results files.
 
 Each step reads its inputs, builds plain frames through figure_data, and calls the tested plotting/table
-functions; figures are written as PNG (300 dpi) and SVG, tables as CSV and Markdown, all atomically.
+functions; figures are written as PNG (300 dpi) and SVG, tables as CSV and Markdown, all atomically. Steps that
+name the arms or use the review's vocabulary take the resolved `config` (its `review` section and
+`data.vocabulary`, read through `core.review`).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Mapping
 
 import arviz as az
 import matplotlib
@@ -18,15 +21,22 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from timecourse_meta.core import atomic
+from timecourse_meta.core import review
+from timecourse_meta.data import dictionary as dictionary_mod
+from timecourse_meta.data import harmonise
 from timecourse_meta.report import between_arm
 from timecourse_meta.report import claims as claims_mod
-from timecourse_meta.data import dictionary as dictionary_mod
+from timecourse_meta.report import claims_file
 from timecourse_meta.report import figure_data  # noqa: E402
-from timecourse_meta.data import harmonise
 from timecourse_meta.report import model_comparison
 from timecourse_meta.report import summary_of_findings  # noqa: E402
-from timecourse_meta.report import plots
 from timecourse_meta.report import tables  # noqa: E402
+from timecourse_meta.report.format import months_text
+from timecourse_meta.report.plots import appraisal as appraisal_plots
+from timecourse_meta.report.plots import common as plot_common
+from timecourse_meta.report.plots import forest
+from timecourse_meta.report.plots import model as model_plots
+from timecourse_meta.report.plots import trajectory
 
 
 def _stem(path: str) -> Path:
@@ -50,11 +60,12 @@ def _no_change_note(spec, study_set: str) -> str:
 
 def _set_styles(ids, labels: dict) -> dict:
     """Colour and marker of every study of a set, the same in each of the set's figures."""
-    return plots.study_styles(sorted({labels.get(i, i) for i in ids}))
+    return plot_common.study_styles(sorted({labels.get(i, i) for i in ids}))
 
 
-def _forest_figure(rows: pd.DataFrame, curve: pd.DataFrame, spec, visit: float, controls=None):
-    """A forest plot at one visit: the studies' own changes (control arms beside their MSC arm) and, only where
+def _forest_figure(rows: pd.DataFrame, curve: pd.DataFrame, spec, visit: float, controls=None, *, arms):
+    """A forest plot at one visit: the studies' own changes (comparator arms beside their intervention arm) and,
+    only where
     the estimate is pooled at this visit from two or more studies, the pooled diamond, labelled with what was
     pooled."""
     pooled = figure_data.pooled_at(curve, visit)
@@ -66,33 +77,34 @@ def _forest_figure(rows: pd.DataFrame, curve: pd.DataFrame, spec, visit: float, 
         pooled["label"] = (f"Pooled ({k} studies here; time course of {int(km)})"
                            if pd.notna(km) and int(km) > k else f"Pooled ({k} studies)")
     if controls is not None:
-        rows = figure_data.with_control_rows(rows, controls, visit)
-    return plots.forest_plot(rows, pooled, outcome_label=spec.label, unit=figure_data.display_unit(spec),
+        rows = figure_data.with_control_rows(rows, controls, visit, arms=arms)
+    return forest.forest_plot(rows, pooled, outcome_label=spec.label, unit=figure_data.display_unit(spec),
                              direction_of_benefit=spec.direction_of_benefit, visit_months=visit,
                              measure_label="Percent change from baseline" if spec.analysis_scale == "log"
                              else "Change from baseline")
 
 
 def _with_controls(changes: pd.DataFrame, controls: pd.DataFrame) -> pd.DataFrame:
-    """Trajectory points: the studies' MSC arms and, flagged ``control``, their control arms."""
+    """Trajectory points: the studies' intervention arms and, flagged ``control``, their comparator arms."""
     if controls.empty:
         return changes
     return pd.concat([changes.assign(control=False), controls], ignore_index=True)
 
 
 def visit_stem(outcome: str, visit: float) -> str:
-    """File stem of one per-visit forest plot, e.g. 'sledai_6m' or 'sledai_0.9m'."""
+    """File stem of one per-visit forest plot, e.g. 'pain_score_6m' or 'pain_score_0.9m'."""
     return f"{outcome}_{float(visit):g}m"
 
 
 def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outcome, study_set, out_png,
-               key_visit_csv, out_by_visit_dir=None) -> None:
+               key_visit_csv, out_by_visit_dir=None, *, config: Mapping) -> None:
     """Forest plot of one outcome at its key visit (the grid visit with most studies), and, in
     `out_by_visit_dir`, one forest per visit with data (PNG + SVG each, named by visit_stem)."""
     spec = dictionary_mod.load(dictionary_yaml)[outcome]
+    arms = review.arms(config)
     table, _, ids, labels = _context(table_csv, studies_csv, study_set)
     summary = pd.read_csv(summary_csv, dtype={"study_id": str})
-    changes = figure_data.study_changes(table, ids, spec, labels, summary)
+    changes = figure_data.study_changes(table, ids, spec, labels, summary, arms=arms)
     controls = figure_data.control_changes(summary, spec, labels)
     curve = figure_data.pooled_curve(summary, spec)
     visit = figure_data.key_visit(summary, changes, grid)
@@ -101,29 +113,31 @@ def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outco
         rows = pd.DataFrame()
     else:
         rows = figure_data.at_visit(changes, visit)
-        fig = _forest_figure(rows, curve, spec, visit, controls)
-    plots.save_figure(fig, _stem(out_png))
+        fig = _forest_figure(rows, curve, spec, visit, controls, arms=arms)
+    plot_common.save_figure(fig, _stem(out_png))
     plt.close(fig)
     if out_by_visit_dir is not None:
         with atomic.atomic_dir(out_by_visit_dir) as tmp:
             for v in figure_data.forest_visits(changes, grid):
-                fig = _forest_figure(figure_data.at_visit(changes, v), curve, spec, v, controls)
-                plots.save_figure(fig, tmp / visit_stem(outcome, v))
+                fig = _forest_figure(figure_data.at_visit(changes, v), curve, spec, v, controls, arms=arms)
+                plot_common.save_figure(fig, tmp / visit_stem(outcome, v))
                 plt.close(fig)
     atomic.write_csv(key_visit_csv, pd.DataFrame([{
         "outcome": outcome, "study_set": study_set, "key_visit_months": visit,
         "n_studies": int(rows["study_id"].nunique()) if not rows.empty else 0}]))
 
 
-def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set, out_png) -> None:
+def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set, out_png, *,
+                     config: Mapping) -> None:
     """One panel per continuous outcome: pooled Δ(t) with credible and prediction bands over the studies."""
     outcomes = dictionary_mod.load(dictionary_yaml)
+    arms = review.arms(config)
     table, _, ids, labels = _context(table_csv, studies_csv, study_set)
     panels = []
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
         summary = pd.read_csv(path, dtype={"study_id": str})
-        changes = figure_data.study_changes(table, ids, spec, labels, summary)
+        changes = figure_data.study_changes(table, ids, spec, labels, summary, arms=arms)
         if changes.empty:
             continue
         curve = figure_data.pooled_curve(summary, spec)
@@ -134,28 +148,32 @@ def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml
         fig = _note_figure("No continuous outcome has change data in this study set")
     else:
         # three columns for many outcomes, so that the figure fits a printed page with its caption
-        fig = plots.trajectory_grid(panels, ncols=3 if len(panels) > 6 else 2, styles=_set_styles(ids, labels))
-    plots.save_figure(fig, _stem(out_png))
+        fig = trajectory.trajectory_grid(panels, arms=arms, ncols=3 if len(panels) > 6 else 2,
+                                         styles=_set_styles(ids, labels))
+    plot_common.save_figure(fig, _stem(out_png))
     plt.close(fig)
 
 
-def run_trajectory(table_csv, studies_csv, summary_csv, dictionary_yaml, outcome, study_set, out_png) -> None:
+def run_trajectory(table_csv, studies_csv, summary_csv, dictionary_yaml, outcome, study_set, out_png, *,
+                   config: Mapping) -> None:
     """One outcome's pooled change over 0-12 months with its bands, over the studies' own changes; each study
     keeps the colour and marker it has in the combined figure of its set."""
     spec = dictionary_mod.load(dictionary_yaml)[outcome]
+    arms = review.arms(config)
     table, _, ids, labels = _context(table_csv, studies_csv, study_set)
     summary = pd.read_csv(summary_csv, dtype={"study_id": str})
-    changes = figure_data.study_changes(table, ids, spec, labels, summary)
+    changes = figure_data.study_changes(table, ids, spec, labels, summary, arms=arms)
     curve = figure_data.pooled_curve(summary, spec)
     if changes.empty:
         fig = _note_figure(_no_change_note(spec, study_set))
     else:
         points = _with_controls(changes, figure_data.control_changes(summary, spec, labels))
-        fig = plots.trajectory_plot(curve if not curve.empty else None, points, outcome_label=spec.label,
-                                    unit=figure_data.display_unit(spec),
-                                    direction_of_benefit=spec.direction_of_benefit, styles=_set_styles(ids, labels),
-                                    title=None if not curve.empty else f"{spec.label} (no pooled time course)")
-    plots.save_figure(fig, _stem(out_png))
+        fig = trajectory.trajectory_plot(curve if not curve.empty else None, points, outcome_label=spec.label,
+                                         unit=figure_data.display_unit(spec), arms=arms,
+                                         direction_of_benefit=spec.direction_of_benefit,
+                                         styles=_set_styles(ids, labels),
+                                         title=None if not curve.empty else f"{spec.label} (no pooled time course)")
+    plot_common.save_figure(fig, _stem(out_png))
     plt.close(fig)
 
 
@@ -185,26 +203,32 @@ def cite_studies(frame: pd.DataFrame, labels: dict, keys: set[str], column: str 
     return out
 
 
-def run_characteristics(table_csv, studies_csv, dictionary_yaml, study_set, out_csv, bibliography=None) -> None:
+def run_characteristics(table_csv, studies_csv, dictionary_yaml, study_set, out_csv, bibliography=None, *,
+                        config: Mapping) -> None:
     """Table 1 as CSV and Markdown; in the Markdown every study is cited (its id is its bibliography key)."""
     table, studies, _, labels = _context(table_csv, studies_csv, study_set)
-    frame = tables.characteristics_table(studies, table, study_set, dictionary_mod.load(dictionary_yaml), labels)
+    frame = tables.characteristics_table(studies, table, study_set, dictionary_mod.load(dictionary_yaml), labels,
+                                         arms=review.arms(config), vocabulary=review.vocabulary(config))
     stem = _stem(out_csv)
     atomic.write_csv(f"{stem}.csv", frame)
     shown = cite_studies(frame, labels, bibliography_keys(bibliography)) if bibliography else frame
     atomic.write_text(f"{stem}.md", tables.markdown_table(shown))
 
 
-def run_appraisal(appraisal_csv, studies_csv, out_traffic_png, out_summary_png, out_csv) -> None:
+def run_appraisal(appraisal_csv, studies_csv, out_traffic_png, out_summary_png, out_csv, *,
+                  config: Mapping) -> None:
+    """The appraisal figures (traffic lights, summary bars) and the table, in the review's vocabulary."""
+    vocabulary = review.vocabulary(config)
     appraisal = pd.read_csv(appraisal_csv, dtype=str, keep_default_na=False)
     labels = tables.study_labels(_studies(studies_csv))
-    fig = plots.traffic_light_plot(appraisal, labels=labels)
-    plots.save_figure(fig, _stem(out_traffic_png))
+    fig = appraisal_plots.traffic_light_plot(appraisal, labels=labels, vocabulary=vocabulary)
+    plot_common.save_figure(fig, _stem(out_traffic_png))
     plt.close(fig)
-    fig = plots.appraisal_summary_plot(appraisal)
-    plots.save_figure(fig, _stem(out_summary_png))
+    fig = appraisal_plots.appraisal_summary_plot(appraisal, vocabulary=vocabulary)
+    plot_common.save_figure(fig, _stem(out_summary_png))
     plt.close(fig)
-    parts = [tables.appraisal_table(appraisal, labels, checklist) for checklist in appraisal["checklist"].unique()]
+    parts = [tables.appraisal_table(appraisal, labels, checklist, vocabulary=vocabulary)
+             for checklist in appraisal["checklist"].unique()]
     frames = []
     for checklist, part in zip(appraisal["checklist"].unique(), parts):
         frames.append(part.assign(Checklist=checklist))
@@ -212,26 +236,28 @@ def run_appraisal(appraisal_csv, studies_csv, out_traffic_png, out_summary_png, 
 
 
 def run_summary_of_findings(table_csv, studies_csv, summary_csvs: dict, key_visit_csvs: dict, dictionary_yaml,
-                            study_set, out_csv) -> None:
+                            study_set, out_csv, *, config: Mapping) -> None:
     """Summary of findings: the randomised differences of the set's controlled study (every outcome in
     `summary_csvs`), then each continuous outcome (those in `key_visit_csvs`) at its key visit."""
     outcomes = dictionary_mod.load(dictionary_yaml)
+    arms = review.arms(config)
+    n_int, n_cmp = arms.intervention.n_column, arms.comparator.n_column
     table, studies, ids, labels = _context(table_csv, studies_csv, study_set)
     part = studies[studies["study_id"].isin(ids)]
-    controlled = part[pd.to_numeric(part["n_control"], errors="coerce").fillna(0) > 0]
+    controlled = part[pd.to_numeric(part[n_cmp], errors="coerce").fillna(0) > 0]
     change_rows, between_rows = [], []
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
         summary = pd.read_csv(path, dtype={"study_id": str})
         for _, st in controlled.iterrows():
-            for rec in between_arm.comparisons(summary, spec, table):
+            for rec in between_arm.comparisons(summary, spec, table, arms=arms):
                 if rec["study_id"] == st["study_id"]:
                     between_rows.append(summary_of_findings.between_arm_row(
-                        rec, spec, labels[st["study_id"]], st["n_msct"], st["n_control"]))
+                        rec, spec, labels[st["study_id"]], st[n_int], st[n_cmp], arms=arms))
         if outcome not in key_visit_csvs:
             continue
         visit = pd.read_csv(key_visit_csvs[outcome])["key_visit_months"].iloc[0]
-        changes = figure_data.study_changes(table, ids, spec, labels, summary)
+        changes = figure_data.study_changes(table, ids, spec, labels, summary, arms=arms)
         row = figure_data.finding(summary, changes, spec, None if pd.isna(visit) else float(visit))
         if row is None:
             continue
@@ -239,20 +265,21 @@ def run_summary_of_findings(table_csv, studies_csv, summary_csvs: dict, key_visi
         if not row.get("evidence"):
             row["evidence"] = "pooled" if row["n_studies"] >= 2 else "study_estimate"
         change_rows.append(summary_of_findings.change_row(
-            row, spec, study_label=str(here["label"].iloc[0]) if len(here) == 1 else ""))
+            row, spec, study_label=str(here["label"].iloc[0]) if len(here) == 1 else "", arms=arms))
     frame = summary_of_findings.summary_of_findings(change_rows, between_rows)
     if frame.empty:
         frame = pd.DataFrame({"Outcome": [], "In words": ["No outcome has change data in this study set"]})
     tables.write_table(frame, _stem(out_csv))
 
 
-def run_between_arm(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set, out_csv) -> None:
+def run_between_arm(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set, out_csv, *,
+                    config: Mapping) -> None:
     """The randomised comparison of every controlled study of the set: both arms' changes and the between-arm
     differences from follow-up means and from change scores (timecourse_meta.report.between_arm)."""
     outcomes = dictionary_mod.load(dictionary_yaml)
     table, _, _, labels = _context(table_csv, studies_csv, study_set)
     summaries = {o: pd.read_csv(p, dtype={"study_id": str}) for o, p in summary_csvs.items()}
-    frame = between_arm.between_arm_table(summaries, outcomes, labels, table)
+    frame = between_arm.between_arm_table(summaries, outcomes, labels, table, arms=review.arms(config))
     tables.write_table(frame, _stem(out_csv))
 
 
@@ -265,11 +292,12 @@ def run_time_course_table(summary_csvs: dict, dictionary_yaml, out_csv) -> None:
 
 
 def run_claims(claims_csv, table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set,
-               out_csv) -> None:
-    """Each claim of the 2023 review's abstract against the data and models of this study set."""
+               out_csv, *, config: Mapping) -> None:
+    """Each claim of the review's claims file against the data and models of this study set."""
     outcomes = dictionary_mod.load(dictionary_yaml)
     table, studies, _, labels = _context(table_csv, studies_csv, study_set)
-    changes = tables.observed_changes(table, None, labels=labels, include_median_only=True)
+    changes = tables.observed_changes(table, None, arm=review.arms(config).intervention.id, labels=labels,
+                                      include_median_only=True)
     changes["unit"] = changes["unit"].replace(figure_data.DISPLAY_UNITS)
     pooled = []
     for outcome, path in summary_csvs.items():
@@ -278,12 +306,12 @@ def run_claims(claims_csv, table_csv, studies_csv, summary_csvs: dict, dictionar
             pooled.append({"outcome": outcome, "time_months": r.time_months, "estimate": r.estimate,
                            "lower": r.lower, "upper": r.upper, "study_set": study_set,
                            "n_studies": getattr(r, "n_studies", float("nan"))})
-    claims = claims_mod.load_claims(claims_csv, outcomes)
+    claims = claims_file.load_claims(claims_csv, outcomes)
     result = claims_mod.check_claims(claims, changes, pd.DataFrame(pooled) if pooled else None, outcomes,
-                                     study_sets=harmonise.study_sets(studies), labels=labels,
+                                     config=config, study_sets=harmonise.study_sets(studies), labels=labels,
                                      study_set_override=study_set)
     atomic.write_csv(_stem(out_csv).with_suffix(".full.csv"), result)
-    tables.write_table(claims_mod.claims_table(result), _stem(out_csv))
+    tables.write_table(claims_mod.claims_table(result, config=config), _stem(out_csv))
 
 
 def figure_data_spec_identity(spec):
@@ -297,7 +325,7 @@ PARAMETER_LABELS = {"tau": "\u03c4, between-study SD", "rho_within": "\u03c1 of 
 
 def run_model_figures(idata_nc, outcome, out_prior_png, out_ppc_png, out_rank_png, studies_csv=None) -> None:
     """Supplement: prior vs posterior of tau and correlations, posterior predictive check, rank plots; studies
-    by their labels (e.g. 'Deng 2017') when `studies_csv` is given."""
+    by their labels (e.g. 'Smith 2017') when `studies_csv` is given."""
     idata = az.from_netcdf(idata_nc)
     study_names = tables.study_labels(_studies(studies_csv)) if studies_csv else {}
     names = [v for v in ("tau", "rho_within", "rho_between") if "posterior" in idata.groups()
@@ -305,18 +333,18 @@ def run_model_figures(idata_nc, outcome, out_prior_png, out_ppc_png, out_rank_pn
     unit = _obs_unit(idata)
     tau_unit = "log scale" if unit.startswith("log of") else unit
     labels = {k: (f"{v} ({tau_unit})" if k == "tau" and tau_unit else v) for k, v in PARAMETER_LABELS.items()}
-    for path, draw in ((out_prior_png, lambda: plots.prior_posterior_plot(idata, names, labels=labels)),
-                       (out_ppc_png, lambda: plots.ppc_plot(idata, _observed_name(idata),
-                                                            obs_labels=_obs_labels(idata, study_names), unit=unit,
-                                                            value_label="Study mean or change")),
-                       (out_rank_png, lambda: plots.rank_plot(idata, names))):
+    for path, draw in ((out_prior_png, lambda: model_plots.prior_posterior_plot(idata, names, labels=labels)),
+                       (out_ppc_png, lambda: model_plots.ppc_plot(idata, _observed_name(idata),
+                                                                  obs_labels=_obs_labels(idata, study_names),
+                                                                  unit=unit, value_label="Study mean or change")),
+                       (out_rank_png, lambda: model_plots.rank_plot(idata, names))):
         try:
             fig = draw() if names else None
         except (KeyError, ValueError, IndexError) as exc:
             fig = _note_figure(f"{outcome}: {exc}")
         if fig is None:
             fig = _note_figure(f"{outcome}: no pooled model (thin evidence), so no model figure")
-        plots.save_figure(fig, _stem(path))
+        plot_common.save_figure(fig, _stem(path))
         plt.close(fig)
 
 
@@ -327,7 +355,7 @@ def _observed_name(idata) -> str:
 
 
 def _obs_labels(idata, study_names: dict | None = None) -> list[str] | None:
-    """'Li 2016: mean at 0.9 mo' style labels for the observations, from the model's bookkeeping."""
+    """'Smith 2016: mean at 0.9 months' style labels for the observations, from the model's bookkeeping."""
     import json
 
     attrs = idata.constant_data.attrs if "constant_data" in idata.groups() else {}
@@ -339,7 +367,7 @@ def _obs_labels(idata, study_names: dict | None = None) -> list[str] | None:
         what = "change" if o.get("measure") == "change" else "mean"
         cohort = "" if o.get("cohort") in (None, "all") else f" [{o['cohort']}]"
         labels.append(f"{study_names.get(o['study_id'], o['study_id'])}{cohort}: {what} at "
-                      f"{tables.months_text(o['time_months'])}")
+                      f"{months_text(o['time_months'])}")
     return labels
 
 

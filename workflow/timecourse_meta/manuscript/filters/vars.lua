@@ -1,13 +1,13 @@
 --[[
 vars.lua: put the values of {{< var key >}} shortcodes into the document.
 
-The Python pre-pass (timecourse_meta.manuscript.render) has already checked every shortcode against the variables file (so it
+The Python pre-pass (timecourse_meta.manuscript.prepass) has already checked every shortcode against the variables file (so it
 can name the file and line of an unknown key) and replaced each one by a plain-word marker XVARnnnnnnX, which
 survives Pandoc's Markdown reader everywhere: running text, pipe tables, figure and table captions, the YAML
 front matter (title, abstract), link targets, image paths, code and math. This filter swaps each marker for its
-value, read from the JSON file named by the environment variable MSCT_RENDER_VARS:
+value, read from the JSON file named by the environment variable TIMECOURSE_META_RENDER_VARS:
 
-  { "XVAR000001X": {"key": "sledai.m6.delta", "value": "−2.1", "title": "sledai.m6.delta — from ..."}, ... }
+  { "XVAR000001X": {"key": "outcome_a.m6.delta", "value": "−2.1", "title": "outcome_a.m6.delta — from ..."}, ... }
 
 In HTML a value in running text becomes <span class="var" data-key="KEY" title="TITLE">VALUE</span> (the
 title is the lineage shown on hover); in other formats it is plain text. Inside code, math, raw output,
@@ -19,7 +19,7 @@ fails the render instead of silently dropping a number.
 
 local MARK = "XVAR%d%d%d%d%d%dX"
 
-local vars_path = os.getenv("MSCT_RENDER_VARS")
+local vars_path = os.getenv("TIMECOURSE_META_RENDER_VARS")
 local vars = {}
 if vars_path and vars_path ~= "" then
   local fh = assert(io.open(vars_path, "r"), "RENDER-ERROR[internal vars]: cannot read " .. vars_path)

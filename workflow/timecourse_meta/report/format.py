@@ -1,4 +1,5 @@
-"""Formatting of every number that reaches the manuscript, in one tested place.
+"""Formatting of every number that reaches a reader (tables, figures, claims, manuscript text), in one tested
+place: an included table and an inline number of the text can never disagree in a digit.
 
 Conventions (used by every function here, so the manuscript is consistent):
 
@@ -11,7 +12,10 @@ Conventions (used by every function here, so the manuscript is consistent):
 * Probabilities that round to 0 or 1 are written "<0.01" / ">0.99" (never "0.00" / "1.00": a posterior
   probability estimated from draws is never exactly 0 or 1).
 * Counts of 1,000 or more get a comma thousands separator ("1,234"); use `fmt_count`, not for years.
-* NaN, infinity, None and booleans are errors, never a blank or "nan".
+* NaN, infinity, None and booleans are errors, never a blank or "nan" (except in `fmt_bracketed` and
+  `fmt_months`, the figure and table cells whose missing values have words of their own).
+* Figures and the claims check write an estimate with its interval in brackets, "−2.10 [−3.24, −0.96]"
+  (`fmt_bracketed`), with one precision for the three numbers chosen by their magnitude (`decimals_for`).
 
 `sig_digits(unit)` is the single rule for how many decimals an outcome is reported with, by its canonical unit
 (the units of data/review/outcomes.yaml). An unknown unit is an error naming it.
@@ -23,9 +27,11 @@ import math
 from decimal import ROUND_HALF_UP, Decimal
 
 MINUS = "\u2212"
+DASH = "\u2014"
 
 __all__ = [
     "MINUS",
+    "DASH",
     "DECIMALS_BY_UNIT",
     "fmt_number",
     "fmt_interval",
@@ -39,6 +45,11 @@ __all__ = [
     "fmt_p_change_interval_from_log_ratio",
     "sig_digits",
     "fmt_outcome",
+    "decimals_for",
+    "fmt_bracketed",
+    "fmt_bounds",
+    "fmt_months",
+    "months_text",
 ]
 
 
@@ -84,12 +95,14 @@ def fmt_number(x, digits: int = 1) -> str:
     return _signed(f"{_round_decimal(xf, digits):f}")
 
 
-def fmt_interval(lower, upper, digits: int = 1) -> str:
-    """An interval's bounds: fmt_interval(-3.04, -1.2, 1) == "−3.0 to −1.2"."""
+def fmt_interval(lower, upper, digits: int = 1, percent: bool = False) -> str:
+    """An interval's bounds: fmt_interval(-3.04, -1.2, 1) == "−3.0 to −1.2"; with `percent` (values already in
+    percent) each bound carries its sign: "−55% to −18%"."""
     lo, hi = _check_real(lower, "lower"), _check_real(upper, "upper")
     if lo > hi:
         raise ValueError(f"interval lower bound {lower!r} is above upper bound {upper!r}")
-    return f"{fmt_number(lo, digits)} to {fmt_number(hi, digits)}"
+    sign = "%" if percent else ""
+    return f"{fmt_number(lo, digits)}{sign} to {fmt_number(hi, digits)}{sign}"
 
 
 def fmt_estimate(estimate, lower, upper, digits: int = 1, level: int = 95, interval: str = "CrI",
@@ -105,10 +118,8 @@ def fmt_estimate(estimate, lower, upper, digits: int = 1, level: int = 95, inter
         raise ValueError(f"estimate {estimate!r} is outside its interval [{lower!r}, {upper!r}]")
     if isinstance(level, bool) or not 0 < level < 100:
         raise ValueError(f"level must be a percentage between 0 and 100, got {level!r}")
-    if percent:
-        return (f"{fmt_number(est, digits)}% ({level:g}% {interval} {fmt_number(lo, digits)}% to "
-                f"{fmt_number(hi, digits)}%)")
-    return f"{fmt_number(est, digits)} ({level:g}% {interval} {fmt_interval(lo, hi, digits)})"
+    sign = "%" if percent else ""
+    return f"{fmt_number(est, digits)}{sign} ({level:g}% {interval} {fmt_interval(lo, hi, digits, percent)})"
 
 
 def fmt_percent(proportion, digits: int = 0) -> str:
@@ -174,13 +185,12 @@ def fmt_p_change_interval_from_log_ratio(estimate, lower, upper, digits: int = 0
     est, lo, hi = (pct_change_from_log_ratio(v) for v in (estimate, lower, upper))
     if not lo <= est <= hi:
         raise ValueError(f"estimate {estimate!r} is outside its interval [{lower!r}, {upper!r}]")
-    return (f"{fmt_number(est, digits)}% ({level:g}% {interval} "
-            f"{fmt_number(lo, digits)}% to {fmt_number(hi, digits)}%)")
+    return fmt_estimate(est, lo, hi, digits, level=level, interval=interval, percent=True)
 
 
 # Decimals by canonical outcome unit (data/review/outcomes.yaml), chosen so the printed
-# precision matches the measurement's own: proteinuria in g/24 h to 0.01 g, GFR/clearance to 1 mL/min,
-# creatinine to 1 µmol/L, complement in mg/dL to 0.1, scores to 0.1 point, antibody titres to whole units,
+# precision matches the measurement's own: a 24-h excretion in g/24 h to 0.01 g, a clearance to 1 mL/min,
+# a serum concentration to 1 µmol/L or 0.1 mg/dL, scores to 0.1 point, titres to whole units,
 # log ratios to 0.01, percentages and counts (events, patients, cells) to whole units.
 DECIMALS_BY_UNIT: dict[str, int] = {
     "g/24 h": 2,
@@ -223,3 +233,59 @@ def fmt_outcome(estimate, unit: str, lower=None, upper=None, level: int = 95, in
     if lower is None or upper is None:
         raise ValueError("give both interval bounds or neither")
     return fmt_estimate(estimate, lower, upper, digits, level=level, interval=interval)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Figure and table cells: precision by magnitude, bracketed intervals, visit times
+# ----------------------------------------------------------------------------------------------------------------
+
+def _finite_or_nan(x) -> float:
+    """x as a float; NaN for a missing or non-numeric cell (the callers below print words for those)."""
+    if x is None or isinstance(x, (bool, str, bytes)):
+        return math.nan
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return xf if math.isfinite(xf) else math.nan
+
+
+def decimals_for(*values) -> int:
+    """Decimals for numbers shown together: 0 if the largest magnitude is >= 100, 1 if >= 10, else 2."""
+    finite = [abs(v) for v in map(_finite_or_nan, values) if math.isfinite(v)]
+    m = max(finite) if finite else 0.0
+    return 0 if m >= 100 else 1 if m >= 10 else 2
+
+
+def fmt_bounds(lower, upper, digits: int | None = None) -> str:
+    """An interval in brackets: fmt_bounds(-3.244, -0.96) == "[−3.24, −0.96]" (digits from `decimals_for`)."""
+    lo, hi = _finite_or_nan(lower), _finite_or_nan(upper)
+    d = decimals_for(lo, hi) if digits is None else digits
+    return f"[{fmt_number(lo, d)}, {fmt_number(hi, d)}]"
+
+
+def fmt_bracketed(estimate, lower, upper, digits: int | None = None) -> str:
+    """A figure's or the claims check's estimate with its interval, one precision for the three numbers:
+    fmt_bracketed(-2.104, -3.244, -0.96) == "−2.10 [−3.24, −0.96]"; "−2.10 [no interval]" without bounds;
+    "" without an estimate."""
+    e, lo, hi = (_finite_or_nan(v) for v in (estimate, lower, upper))
+    d = decimals_for(e, lo, hi) if digits is None else digits
+    if not math.isfinite(e):
+        return ""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{fmt_number(e, d)} [no interval]"
+    return f"{fmt_number(e, d)} {fmt_bounds(lo, hi, d)}"
+
+
+def fmt_months(t) -> str:
+    """A visit time in months: "6" for whole months (within 1e-6), "0.9" otherwise; "not reported" if missing."""
+    v = _finite_or_nan(t)
+    if not math.isfinite(v):
+        return "not reported"
+    return fmt_number(round(v), 0) if abs(v - round(v)) < 1e-6 else fmt_number(v, 1)
+
+
+def months_text(t) -> str:
+    """"1 month", "6 months", "0.9 months"."""
+    s = fmt_months(t)
+    return f"{s} month" if s == "1" else f"{s} months"

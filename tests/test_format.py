@@ -1,11 +1,11 @@
-"""timecourse_meta.report.numbers: every manuscript number is formatted here; known inputs -> known outputs."""
+"""timecourse_meta.report.format: every number a reader sees is formatted here; known inputs -> known outputs."""
 
 import math
 from pathlib import Path
 
 import pytest
 
-from timecourse_meta.report import numbers as N
+from timecourse_meta.report import format as N
 
 M = "\u2212"  # the minus sign every negative number must carry
 
@@ -151,3 +151,36 @@ def test_estimate_in_percent_signs_each_bound():
     assert N.fmt_estimate(-64.4, -79.6, -38.2, 0, interval="CI", percent=True) == \
         "\u221264% (95% CI \u221280% to \u221238%)"
     assert N.fmt_estimate(7.2, -14.0, 33.0, 0, interval="CI", percent=True) == "7% (95% CI \u221214% to 33%)"
+
+
+def test_interval_in_percent_signs_each_bound():
+    assert N.fmt_interval(-55.2, -18.0, 0, percent=True) == f"{M}55% to {M}18%"
+
+
+# ------------------------------------------------------------------ figure and table cells (one formatter for all)
+
+@pytest.mark.parametrize("values, expected", [((0.5, -3.2), 2), ((12.0, 1.0), 1), ((-150.0, 3.0), 0),
+                                              ((99.99,), 1), ((100.0,), 0), ((math.nan, 5.0), 2), ((), 2)])
+def test_decimals_for_follows_the_largest_magnitude(values, expected):
+    assert N.decimals_for(*values) == expected
+
+
+def test_bracketed_interval_one_precision_half_up_and_minus_sign():
+    assert N.fmt_bracketed(-2.1, -3.243, -0.956) == f"{M}2.10 [{M}3.24, {M}0.96]"
+    assert N.fmt_bracketed(-152, -420.9, 116.9) == f"{M}152 [{M}421, 117]"
+    assert N.fmt_bracketed(2.675, 2.125, 3.0) == "2.68 [2.13, 3.00]"   # half up on the decimal as written
+    assert N.fmt_bracketed(-0.004, -0.5, 0.4) == f"0.00 [{M}0.50, 0.40]"  # no "−0.00"
+    assert N.fmt_bracketed(1.0, math.nan, math.nan) == "1.00 [no interval]"
+    assert N.fmt_bracketed(None, 1.0, 2.0) == ""
+    assert N.fmt_bracketed(1.25, 0.05, 2.5, digits=1) == "1.3 [0.1, 2.5]"
+    assert N.fmt_bounds(-1.005, 2.675) == f"[{M}1.01, 2.68]"
+
+
+@pytest.mark.parametrize("t, number, text", [(1, "1", "1 month"), (6.0, "6", "6 months"),
+                                             (0.923, "0.9", "0.9 months"), (0.25, "0.3", "0.3 months"),
+                                             (5.9999999, "6", "6 months"), (math.nan, "not reported",
+                                                                             "not reported months")])
+def test_months(t, number, text):
+    assert N.fmt_months(t) == number
+    if math.isfinite(t):
+        assert N.months_text(t) == text
