@@ -3,7 +3,8 @@
 The review (exercise therapy vs usual care for knee osteoarthritis, simulated data) shares nothing with the shipped
 one but the engine. Its folder is copied to a temporary directory and run with the repository's Snakefile
 (`snakemake -s Snakefile --directory <copy>`), as a review team would run the engine on their own files. One run
-(~3 minutes on 2 cores) serves every test of this module; `-m "not slow"` leaves it out.
+serves every test marked slow (56 jobs; ~8 minutes on 2 cores shared with other work, most of it compiling the six
+models); `-m "not slow"` leaves them out and keeps the checks of the example's own files.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ EXAMPLE = ROOT / "tests" / "examples" / "second_review"
 SHIPPED_TERMS = re.compile(r"msct|lupus|nephritis|sledai", re.IGNORECASE)
 TEXT_OUTPUTS = {".csv", ".md", ".yml", ".yaml", ".json", ".html", ".svg", ".txt", ".tsv", ".log", ".bib"}
 EMBEDDED = re.compile(r"data:[a-z]+/[a-z+.-]+;base64,[A-Za-z0-9+/=\s]+")  # images inside HTML/SVG: not text
-
-pytestmark = pytest.mark.slow
 
 
 def _simulation():
@@ -84,6 +83,7 @@ def test_the_example_names_nothing_of_the_shipped_review():
             assert not SHIPPED_TERMS.search(path.read_text(encoding="utf-8")), path
 
 
+@pytest.mark.slow
 def test_manuscript_shows_the_reviews_own_arms_and_outcomes(run):
     html = (run / "results" / "manuscript" / "index.html").read_text(encoding="utf-8")
     qmd = (run / "manuscript" / "index.qmd").read_text(encoding="utf-8")
@@ -95,6 +95,7 @@ def test_manuscript_shows_the_reviews_own_arms_and_outcomes(run):
         assert (run / "results" / "manuscript" / f"index.{ext}").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_no_output_names_the_shipped_review(run):
     found = []
     for path in sorted((run / "results").rglob("*")):
@@ -113,12 +114,14 @@ def test_no_output_names_the_shipped_review(run):
     assert not found, found[:20]
 
 
+@pytest.mark.slow
 def test_arms_keep_the_reviews_ids(run):
     table = pd.read_csv(run / "results" / "harmonised" / "analysis_table.csv")
     assert set(table["arm"]) == {"exercise", "usual_care"}
     assert set(table.loc[table["arm"] == "usual_care", "study_id"]) == {"lund2019"}
 
 
+@pytest.mark.slow
 def test_estimate_with_se_only_reaches_the_model(run):
     """tanaka2021 reports WOMAC pain only as change from baseline with its SE (no n, no SD): it is modelled."""
     table = pd.read_csv(run / "results" / "harmonised" / "analysis_table.csv")
@@ -128,6 +131,7 @@ def test_estimate_with_se_only_reaches_the_model(run):
     assert "tanaka2021" in set(s.loc[s["quantity"] == "study_observed", "study_id"])
 
 
+@pytest.mark.slow
 def test_log_outcome_is_reported_as_a_ratio(run):
     """Knee effusion volume is modelled as a log ratio of means and reported as percent change of the mean."""
     s = summary(run, "all_eligible", "effusion_volume")
@@ -143,6 +147,7 @@ def test_log_outcome_is_reported_as_a_ratio(run):
     assert re.fullmatch(r"−?[\d.]+ \(95% CrI −?[\d.]+ to −?[\d.]+\)", variables["main"]["womac_pain"]["change"])
 
 
+@pytest.mark.slow
 def test_pooled_estimates_recover_the_simulated_truth(run):
     """Loose: the truth inside the 95% credible interval and the median near it (five small simulated studies)."""
     truth = SIM.TRUTH
@@ -157,6 +162,7 @@ def test_pooled_estimates_recover_the_simulated_truth(run):
     assert abs(effusion["median"] - true_percent) < 15
 
 
+@pytest.mark.slow
 def test_randomised_comparison_uses_the_comparator_arm(run):
     s = summary(run, "supervised", "womac_pain")
     diff = s[(s["quantity"] == "between_arm_difference") & (s["visit_months"] == 12.0) & (s["primary"] == True)]  # noqa: E712
@@ -168,6 +174,7 @@ def test_randomised_comparison_uses_the_comparator_arm(run):
     assert "exercise arm" in between.lower() and "usual-care arm" in between.lower()  # review.arms.*.arm_name
 
 
+@pytest.mark.slow
 def test_models_use_the_dictionarys_priors(run):
     """Each outcome's priors are those of the review's outcome dictionary (no default written for another review)."""
     import arviz as az
@@ -183,6 +190,7 @@ def test_models_use_the_dictionarys_priors(run):
             assert {k: used[k] for k in expected} == expected, (study_set, outcome, used.get("sources"))
 
 
+@pytest.mark.slow
 def test_manuscript_words_come_from_the_reviews_files(run):
     """Study-set names from config review.study_sets, design words from the vocabulary, checklists by label."""
     config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
@@ -203,6 +211,7 @@ def test_manuscript_words_come_from_the_reviews_files(run):
     assert vocabulary["characteristics"][1]["header"] in html  # a review-defined column of Table 1
 
 
+@pytest.mark.slow
 def test_provenance_hashes_every_review_file(run):
     """The reproducibility appendix lists each file the review is made of (config data.* keys), with its hash."""
     provenance = (run / "results" / "manuscript" / "provenance.md").read_text(encoding="utf-8")
@@ -211,3 +220,25 @@ def test_provenance_hashes_every_review_file(run):
              config["data"]["outcome_dictionary"], config["data"]["vocabulary"], config["data"]["claims"]]
     for name in files:
         assert f"`{name}`" in provenance, name
+
+
+@pytest.mark.slow
+def test_claims_check_gives_an_estimate_with_se_its_interval(run):
+    """A study's verdict on 'less pain at 12 months' agrees with its own interval in the model summary, also for
+    tanaka2021, whose change is reported only as an estimate with its SE."""
+    s = summary(run, "supervised", "womac_pain")
+    own = s[(s["quantity"] == "study_observed") & (s["visit_months"] == 12.0)].set_index("study_id")
+    studies = pd.read_csv(run / "data" / "raw" / "studies.csv", dtype=str).set_index("study_id")
+    claims = pd.read_csv(run / "results" / "tables" / "supervised" / "claims_check.csv", dtype=str,
+                         keep_default_na=False)
+    start = claims.index[claims["Claim"].str.contains("less knee pain")][0]
+    verdicts = {}
+    for _, row in claims.iloc[start + 1:].iterrows():
+        if row["Claim"]:
+            break
+        verdicts[row["Assessed over"]] = row["Verdict"]
+    below_zero = own.index[own["upper"] < 0]
+    assert "tanaka2021" in below_zero
+    for study_id in below_zero:
+        label = f"{studies.loc[study_id, 'first_author'].split()[0]} {studies.loc[study_id, 'year']}"
+        assert verdicts[label] == "supported", (label, verdicts[label], own.loc[study_id, ["lower", "upper"]].tolist())
