@@ -3,8 +3,8 @@
 The review (exercise therapy vs usual care for knee osteoarthritis, simulated data) shares nothing with the shipped
 one but the engine. Its folder is copied to a temporary directory and run with the repository's Snakefile
 (`snakemake -s Snakefile --directory <copy>`), as a review team would run the engine on their own files. One run
-serves every test marked slow (56 jobs; about 6 minutes on 2 cores shared with other work, most of it compiling the six
-models); `-m "not slow"` leaves them out and keeps the checks of the example's own files.
+serves every test marked slow (56 jobs; about 6 minutes on 2 cores shared with other work, most of it compiling
+the six models); `-m "not slow"` leaves them out and keeps the checks of the example's own files.
 """
 
 from __future__ import annotations
