@@ -25,6 +25,11 @@ except config_mod.ConfigError as exc:
 configfile: "config.yaml"
 
 
+# `snakemake --report report.html` after a run: this description, then every output marked report() in the rules,
+# each with its caption in workflow/report/.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"

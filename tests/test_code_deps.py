@@ -45,11 +45,11 @@ def test_function_level_dependencies_in_a_small_package(tmp_path):
 
 def test_the_workflow_scripts_depend_on_what_they_run():
     fit = names(code_deps.script_sources(SCRIPTS / "fit_model.py"))
-    assert {"pipeline", "models", "model_data", "diagnostics"} <= fit
+    assert {"runner", "fit", "build", "sample", "priors", "model_data", "summary", "diagnostics"} <= fit
     assert not {"forest", "common", "render", "variables", "figure_data"} & fit
     forest = names(code_deps.script_sources(SCRIPTS / "forest.py"))
-    assert {"report_steps", "forest", "common", "format", "figure_data", "tables"} <= forest
-    assert not {"models", "render"} & forest
+    assert {"runner", "forest", "common", "format", "figure_data", "tables"} <= forest
+    assert not {"fit", "build", "sample", "render"} & forest
     manuscript = names(code_deps.script_sources(SCRIPTS / "manuscript.py"))
     assert {"document", "render", "prepass", "lint"} <= manuscript
     # the render reads the variables file; the code that builds it belongs to the variables rule only

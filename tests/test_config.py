@@ -67,3 +67,19 @@ def test_shipped_config_resolves_and_round_trips(tmp_path):
     out = tmp_path / "resolved.yaml"
     config.write_resolved(resolved, out)
     assert config.resolve(yaml.safe_load(out.read_text())) == resolved
+
+
+def test_review_defaults_name_no_review():
+    resolved = config.resolve({})
+    assert resolved["outcomes"] == [] and resolved["binary_outcomes"] == [] and resolved["data"]["claims"] is None
+    assert resolved["review"]["study_sets"] == {}
+    arms = resolved["review"]["arms"]
+    assert (arms["intervention"]["id"], arms["intervention"]["n_column"]) == ("intervention", "n_intervention")
+    assert (arms["comparator"]["id"], arms["comparator"]["n_column"]) == ("control", "n_control")
+
+
+def test_a_partly_given_comparator_takes_the_comparator_defaults():
+    arms = config.resolve({"review": {"arms": {"comparator": {"id": "waitlist"}}}})["review"]["arms"]
+    assert arms["comparator"] == {"id": "waitlist", "label": "control", "short": "control",
+                                  "arm_name": "control arm", "n_column": "n_control"}
+

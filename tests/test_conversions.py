@@ -359,3 +359,12 @@ def test_dispatcher_errors():
         cv.to_mean_sd("mean_ci", 20, mean=9, ci_lower=1, ci_upper=2)
     with pytest.raises(ValueError, match=r"q1 must be <= median"):
         cv.to_mean_sd("median_iqr", 20, median=3, q1=4, q3=6)
+
+
+def test_standard_error_from_se_variance_or_sd_and_n():
+    assert cv.standard_error(variance=0.04) == pytest.approx(0.2)
+    assert cv.standard_error(se=0.3, variance=0.04) == pytest.approx(0.3)  # a reported SE wins
+    assert cv.standard_error(sd=2.0, n=16) == pytest.approx(0.5)
+    assert cv.standard_error(sd=2.0) is None and cv.standard_error() is None  # no spread: cannot be weighted
+    with pytest.raises(ValueError, match=r"variance must be > 0"):
+        cv.standard_error(variance=0)

@@ -9,12 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from timecourse_meta import testing
+from timecourse_meta.model import build
+from timecourse_meta.model import fit
 from timecourse_meta.model import model_data as MD
-from timecourse_meta.model import models as M
+from timecourse_meta.model import sample
 from timecourse_meta.model.diagnostics import ConvergenceError, check_convergence, run_diagnostics
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
+
+#: model settings naming the simulated tables' arms (the model reads the intervention arm from them)
+ARMS = {"arms": testing.ARMS}
 
 THRESHOLDS = {"max_rhat": 1.01, "min_ess_bulk": 400, "min_ess_tail": 400, "max_divergences": 0, "min_bfmi": 0.3}
 SPEC = {"label": "Score", "kind": "continuous", "canonical_unit": "points", "direction_of_benefit": "decrease",
@@ -79,10 +85,10 @@ def test_run_diagnostics_writes_the_file_before_failing(tmp_path):
     # an outcome with nothing to model passes with a status row
     md = MD.build_model_data(pd.DataFrame(columns=["analysis_id", "study_id", "arm", "outcome", "measure",
                                                    "time_months", "n", "mean", "sd", "poolable"]),
-                             "c3", ["a"], SPEC, {})
-    idata = M.fit_outcome(md, {}, seed=1)
+                             "c3", ["a"], SPEC, ARMS)
+    idata = fit.fit_outcome(md, ARMS, seed=1)
     p2 = tmp_path / "empty.nc"
-    M.write_idata(idata, str(p2))
+    fit.write_idata(idata, str(p2))
     t2 = run_diagnostics(str(p2), THRESHOLDS, "c3", "review_2023", str(tmp_path / "c3.csv"))
     assert t2["passed"].all() and t2["kind"].tolist() == ["status"]
 
@@ -90,21 +96,21 @@ def test_run_diagnostics_writes_the_file_before_failing(tmp_path):
 @pytest.fixture(scope="module")
 def small_model():
     tab = pd.DataFrame([
-        {"analysis_id": f"r{i}", "study_id": f"s{i}", "arm": "MSCT", "outcome": "sledai", "kind": "continuous",
+        {"analysis_id": f"r{i}", "study_id": f"s{i}", "arm": testing.INTERVENTION, "outcome": "sledai", "kind": "continuous",
          "measure": "change_from_baseline", "origin": "reported", "cohort": "all", "time_months": 6, "n": n,
          "mean": d, "sd": sd, "poolable": True}
         for i, (d, sd, n) in enumerate([(-4, 4, 20), (-6, 5, 15), (-2.5, 3.5, 30), (-7, 6, 12)])])
-    settings = {"priors": {"sledai": {"delta_sd": 10.0, "tau_scale": 4.0}}, "compare_time_courses": False,
+    settings = {**ARMS, "priors": {"sledai": {"delta_sd": 10.0, "tau_scale": 4.0}}, "compare_time_courses": False,
                 "sampling": {"progress_bar": False}}
     md = MD.build_model_data(tab, "sledai", ["s0", "s1", "s2", "s3"], SPEC, settings)
-    model = M.build_model(md, settings)
-    return md, settings, model, M.compile_model(model)
+    model = build.build_model(md, settings)
+    return md, settings, model, sample.compile_model(model)
 
 
 def test_gate_fails_on_a_deliberately_unconverged_fit(small_model):
     md, settings, model, compiled = small_model
     bad = {**settings, "sampling": {"progress_bar": False, "chains": 4, "tune": 5, "draws": 30}}
-    idata, _, _ = M.fit_time_course(md, bad, seed=3, compiled=compiled, model=model)
+    idata, _, _ = sample.fit_time_course(md, bad, seed=3, compiled=compiled, model=model)
     with pytest.raises(ConvergenceError) as err:
         check_convergence(idata, THRESHOLDS, "sledai", "review_2023")
     assert "bulk ESS" in str(err.value) and "sledai" in str(err.value)
@@ -113,7 +119,7 @@ def test_gate_fails_on_a_deliberately_unconverged_fit(small_model):
 def test_gate_passes_the_same_model_sampled_properly(small_model):
     md, settings, model, compiled = small_model
     good = {**settings, "sampling": {"progress_bar": False, "chains": 4, "tune": 1000, "draws": 1000}}
-    idata, _, _ = M.fit_time_course(md, good, seed=3, compiled=compiled, model=model)
+    idata, _, _ = sample.fit_time_course(md, good, seed=3, compiled=compiled, model=model)
     table = check_convergence(idata, THRESHOLDS, "sledai", "review_2023")
     par = table[table["kind"] == "parameter"]
     assert {"tau", "delta[6.0]"} <= set(par["parameter"])

@@ -22,11 +22,14 @@ import pytest
 
 from conftest import ROOT
 from timecourse_meta.core import config as config_mod
+from timecourse_meta.core import review
 from timecourse_meta.data import incremental
 from timecourse_meta.data import linkage
 from timecourse_meta.model import model_data
-from timecourse_meta.model import models
-from timecourse_meta.steps import pipeline
+from timecourse_meta.model import fit as models
+from timecourse_meta.data import outputs
+from timecourse_meta.steps import data as data_steps
+from timecourse_meta.steps import model as model_steps
 from timecourse_meta.report import tables
 
 SKIP = shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__", "*.egg-info",
@@ -113,7 +116,7 @@ def test_one_cell_of_one_outcome_reruns_that_outcome_only(project):
     table = pd.read_csv(project / "results/harmonised/analysis_table.csv")
     for outcome in FITTED:
         written = (project / f"results/harmonised/by_outcome/{outcome}.csv").read_text(encoding="utf-8")
-        assert written == pipeline.outcome_slice_text(table, outcome)
+        assert written == outputs.outcome_slice_text(table, outcome)
     assert "4.5" in set(table.loc[table["raw_row_ids"] == "deng2017-026", "sd"].astype(str))
     dry = snakemake(project, "-n", *TARGETS)
     assert "Nothing to be done" in dry.stdout + dry.stderr
@@ -141,7 +144,8 @@ def test_study_column_a_fit_reads_refits_the_set(project):
                                                       *outcome_jobs("sledai"), *outcome_jobs("c3")}
     studies = pd.read_csv(project / "results/validated/studies.csv", dtype=str, keep_default_na=False)
     assert (project / "results/validated/model_studies.csv").read_text(encoding="utf-8") == \
-        incremental.model_studies_text(studies)
+        incremental.model_studies_text(studies, review.load_vocabulary(project / "data/review/vocabulary.yaml")
+                                       .study_fields)
 
 
 # --- the texts computed when the workflow is parsed (no Snakemake run) ---
@@ -175,7 +179,7 @@ def test_sheets_that_do_not_validate_give_no_text_and_the_job_names_why(tmp_path
     assert "column 'sd': value '-1'" in result.error
     out = tmp_path / "slice.csv"
     with pytest.raises(incremental.InputsUnavailable, match="slice.csv: the outcome's rows could not be computed"):
-        pipeline.run_outcome_slice(result.slice("sledai"), str(out), result.error)
+        data_steps.run_outcome_slice(text=result.slice("sledai"), out=str(out), error=result.error)
     assert not out.exists()
 
 
@@ -198,10 +202,11 @@ def test_the_fit_code_reads_no_descriptive_study_column():
     read = set()
     for source in (inspect.getsource(m) for m in (linkage, models, model_data)):
         read |= column_names_read(source)
-    for function in (pipeline.run_fit, tables.study_labels, tables.study_label):  # the fit's labels of reports
+    for function in (model_steps.run_fit_model, tables.study_labels, tables.study_label):  # the fit's labels of reports
         read |= column_names_read(inspect.getsource(function))
     assert {"study_id", "patient_group", "first_author"} <= read  # the check sees what the fit does read
     assert read.isdisjoint(incremental.DESCRIPTIVE_STUDY_COLUMNS)
+    assert read.isdisjoint(review.load_vocabulary(ROOT / "data/review/vocabulary.yaml").study_fields)
 
 
 def test_sheets_that_do_not_validate_stop_the_fits_naming_the_cell(tmp_path):

@@ -61,7 +61,7 @@ def test_thousands_separator_through_the_cli(project):
     result = snakemake(project, VALIDATE)
     assert_clean_failure(result, project, f"data/raw/outcomes.csv, row {row}, column 'sd': value '1,300'",
                          "write 1.300 or 1300")
-    assert "column 'sd'" in (project / "results/logs/validate.log").read_text()
+    assert "column 'sd'" in (project / "results/logs/data/validate.log").read_text()
 
 
 def test_visit_n_above_enrolled_through_the_cli(project):

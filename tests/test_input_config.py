@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURE_REVIEW, FIXTURES, ROOT
 from timecourse_meta.core import config as config_mod
 from timecourse_meta.core.config import ConfigError
 
@@ -25,9 +25,10 @@ def resolve_error(**raw) -> str:
 def with_data(tmp_path, **raw) -> dict:
     """A resolved config pointing at a copy of the fixture sheets and dictionary."""
     shutil.copytree(FIXTURES / "sheets", tmp_path / "raw")
-    data = {"raw_dir": str(tmp_path / "raw"), "outcome_dictionary": str(FIXTURES / "outcome_dictionary.yaml")}
+    data = {"raw_dir": str(tmp_path / "raw"), "outcome_dictionary": str(FIXTURES / "outcome_dictionary.yaml"),
+            "vocabulary": str(ROOT / "data/review/vocabulary.yaml")}
     data.update(raw.pop("data", {}))
-    return config_mod.resolve({**ANALYSED, "data": data, **raw})
+    return config_mod.resolve({**ANALYSED, "data": data, "review": FIXTURE_REVIEW, **raw})
 
 
 def inputs_error(config: dict) -> str:
@@ -87,7 +88,9 @@ def test_outcome_of_the_wrong_kind(tmp_path):
 
 
 def test_study_set_no_study_belongs_to(tmp_path):
-    config = with_data(tmp_path, study_sets=["review_2023", "all_candidate"], main_study_set="review_2023")
+    review = {**FIXTURE_REVIEW, "study_sets": {**FIXTURE_REVIEW["study_sets"], "all_candidate": {"name": "x"}}}
+    config = with_data(tmp_path, study_sets=["review_2023", "all_candidate"], main_study_set="review_2023",
+                       review=review)
     text = inputs_error(config)
     assert "key 'study_sets' item \"all_candidate\": no study in" in text and "studies.csv belongs to it" in text
     assert "did you mean 'all_candidates'?" in text
@@ -147,3 +150,55 @@ def test_messages_name_where_the_config_came_from():
     assert source == "config.yaml + other.yaml + --config main_study_set=..."
     with pytest.raises(ConfigError, match=r"^Invalid configuration:\n  - config.yaml \+ other.yaml"):
         config_mod.resolve({"sampling": {"chains": 0}}, source=source)
+
+
+# ------------------------------------------------------------------ the review's vocabulary file
+
+def _vocabulary(tmp_path, edit) -> str:
+    import yaml
+    doc = yaml.safe_load((ROOT / "data/review/vocabulary.yaml").read_text(encoding="utf-8"))
+    edit(doc)
+    path = tmp_path / "vocabulary.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+def test_vocabulary_with_a_bad_colour_names_the_file_and_key(tmp_path):
+    path = _vocabulary(tmp_path, lambda d: d["judgements"]["yes"].update(colour="green"))
+    text = inputs_error(with_data(tmp_path, data={"vocabulary": path}))
+    assert "key 'data.vocabulary': Problems in the review's vocabulary file:" in text
+    assert f"{path}: key 'judgements.yes.colour' = \"green\": expected text matching ^#[0-9a-fA-F]{{6}}$ " \
+           "(Fill colour, as #rrggbb.)" in text
+
+
+def test_vocabulary_with_an_unknown_key_names_it(tmp_path):
+    path = _vocabulary(tmp_path, lambda d: d["designs"]["rct"].update(lable="RCT"))
+    text = inputs_error(with_data(tmp_path, data={"vocabulary": path}))
+    assert f"{path}: unknown key 'designs.rct.lable'; allowed keys here: controlled, label" in text
+
+
+def test_vocabulary_characteristics_must_use_study_fields(tmp_path):
+    path = _vocabulary(tmp_path, lambda d: d["characteristics"][0]["fields"].append("msc_site"))
+    text = inputs_error(with_data(tmp_path, data={"vocabulary": path}))
+    assert f"{path}: key 'characteristics.0.fields' = \"msc_site\": expected a column listed under study_fields" \
+           in text
+
+
+def test_study_field_that_is_an_engine_or_arm_column_is_an_error(tmp_path):
+    def edit(doc):
+        doc["study_fields"]["design"] = {"required": False}
+        doc["study_fields"]["n_msct"] = {"required": False}
+    path = _vocabulary(tmp_path, edit)
+    text = inputs_error(with_data(tmp_path, data={"vocabulary": path}))
+    assert f"{path}: key 'study_fields.design': the column is already one of the engine's own columns" in text
+    assert (f"{path}: key 'study_fields.n_msct': the column is already the intervention arm's patient count "
+            "(config review.arms.intervention.n_column)") in text
+
+
+def test_missing_vocabulary_and_equal_arms_are_named(tmp_path):
+    arms = {**FIXTURE_REVIEW["arms"], "comparator": {**FIXTURE_REVIEW["arms"]["comparator"], "id": "MSCT"}}
+    config = with_data(tmp_path, data={"vocabulary": str(tmp_path / "none.yaml")},
+                       review={**FIXTURE_REVIEW, "arms": arms})
+    text = inputs_error(config)
+    assert "key 'review.arms.comparator.id' = \"MSCT\": expected a value other than the intervention's id" in text
+    assert f"key 'data.vocabulary' = \"{tmp_path / 'none.yaml'}\": file not found" in text

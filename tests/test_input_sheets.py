@@ -2,7 +2,7 @@
 the file, sheet, row, column and expectation, and nothing is written under results/; plausible oddities become
 warnings listed in the report and in warnings.csv.
 
-Each case runs the validation step's own function (pipeline.run_validate) on a temporary copy of the valid
+Each case runs the validation step's own function (steps.data.run_validate) on a temporary copy of the valid
 fixture with one defect, so it is fast and covers exactly what the workflow job runs.
 """
 
@@ -15,9 +15,8 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from conftest import FIXTURES, read_fixture
-from timecourse_meta.core import config as config_mod
-from timecourse_meta.steps import pipeline
+from conftest import FIXTURE_REVIEW, read_fixture, review_config
+from timecourse_meta.steps import data as data_steps
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data.sheets import SheetReadError
 from timecourse_meta.data.validation import ValidationError
@@ -71,11 +70,8 @@ def write_xlsx(tables: dict, path, cell_hook=None, title: dict | None = None):
 
 
 def settings(location: dict, **extra) -> dict:
-    raw = {"data": {**location, "outcome_dictionary": str(FIXTURES / "outcome_dictionary.yaml")},
-           "outcomes": ["proteinuria_24h", "sledai"], "binary_outcomes": ["renal_remission"],
-           "study_sets": ["review_2023", "all_candidates"], "main_study_set": "review_2023"}
-    raw.update(extra)
-    return config_mod.resolve(raw)
+    return review_config(**{"data": location, "outcomes": ["proteinuria_24h", "sledai"],
+                            "binary_outcomes": ["renal_remission"], **extra})
 
 
 def run(tmp_path, location: dict, **extra):
@@ -83,8 +79,8 @@ def run(tmp_path, location: dict, **extra):
     results = tmp_path / "results"
     validated = results / "validated"
     try:
-        pipeline.run_validate(settings(location, **extra), str(validated), str(validated / "report.md"),
-                              str(validated / "warnings.csv"))
+        data_steps.run_validate(settings=settings(location, **extra), report=str(validated / "report.md"),
+                                warnings=str(validated / "warnings.csv"), tables_dir=str(validated))
     except INPUT_ERRORS as exc:
         return exc, results
     return None, results
@@ -301,9 +297,17 @@ def test_study_set_typo_is_an_error_with_the_likely_name(tmp_path, fmt):
                  "'reveiw_2023' looks like a typo of 'review_2023'")
 
 
+def test_study_set_the_config_does_not_define_is_an_error(tmp_path):
+    loc, file, sheet = place(tmp_path, set_cell(frames(), "studies", 1, "study_sets", "pilot_only"), "csv")
+    assert_stops(tmp_path, loc, file("studies"), None, 3, "study_sets",
+                 "set ids defined in config review.study_sets (review_2023, all_candidates); 'pilot_only' is not "
+                 "defined there")
+
+
 def test_study_in_no_analysed_set_is_a_warning(tmp_path):
     loc, file, sheet = place(tmp_path, set_cell(frames(), "studies", 1, "study_sets", "pilot_only"), "csv")
-    error, results = run(tmp_path, loc)
+    defined = {"study_sets": {**FIXTURE_REVIEW["study_sets"], "pilot_only": {"name": "the pilot studies"}}}
+    error, results = run(tmp_path, loc, review=defined)
     assert error is None, error
     warnings = pd.read_csv(results / "validated" / "warnings.csv", dtype=str, keep_default_na=False)
     hit = warnings[warnings["column"] == "study_sets"]

@@ -27,7 +27,7 @@ SET = "all_candidates"
 OUTCOME = "sledai"
 SUMMARY = f"results/models/{SET}/{OUTCOME}/summary.csv"
 TARGETS = [f"results/models/{SET}/{OUTCOME}/diagnostics.csv", "results/harmonised/analysis_table.csv"]
-FIT_LOG = f"results/logs/fit_model/{SET}/{OUTCOME}.log"
+FIT_LOG = f"results/logs/models/fit_model_{SET}_{OUTCOME}.log"
 RESULTS = (SUMMARY, f"results/models/{SET}/{OUTCOME}/dropped_reports.csv", "results/harmonised/analysis_table.csv",
            f"results/harmonised/by_outcome/{OUTCOME}.csv", f"results/config/models/{OUTCOME}.yaml",
            "results/validated/studies.csv", "results/validated/outcomes.csv")

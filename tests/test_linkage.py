@@ -9,16 +9,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import read_fixture
+from conftest import read_fixture, review_config
+from timecourse_meta.core import review
 from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.data import harmonise
 from timecourse_meta.data import linkage
 from timecourse_meta.model import model_data
-from timecourse_meta.steps import pipeline
+from timecourse_meta.steps import data as data_steps
+from timecourse_meta.steps import model as model_steps
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data import validation
 
 ROOT = Path(__file__).resolve().parents[1]
+ARMS = review.arms(review_config())
 GRID = [0, 1, 3, 6, 9, 12]
 
 # Alpha 2014 and Beta 2016 report the same cohort ('cohort_g'); Gamma 2015 is an independent study.
@@ -64,9 +67,9 @@ def test_two_reports_of_one_cohort_pool_like_one():
     both = table(ALPHA, BETA_DUPLICATE, GAMMA)
     kept, dropped = linkage.select_reports(both, STUDIES, IDS)
     assert list(kept["analysis_id"]) == list(one["analysis_id"])
-    md_one = model_data.build_model_data(one, "score", IDS, SPEC, {})
-    md_kept = model_data.build_model_data(kept, "score", IDS, SPEC, {})
-    md_both = model_data.build_model_data(both, "score", IDS, SPEC, {})
+    md_one = model_data.build_model_data(one, "score", IDS, SPEC, {"arms": {"intervention": "MSCT"}})
+    md_kept = model_data.build_model_data(kept, "score", IDS, SPEC, {"arms": {"intervention": "MSCT"}})
+    md_both = model_data.build_model_data(both, "score", IDS, SPEC, {"arms": {"intervention": "MSCT"}})
     assert md_kept.studies == md_one.studies == ["alpha2014", "gamma2015"]
     pd.testing.assert_frame_equal(md_kept.obs.reset_index(drop=True), md_one.obs.reset_index(drop=True))
     assert md_kept.total_patients() == md_one.total_patients() == 40
@@ -134,7 +137,7 @@ def test_binary_outcomes_are_selected_in_the_models_follow_up_durations():
     assert list(dropped["analysis_id"]) == ["b12"]
     assert dropped["reason"].iloc[0] == "overlapping patients: Cohort G, Alpha 2014 used at 12 months"
     assert dropped["visit_months"].iloc[0] == 12
-    md = model_data.build_model_data(kept, "surv", IDS, BINARY, {"visit_grid_months": GRID})
+    md = model_data.build_model_data(kept, "surv", IDS, BINARY, {"visit_grid_months": GRID, "arms": {"intervention": "MSCT"}})
     at12 = md.obs[md.obs["bin_months"] == 12] if "bin_months" in md.obs else md.obs
     assert sorted(set(at12["study_id"])) == ["alpha2014", "gamma2015"]  # one report of Cohort G at 12 months
     kept_raw, dropped_raw = linkage.select_reports(t, STUDIES, IDS)  # on raw times 12 and 12.4 differ
@@ -167,18 +170,18 @@ def test_unique_patients_on_the_shipped_sheet():
     sets = harmonise.study_sets(studies)
     # review_2023: gu2014 81 + ranjbar2022 9 + barbado2018 3 + deng2017 (12 MSCT + 6 control) 18 = 111,
     # four reports in four patient groups (Gu 2014 is the only Nanjing Drum Tower report in this set).
-    assert linkage.unique_patients(studies, sets["review_2023"]) == 111
-    assert linkage.set_counts(studies, sets["review_2023"]) == {
+    assert linkage.unique_patients(studies, sets["review_2023"], arms=ARMS) == 111
+    assert linkage.set_counts(studies, sets["review_2023"], arms=ARMS) == {
         "n_studies": 4, "n_reports": 4, "n_patients_unique": 111, "n_patients_reports": 111,
         "patients_basis": "each patient group counted once, by its largest report"}
     # all_candidates: 11 reports; the seven Nanjing Drum Tower reports (liang2010 15, sun2010 16, sun_cn_ucmsc12 12,
     # gu2014 81, wang2013 87, wang2014 40, wang2018 81) count once, by the largest (wang2013, 87); plus ranjbar2022 9,
     # barbado2018 3, deng2017 18, li2016 20: 87 + 9 + 3 + 18 + 20 = 137 patients in 5 studies. Summed over
     # reports: 376 MSCT + 6 control = 382 (the count that counted people more than once).
-    counts = linkage.set_counts(studies, sets["all_candidates"])
+    counts = linkage.set_counts(studies, sets["all_candidates"], arms=ARMS)
     assert (counts["n_studies"], counts["n_reports"], counts["n_patients_unique"], counts["n_patients_reports"]) \
         == (5, 11, 137, 382)
-    groups = linkage.study_groups(studies, sets["all_candidates"]).set_index("patient_group")
+    groups = linkage.study_groups(studies, sets["all_candidates"], arms=ARMS).set_index("patient_group")
     nanjing = groups.loc["nanjing_drum_tower"]
     assert (nanjing["label"], nanjing["n_reports"], nanjing["largest_report"], nanjing["patients"]) == \
         ("Nanjing Drum Tower", 7, "wang2013", 87)
@@ -213,10 +216,9 @@ def test_unclear_overlap_is_a_warning_naming_the_reports(tmp_path):
                                   (0, "overlap_source"): "https://example.org/alpha",
                                   (1, "overlap_source"): "https://example.org/beta"})
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"data": {"raw_dir": str(tmp_path), "outcome_dictionary":
-                                               str(ROOT / "tests/fixtures/outcome_dictionary.yaml")}}))
+    config.write_text(yaml.safe_dump({**review_config(data={"raw_dir": str(tmp_path)})}))
     out = tmp_path / "validated"
-    pipeline.run_validate(str(config), str(out), str(out / "report.md"))
+    data_steps.run_validate(settings=str(config), report=str(out / "report.md"), tables_dir=str(out))
     text = (out / "report.md").read_text()
     assert "All sheets passed validation." in text
     assert "2 reports in 1 patient groups; patients counted once per group (its largest report): 20." in text
@@ -229,7 +231,8 @@ def test_unclear_overlap_is_a_warning_naming_the_reports(tmp_path):
 def test_no_warning_section_when_nothing_is_open(tmp_path):
     _validated_fixture(tmp_path)
     tables = validation.validate(sheets_mod.read_sheets(tmp_path),
-                                 dictionary_mod.load(ROOT / "tests/fixtures/outcome_dictionary.yaml"))
+                                 dictionary_mod.load(ROOT / "tests/fixtures/outcome_dictionary.yaml"),
+                                 review_config())
     assert linkage.warnings_markdown(tables["studies"]) == ""
     partial = tables["studies"].assign(overlap=["partial", "none"])
     assert linkage.overlap_warnings(partial) == []  # partial alone in its group is not an open overlap here
@@ -238,7 +241,7 @@ def test_no_warning_section_when_nothing_is_open(tmp_path):
 # ------------------------------------------------------------------------------------- wiring in run_fit
 
 def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkeypatch):
-    from timecourse_meta.model import models
+    from timecourse_meta.model import fit as models
 
     seen = {}
 
@@ -259,8 +262,9 @@ def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkey
         "direction_of_benefit": "decrease", "analysis_scale": "identity"}}}))
     summary = tmp_path / "m" / "summary.csv"
     summary.parent.mkdir()
-    pipeline.run_fit(str(slice_csv), str(settings), str(studies_csv), str(dictionary), "score", "all",
-                     str(tmp_path / "m" / "idata.nc"), str(summary))
+    model_steps.run_fit_model(table=str(slice_csv), settings=str(settings), studies=str(studies_csv),
+                              dictionary=str(dictionary), outcome="score", study_set="all",
+                              idata=str(tmp_path / "m" / "idata.nc"), summary=str(summary))
     assert sorted(seen["table"]["analysis_id"]) == ["a0", "a12", "a6", "g0", "g6"]
     assert seen["study_ids"] == IDS
     dropped = pd.read_csv(tmp_path / "m" / "dropped_reports.csv")
@@ -269,7 +273,7 @@ def test_run_fit_fits_the_kept_rows_and_writes_the_dropped_ones(tmp_path, monkey
 
 
 def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path, monkeypatch):
-    from timecourse_meta.model import models
+    from timecourse_meta.model import fit as models
 
     seen = {}
     monkeypatch.setattr(models, "run_model", lambda tab, *a, **k: seen.update(table=tab) or pd.DataFrame())
@@ -283,9 +287,10 @@ def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path
     (tmp_path / "dictionary.yaml").write_text(yaml.safe_dump({"outcomes": {"surv": {
         "label": "Survival", "kind": "binary", "canonical_unit": "%", "units": {"%": None},
         "direction_of_benefit": "increase", "analysis_scale": "logit"}}}))
-    pipeline.run_fit(str(slice_csv), str(tmp_path / "settings.yaml"), str(tmp_path / "studies.csv"),
-                     str(tmp_path / "dictionary.yaml"), "surv", "all", str(tmp_path / "idata.nc"),
-                     str(tmp_path / "summary.csv"))
+    model_steps.run_fit_model(table=str(slice_csv), settings=str(tmp_path / "settings.yaml"),
+                              studies=str(tmp_path / "studies.csv"), dictionary=str(tmp_path / "dictionary.yaml"),
+                              outcome="surv", study_set="all", idata=str(tmp_path / "idata.nc"),
+                              summary=str(tmp_path / "summary.csv"))
     # 11.8 months joins the default grid's 12-month visit (tolerance 0.5): Alpha's 81 patients are kept there;
     # 60 months is a duration of its own and stays
     assert list(seen["table"]["analysis_id"]) == ["a12", "b60"]

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
+from timecourse_meta.core import config as config_mod
 from timecourse_meta.data import dictionary
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data import validation
@@ -37,7 +38,10 @@ def numbers(values) -> set[float]:
 
 
 def test_shipped_sheets_pass_validation():
-    tables = validation.validate(sheets_mod.read_sheets(ROOT / "data/raw"), dictionary.load(ROOT / "data/review/outcomes.yaml"))
+    cfg = config_mod.load(ROOT / "config.yaml")
+    cfg["data"]["vocabulary"] = str(ROOT / cfg["data"]["vocabulary"])
+    tables = validation.validate(sheets_mod.read_sheets(ROOT / "data/raw"),
+                                 dictionary.load(ROOT / "data/review/outcomes.yaml"), cfg)
     assert len(tables["outcomes"]) > 0
 
 

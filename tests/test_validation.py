@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from conftest import read_fixture
+from conftest import FIXTURE_REVIEW, ROOT, read_fixture, review_config
 from timecourse_meta.data import sheets as sheets_mod
 from timecourse_meta.data import validation
 from timecourse_meta.data.validation import ValidationError
@@ -156,7 +156,7 @@ def test_malformed_sheet_names_location(case, fmt, tmp_path, fixture_dictionary)
     mutate(frames)
     location = write(frames, tmp_path, fmt)
     with pytest.raises(ValidationError) as info:
-        validation.validate(sheets_mod.read_sheets(**location), fixture_dictionary)
+        validation.validate(sheets_mod.read_sheets(**location), fixture_dictionary, review_config())
     matching = [p for p in info.value.problems
                 if p.row == row and p.column == column and (sheet in p.where)]
     assert matching, f"no problem at row {row}, column {column}:\n{info.value}"
@@ -173,11 +173,11 @@ def test_malformed_sheet_names_location(case, fmt, tmp_path, fixture_dictionary)
 
 def test_valid_fixture_passes_as_csv_and_xlsx(tmp_path, fixture_dictionary):
     csv_tables = validation.validate(sheets_mod.read_sheets(**write(fixture_frames(), tmp_path, "csv")),
-                                     fixture_dictionary)
+                                     fixture_dictionary, review_config())
     xlsx_dir = tmp_path / "x"
     xlsx_dir.mkdir()
     xlsx_tables = validation.validate(sheets_mod.read_sheets(**write(fixture_frames(), xlsx_dir, "xlsx")),
-                                      fixture_dictionary)
+                                      fixture_dictionary, review_config())
     for name in sheets_mod.SHEETS:
         assert csv_tables[name].equals(xlsx_tables[name]), name
     assert csv_tables["outcomes"]["sd"].iloc[0] == 1300.0
@@ -189,7 +189,8 @@ def test_all_problems_reported_together(tmp_path, fixture_dictionary):
                    set_cell("studies", 1, "design", "trial"), set_cell("appraisal", 0, "judgement", "maybe")):
         mutate(frames)
     with pytest.raises(ValidationError) as info:
-        validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), fixture_dictionary)
+        validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), fixture_dictionary,
+                            review_config())
     located = {(p.row, p.column) for p in info.value.problems}
     assert {(2, "sd"), (6, "events"), (3, "design"), (2, "judgement")} <= located
     assert str(info.value).startswith(f"{len(info.value.problems)} problem(s)")
@@ -210,3 +211,84 @@ def test_blank_rows_keep_spreadsheet_numbering(tmp_path, fixture_dictionary):
     path.write_text("\n".join(lines) + "\n")
     sheet = sheets_mod.read_csv_sheet(path, "outcomes")
     assert list(sheet.data[sheets_mod.ROW][:3]) == [2, 4, 5]
+
+
+# ------------------------------------------------------------------ what the review's files decide
+
+def _problems(tmp_path, frames, config, dictionary) -> list:
+    with pytest.raises(ValidationError) as info:
+        validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), dictionary, config)
+    return info.value.problems
+
+
+def _vocabulary_without(tmp_path, design: str) -> str:
+    import yaml
+    doc = yaml.safe_load((ROOT / "data/review/vocabulary.yaml").read_text(encoding="utf-8"))
+    del doc["designs"][design]
+    path = tmp_path / "vocabulary.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+def test_design_the_vocabulary_lacks_names_the_studies_file_and_the_vocabulary(tmp_path, fixture_dictionary):
+    vocabulary = _vocabulary_without(tmp_path, "rct")
+    config = review_config(data={"vocabulary": vocabulary})
+    (tmp_path / "sheets").mkdir()
+    problems = _problems(tmp_path / "sheets", fixture_frames(), config, fixture_dictionary)
+    assert [str(p) for p in problems if p.column == "design"] == [
+        f"{tmp_path / 'sheets' / 'studies.csv'}, row 3, column 'design': value 'rct'; expected one of single_arm, "
+        f"cohort, case_series (the designs of {vocabulary})"]
+
+
+def test_arm_ids_and_patient_columns_come_from_the_config(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["studies"] = frames["studies"].rename(columns={"n_msct": "n_treated"})
+    arms = {"intervention": {"id": "treated", "n_column": "n_treated"}}
+    problems = _problems(tmp_path, frames, review_config(review={**FIXTURE_REVIEW, "arms": {
+        **FIXTURE_REVIEW["arms"], **arms}}), fixture_dictionary)
+    arm = [p for p in problems if p.column == "arm"]
+    assert arm and all(p.value == "MSCT" and p.expected == "one of treated, control (the arm ids of config "
+                       "review.arms)" for p in arm)
+    assert not [p for p in problems if p.column in ("n_treated", "n_msct")]  # the renamed count column is known
+
+
+def test_unknown_studies_column_is_named_with_where_to_declare_it(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["studies"]["funding"] = ""
+    problems = _problems(tmp_path, frames, review_config(), fixture_dictionary)
+    (problem,) = [p for p in problems if p.column == "funding"]
+    assert problem.row == 0 and "or one listed under study_fields in" in problem.expected
+    assert str(ROOT / "data/review/vocabulary.yaml") in problem.expected
+
+
+def test_review_study_fields_take_required_and_allowed_from_the_vocabulary(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["studies"].loc[0, "review_inclusion"] = "maybe"
+    frames["studies"].loc[1, "review_inclusion_confidence"] = ""
+    problems = {(p.row, p.column): p for p in _problems(tmp_path, frames, review_config(), fixture_dictionary)}
+    assert problems[(2, "review_inclusion")].expected.startswith(
+        "one of likely_included, possibly_included, candidate (study_fields of")
+    assert "this column is required" in problems[(3, "review_inclusion_confidence")].expected
+
+
+def test_estimate_statistics_take_no_n_and_need_their_spread(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["outcomes"].loc[0, ["statistic", "sd"]] = ["estimate_se", ""]  # n = 20 kept: that is mean_se
+    frames["outcomes"].loc[1, ["statistic", "sd", "n"]] = ["estimate_variance", "", ""]
+    problems = {(p.row, p.column): p.expected for p in _problems(tmp_path, frames, review_config(),
+                                                                  fixture_dictionary)}
+    assert problems[(2, "se")] == "a value: statistic 'estimate_se' needs mean, se"
+    assert problems[(2, "n")].startswith("an empty cell: statistic 'estimate_se' does not use 'n'")
+    assert problems[(3, "variance")] == "a value: statistic 'estimate_variance' needs mean, variance"
+
+
+def test_enrolled_n_check_reads_the_arm_column_the_config_names(tmp_path, fixture_dictionary):
+    frames = fixture_frames()
+    frames["studies"] = frames["studies"].rename(columns={"n_msct": "n_treated"})
+    frames["studies"].loc[0, "n_treated"] = "19"  # alpha2020 reports n = 20 at its visits
+    frames["outcomes"]["arm"] = frames["outcomes"]["arm"].replace({"MSCT": "treated"})
+    arms = {**FIXTURE_REVIEW["arms"], "intervention": {"id": "treated", "n_column": "n_treated"}}
+    problems = _problems(tmp_path, frames, review_config(review={**FIXTURE_REVIEW, "arms": arms}),
+                         fixture_dictionary)
+    assert (4, "n", "at most the 19 patients enrolled in the treated arm (n_treated of alpha2020 in the studies "
+                    "sheet, row 2)") in {(p.row, p.column, p.expected) for p in problems}

@@ -310,7 +310,7 @@ def test_hashes_git_and_markdown(tmp_path):
     assert f"`{'a' * 40}`" in md and "{#tbl-software}" in md and "{#tbl-inputs}" in md and "{#tbl-seeds}" in md
     assert f"`{rows[0]['sha256']}`" in md
     assert "| pymc | 5.28.5 |" in md
-    from timecourse_meta.model.models import outcome_seed
+    from timecourse_meta.model.sample import outcome_seed
     seed = next(s for s in facts["seeds"] if s["study_set"] == "review_2023" and s["outcome"] == "sledai")
     assert seed["seed"] == outcome_seed(20230301, "sledai")
     out = tmp_path / "out"

@@ -49,7 +49,8 @@ OUTCOMES = CONFIG["outcomes"] + CONFIG["binary_outcomes"]
 # sheets by the steps' own functions, in memory (~1 s), and given to their rules as params; timecourse_meta.data.incremental
 # explains the design. An input problem leaves them empty; the validate job reports it.
 from timecourse_meta.data import incremental as incremental_mod
-from timecourse_meta.steps import pipeline as pipeline_mod
+from timecourse_meta.data import outputs as outputs_mod
+from timecourse_meta.model import settings as model_settings_mod
 
 MODEL_INPUTS = incremental_mod.compute(CONFIG, OUTCOMES)
 
@@ -60,8 +61,8 @@ def slice_text(wildcards):
 
 
 def model_settings_text(wildcards):
-    """Param: the YAML text of the settings one outcome's model depends on (pipeline.model_settings)."""
-    return config_mod.dump(pipeline_mod.model_settings(CONFIG, wildcards.outcome))
+    """Param: the YAML text of the settings one outcome's model depends on (timecourse_meta.model.settings.model_settings)."""
+    return config_mod.dump(model_settings_mod.model_settings(CONFIG, wildcards.outcome))
 
 
 from timecourse_meta.core.code_deps import script_sources
@@ -71,3 +72,26 @@ def code(script):
     """The package modules a rule's script runs (timecourse_meta.core.code_deps), as inputs: Snakemake tracks the script
     file itself, not what it imports, so without these a change to the package would not rerun the step."""
     return script_sources(Path(workflow.basedir) / "workflow" / "scripts" / script)
+
+
+CONTINUOUS = CONFIG["outcomes"]
+DICTIONARY = CONFIG["data"]["outcome_dictionary"]
+
+
+def per_outcome(pattern, study_set, outcomes=CONTINUOUS):
+    """One path per outcome, in the order of `outcomes` (rules pass that order as params.outcomes)."""
+    return [pattern.format(study_set=study_set, outcome=o) for o in outcomes]
+
+
+def figure_targets():
+    """The figures and tables rule `all` asks for (the rest follow from them or from the manuscript)."""
+    targets = ["results/figures/appraisal_traffic_light.png", "results/tables/appraisal.csv"]
+    for s in STUDY_SETS:
+        targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
+                    f"results/tables/{s}/summary_of_findings.csv", f"results/tables/{s}/claims_check.csv",
+                    f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv",
+                    f"results/tables/{s}/time_course_comparison.csv"]
+        targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
+        targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
+        targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
+    return targets

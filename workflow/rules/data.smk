@@ -22,7 +22,9 @@ rule resolve_config:
     output:
         "results/config/resolved_config.yaml",
     log:
-        "results/logs/resolve_config.log",
+        "results/logs/data/resolve_config.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/resolve_config.py"
 
@@ -32,16 +34,20 @@ rule validate:
     input:
         sheets=RAW_INPUTS,
         dictionary=CONFIG["data"]["outcome_dictionary"],
+        vocabulary=CONFIG["data"]["vocabulary"],
         code=code("validate.py"),
     params:
         # only the keys validation reads, as canonical text: a change to e.g. sampling does not revalidate, and a
         # failed validation writes nothing under results/ but its log (no resolved config is needed first)
-        settings=config_mod.dump({k: CONFIG[k] for k in ("data", "study_sets", "outcomes", "binary_outcomes")}),
+        settings=config_mod.dump(outputs_mod.validate_settings(CONFIG)),
     output:
-        report="results/validated/report.md",
+        report=report("results/validated/report.md", caption="../report/validation.rst", category="Data",
+                      subcategory="Validation"),
         warnings="results/validated/warnings.csv",
     log:
-        "results/logs/validate.log",
+        "results/logs/data/validate.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/validate.py"
 
@@ -55,15 +61,19 @@ rule validated_sheet:
     wildcard_constraints:
         sheet="studies|outcomes|appraisal",
     input:
-        code=code("write_given.py"),
+        code=code("validated_sheet.py"),
     params:
         text=lambda w: MODEL_INPUTS.sheet(w.sheet),
         error=MODEL_INPUTS.error,
         what="the validated sheet",
     output:
         "results/validated/{sheet}.csv",
+    log:
+        "results/logs/data/validated_sheet_{sheet}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
-        "../scripts/write_given.py"
+        "../scripts/validated_sheet.py"
 
 
 rule harmonise:
@@ -76,12 +86,14 @@ rule harmonise:
         dictionary=CONFIG["data"]["outcome_dictionary"],
         code=code("harmonise.py"),
     params:
-        settings=config_mod.dump(pipeline_mod.harmonise_settings(CONFIG)),
+        settings=config_mod.dump(outputs_mod.harmonise_settings(CONFIG)),
     output:
         table="results/harmonised/analysis_table.csv",
         coverage="results/harmonised/coverage.csv",
     log:
-        "results/logs/harmonise.log",
+        "results/logs/data/harmonise.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/harmonise.py"
 
@@ -91,12 +103,16 @@ rule model_studies:
     so that editing such a column refits nothing."""
     # Given its text as a param and no data inputs, like validated_sheet.
     input:
-        code=code("write_given.py"),
+        code=code("model_studies.py"),
     params:
         text=MODEL_INPUTS.model_studies,
         error=MODEL_INPUTS.error,
         what="the studies' model columns",
     output:
         "results/validated/model_studies.csv",
+    log:
+        "results/logs/data/model_studies.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
-        "../scripts/write_given.py"
+        "../scripts/model_studies.py"

@@ -2,13 +2,7 @@
 # makes sense, so a change to one outcome's data reruns only that outcome's figures.
 # Every figure reads the model's diagnostics file too: nothing downstream uses an unconverged model.
 
-CONTINUOUS = CONFIG["outcomes"]
-DICTIONARY = CONFIG["data"]["outcome_dictionary"]
-
-
-def per_outcome(pattern, study_set, outcomes=CONTINUOUS):
-    """One path per outcome, in the order of `outcomes` (rules pass that order as params.outcomes)."""
-    return [pattern.format(study_set=study_set, outcome=o) for o in outcomes]
+# CONTINUOUS, DICTIONARY, per_outcome and figure_targets: common.smk.
 
 
 rule forest:
@@ -22,11 +16,20 @@ rule forest:
         settings="results/config/models/{outcome}.yaml",
         dictionary=DICTIONARY,
         code=code("forest.py"),
+    params:
+        review=CONFIG["review"],  # arm and study-set names in the words
     output:
-        png="results/figures/{study_set}/forest/{outcome}.png",
+        png=report("results/figures/{study_set}/forest/{outcome}.png",
+                   caption="../report/forest.rst", category="Figures", subcategory="{study_set}"),
         svg="results/figures/{study_set}/forest/{outcome}.svg",
         key_visit="results/tables/{study_set}/key_visits/{outcome}.csv",
-        by_visit=directory("results/figures/{study_set}/forest/by_visit/{outcome}"),
+        by_visit=report(directory("results/figures/{study_set}/forest/by_visit/{outcome}"),
+                        patterns=["{name}_{visit}m.png"], caption="../report/forest_by_visit.rst",
+                        category="Figures", subcategory="{study_set}"),
+    log:
+        "results/logs/figures/forest_{study_set}_{outcome}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/forest.py"
 
@@ -40,9 +43,16 @@ rule trajectory:
         gate="results/models/{study_set}/{outcome}/diagnostics.csv",
         dictionary=DICTIONARY,
         code=code("trajectory.py"),
+    params:
+        review=CONFIG["review"],  # arm and study-set names in the words
     output:
-        png="results/figures/{study_set}/trajectories/{outcome}.png",
+        png=report("results/figures/{study_set}/trajectories/{outcome}.png",
+                   caption="../report/trajectory.rst", category="Figures", subcategory="{study_set}"),
         svg="results/figures/{study_set}/trajectories/{outcome}.svg",
+    log:
+        "results/logs/figures/trajectory_{study_set}_{outcome}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/trajectory.py"
 
@@ -57,10 +67,16 @@ rule trajectories:
         dictionary=DICTIONARY,
         code=code("trajectories.py"),
     params:
+        review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=CONTINUOUS,
     output:
-        png="results/figures/{study_set}/trajectories.png",
+        png=report("results/figures/{study_set}/trajectories.png",
+                   caption="../report/trajectories.rst", category="Figures", subcategory="{study_set}"),
         svg="results/figures/{study_set}/trajectories.svg",
+    log:
+        "results/logs/figures/trajectories_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/trajectories.py"
 
@@ -72,10 +88,18 @@ rule characteristics_table:
         studies="results/validated/studies.csv",
         dictionary=DICTIONARY,
         bibliography="manuscript/references.bib",
+        vocabulary=CONFIG["data"]["vocabulary"],
         code=code("characteristics_table.py"),
+    params:
+        review=CONFIG["review"],  # arm and study-set names in the words
     output:
-        csv="results/tables/{study_set}/characteristics.csv",
+        csv=report("results/tables/{study_set}/characteristics.csv",
+                   caption="../report/characteristics_table.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/characteristics.md",
+    log:
+        "results/logs/figures/characteristics_table_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/characteristics_table.py"
 
@@ -85,14 +109,22 @@ rule appraisal:
     input:
         appraisal="results/validated/appraisal.csv",
         studies="results/validated/studies.csv",
+        vocabulary=CONFIG["data"]["vocabulary"],
         code=code("appraisal.py"),
     output:
-        traffic="results/figures/appraisal_traffic_light.png",
+        traffic=report("results/figures/appraisal_traffic_light.png",
+                       caption="../report/appraisal_traffic_light.rst", category="Figures", subcategory="appraisal"),
         traffic_svg="results/figures/appraisal_traffic_light.svg",
-        summary="results/figures/appraisal_summary.png",
+        summary=report("results/figures/appraisal_summary.png",
+                       caption="../report/appraisal_summary.rst", category="Figures", subcategory="appraisal"),
         summary_svg="results/figures/appraisal_summary.svg",
-        csv="results/tables/appraisal.csv",
+        csv=report("results/tables/appraisal.csv",
+                   caption="../report/appraisal_table.rst", category="Tables", subcategory="appraisal"),
         md="results/tables/appraisal.md",
+    log:
+        "results/logs/figures/appraisal.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/appraisal.py"
 
@@ -108,11 +140,17 @@ rule summary_of_findings:
         dictionary=DICTIONARY,
         code=code("summary_of_findings.py"),
     params:
+        review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=OUTCOMES,
         continuous=CONTINUOUS,
     output:
-        csv="results/tables/{study_set}/summary_of_findings.csv",
+        csv=report("results/tables/{study_set}/summary_of_findings.csv",
+                   caption="../report/summary_of_findings.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/summary_of_findings.md",
+    log:
+        "results/logs/figures/summary_of_findings_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/summary_of_findings.py"
 
@@ -128,10 +166,16 @@ rule between_arm_table:
         dictionary=DICTIONARY,
         code=code("between_arm_table.py"),
     params:
+        review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=OUTCOMES,
     output:
-        csv="results/tables/{study_set}/between_arm.csv",
+        csv=report("results/tables/{study_set}/between_arm.csv",
+                   caption="../report/between_arm_table.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/between_arm.md",
+    log:
+        "results/logs/figures/between_arm_table_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/between_arm_table.py"
 
@@ -146,8 +190,13 @@ rule time_course_table:
     params:
         outcomes=CONTINUOUS,
     output:
-        csv="results/tables/{study_set}/time_course_comparison.csv",
+        csv=report("results/tables/{study_set}/time_course_comparison.csv",
+                   caption="../report/time_course_table.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/time_course_comparison.md",
+    log:
+        "results/logs/figures/time_course_table_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/time_course_table.py"
 
@@ -163,11 +212,17 @@ rule claims_check:
         dictionary=DICTIONARY,
         code=code("claims_check.py"),
     params:
+        review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=CONTINUOUS,
     output:
-        csv="results/tables/{study_set}/claims_check.csv",
+        csv=report("results/tables/{study_set}/claims_check.csv",
+                   caption="../report/claims_check.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/claims_check.md",
         full="results/tables/{study_set}/claims_check.full.csv",
+    log:
+        "results/logs/figures/claims_check_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/claims_check.py"
 
@@ -180,9 +235,17 @@ rule model_figures:
         studies="results/validated/studies.csv",
         code=code("model_figures.py"),
     output:
-        prior="results/figures/{study_set}/model/{outcome}_prior_posterior.png",
-        ppc="results/figures/{study_set}/model/{outcome}_ppc.png",
-        rank="results/figures/{study_set}/model/{outcome}_rank.png",
+        prior=report("results/figures/{study_set}/model/{outcome}_prior_posterior.png",
+                     caption="../report/model_prior_posterior.rst", category="Model checks",
+                     subcategory="{study_set}"),
+        ppc=report("results/figures/{study_set}/model/{outcome}_ppc.png", caption="../report/model_ppc.rst",
+                   category="Model checks", subcategory="{study_set}"),
+        rank=report("results/figures/{study_set}/model/{outcome}_rank.png", caption="../report/model_rank.rst",
+                    category="Model checks", subcategory="{study_set}"),
+    log:
+        "results/logs/figures/model_figures_{study_set}_{outcome}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/model_figures.py"
 
@@ -196,20 +259,13 @@ rule diagnostics_table:
     params:
         outcomes=OUTCOMES,
     output:
-        csv="results/tables/{study_set}/diagnostics.csv",
+        csv=report("results/tables/{study_set}/diagnostics.csv",
+                   caption="../report/diagnostics_table.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/diagnostics.md",
+    log:
+        "results/logs/figures/diagnostics_table_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/diagnostics_table.py"
 
-
-def figure_targets():
-    targets = ["results/figures/appraisal_traffic_light.png", "results/tables/appraisal.csv"]
-    for s in STUDY_SETS:
-        targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
-                    f"results/tables/{s}/summary_of_findings.csv", f"results/tables/{s}/claims_check.csv",
-                    f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv",
-                    f"results/tables/{s}/time_course_comparison.csv"]
-        targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
-        targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
-        targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
-    return targets

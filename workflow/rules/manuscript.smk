@@ -12,8 +12,9 @@ MANUSCRIPT_QMD = "manuscript/index.qmd"
 MANUSCRIPT_SOURCES = variables_mod.manuscript_sources(MANUSCRIPT_QMD)
 # results/manuscript/{main,other}/... -> results/{figures,tables}/<study set>/... for the configured sets
 MANUSCRIPT_ASSETS = variables_mod.asset_map(MANUSCRIPT_SOURCES, CONFIG)
-PROVENANCE_INPUTS = [*RAW_INPUTS, "config.yaml", CONFIG["data"]["outcome_dictionary"],
-                     *sorted(glob("data/claims/*.csv"))]
+# the review's own files, from the config (the claims left data/claims/ for data/review/ with the other review files)
+PROVENANCE_INPUTS = [*RAW_INPUTS, "config.yaml", CONFIG["data"]["outcome_dictionary"], CONFIG["data"]["vocabulary"],
+                     *([CONFIG["data"]["claims"]] if CONFIG["data"]["claims"] else [])]
 MANUSCRIPT_TARGETS = [f"results/manuscript/index.{ext}" for ext in ("html", "docx", "pdf")]
 
 
@@ -21,6 +22,7 @@ rule variables:
     """Every {{< var >}} of the manuscript from the results, with lineage to the raw rows, and the prior table."""
     input:
         variables_mod.variables_inputs(CONFIG),
+        config="results/config/resolved_config.yaml",
         code=code("variables.py"),
     output:
         yml="results/manuscript/_variables.yml",
@@ -28,6 +30,8 @@ rule variables:
         priors="results/manuscript/priors.md",
     log:
         "results/logs/manuscript/variables.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/variables.py"
 
@@ -38,7 +42,7 @@ rule provenance:
         config="results/config/resolved_config.yaml",
         pyproject="pyproject.toml",
         files=PROVENANCE_INPUTS,
-        code=code("variables.py"),
+        code=code("provenance.py"),
     params:
         # as params, so that a new commit or another installed version reruns this step
         git=provenance_mod.git_commit(workflow.basedir),
@@ -48,21 +52,27 @@ rule provenance:
         json="results/manuscript/provenance.json",
     log:
         "results/logs/manuscript/provenance.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
-        "../scripts/variables.py"
+        "../scripts/provenance.py"
 
 
 rule manuscript_assets:
     """Copies of the main and the other study set's figures and tables that index.qmd shows."""
     input:
         list(MANUSCRIPT_ASSETS.values()),
-        code=code("manuscript.py"),
+        code=code("manuscript_assets.py"),
     output:
         list(MANUSCRIPT_ASSETS.keys()),
     params:
         pairs=MANUSCRIPT_ASSETS,
+    log:
+        "results/logs/manuscript/manuscript_assets.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
-        "../scripts/manuscript.py"
+        "../scripts/manuscript_assets.py"
 
 
 rule manuscript:
@@ -78,10 +88,12 @@ rule manuscript:
         filters=sorted(glob("workflow/timecourse_meta/manuscript/filters/*.lua")),
         code=code("manuscript.py"),
     output:
-        html="results/manuscript/index.html",
-        docx="results/manuscript/index.docx",
-        pdf="results/manuscript/index.pdf",
+        html=report("results/manuscript/index.html", caption="../report/manuscript.rst", category="Manuscript"),
+        docx=report("results/manuscript/index.docx", caption="../report/manuscript.rst", category="Manuscript"),
+        pdf=report("results/manuscript/index.pdf", caption="../report/manuscript.rst", category="Manuscript"),
     log:
-        "results/logs/manuscript/render.log",
+        "results/logs/manuscript/manuscript.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/manuscript.py"

@@ -18,15 +18,19 @@ wildcard_constraints:
 rule outcome_slice:
     """The analysis-table rows of one outcome."""
     input:
-        code=code("write_given.py"),
+        code=code("outcome_slice.py"),
     params:
         text=slice_text,
         error=MODEL_INPUTS.error,
         what="the outcome's rows",
     output:
         "results/harmonised/by_outcome/{outcome}.csv",
+    log:
+        "results/logs/models/outcome_slice_{outcome}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
-        "../scripts/write_given.py"
+        "../scripts/outcome_slice.py"
 
 
 rule model_config:
@@ -37,6 +41,10 @@ rule model_config:
         settings=model_settings_text,
     output:
         "results/config/models/{outcome}.yaml",
+    log:
+        "results/logs/models/model_config_{outcome}.log",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/model_config.py"
 
@@ -55,8 +63,10 @@ rule fit_model:
         summary="results/models/{study_set}/{outcome}/summary.csv",
         dropped="results/models/{study_set}/{outcome}/dropped_reports.csv",
     log:
-        "results/logs/fit_model/{study_set}/{outcome}.log",
+        "results/logs/models/fit_model_{study_set}_{outcome}.log",
     threads: 1
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/fit_model.py"
 
@@ -70,6 +80,10 @@ rule diagnose:
     output:
         "results/models/{study_set}/{outcome}/diagnostics.csv",
     log:
-        report="results/logs/diagnose/{study_set}/{outcome}.csv",
+        "results/logs/models/diagnose_{study_set}_{outcome}.log",
+        # the gate's table, pass or fail: a log, so that a failed gate keeps it (outputs of a failed job are removed)
+        report="results/logs/models/diagnose_{study_set}_{outcome}.csv",
+    conda:
+        "../../envs/analysis.yaml"
     script:
         "../scripts/diagnose.py"

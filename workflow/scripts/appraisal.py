@@ -1,6 +1,8 @@
-from timecourse_meta.core.config import resolve
-from timecourse_meta.steps.report_steps import run_appraisal
+import sys
 
-s = snakemake  # noqa: F821
-run_appraisal(s.input.appraisal, s.input.studies, s.output.traffic, s.output.summary, s.output.csv,
-              config=resolve(s.config))
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.report import run_appraisal  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_appraisal)  # noqa: F821

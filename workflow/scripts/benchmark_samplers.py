@@ -2,18 +2,18 @@
 outcome of an analysis table.
 
 Prints, from one run:
-  1. for one outcome's model (default: sledai): compile time, sampling time, the smallest bulk ESS over the
+  1. for one outcome's model (default: symptom_score of the example table): compile time, sampling time, the smallest bulk ESS over the
      sampled parameters, and effective samples per second (sampling only, and including compilation) for
      nutpie (``nutpie.compile_pymc_model`` + ``nutpie.sample``) and for ``pymc.sample`` (PyMC's NUTS, C
      backend), same model, chains, draws, tune and target_accept;
   2. for every outcome of the table that is in the outcome dictionary: status, seconds (compile / sample /
      post-processing incl. the time-course comparison when on), the diagnostics gate's verdict, and the total.
 
-Without --table / --dictionary the synthetic table of ``models.example_analysis_table`` is used.
+Without --table / --dictionary the synthetic table of ``testing.example_analysis_table`` is used.
 
 Usage:  PYTHONPATH=workflow python workflow/scripts/benchmark_samplers.py [--table results/harmonised/analysis_table.csv
         --dictionary data/review/outcomes.yaml] [--settings resolved_config.yaml]
-        [--outcome sledai] [--studies a;b;c] [--study-set review_2023] [--chains 4 --draws 1000 --tune 1000]
+        [--outcome symptom_score] [--studies a;b;c] [--study-set review_2023] [--chains 4 --draws 1000 --tune 1000]
         [--no-compare] [--skip-all]
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ import pandas as pd
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from timecourse_meta.model import model_data as MD  # noqa: E402
-from timecourse_meta.model import models as M  # noqa: E402
+from timecourse_meta import testing  # noqa: E402
+from timecourse_meta.model import build, fit, sample, summary  # noqa: E402
 from timecourse_meta.model.diagnostics import diagnostics_table  # noqa: E402
 
 
@@ -49,7 +50,7 @@ def main(argv=None) -> None:
     ap.add_argument("--table")
     ap.add_argument("--dictionary")
     ap.add_argument("--settings", help="YAML with the model settings (resolved config's model part)")
-    ap.add_argument("--outcome", default="sledai")
+    ap.add_argument("--outcome", default="symptom_score")
     ap.add_argument("--studies", help="';'-separated study ids (default: all studies in the table)")
     ap.add_argument("--study-set", default="all")
     ap.add_argument("--chains", type=int)
@@ -74,9 +75,10 @@ def main(argv=None) -> None:
         settings["compare_time_courses"] = False
     if args.table:
         table = pd.read_csv(args.table)
-        dictionary = M._load_dictionary(args.dictionary)
+        dictionary = {o: fit.outcome_spec(args.dictionary, o) for o in table["outcome"].astype(str).unique()}
     else:
-        table, dictionary = M.example_analysis_table(), M.example_outcome_dictionary()
+        table, dictionary = testing.example_analysis_table(), testing.example_outcome_dictionary()
+        settings.setdefault("arms", testing.ARMS)
     studies = args.studies.split(";") if args.studies else sorted(table["study_id"].astype(str).unique())
     s = settings["sampling"]
     chains, draws, tune = int(s["chains"]), int(s["draws"]), int(s["tune"])
@@ -85,17 +87,17 @@ def main(argv=None) -> None:
 
     # 1. sampler comparison on one outcome's model -----------------------------------------------------
     md = MD.build_model_data(table, args.outcome, studies, dictionary[args.outcome], settings, args.study_set)
-    model = M.build_model(md, settings)
+    model = build.build_model(md, settings)
     names = [rv.name for rv in model.free_RVs]
     print(f"\n[1] model: {args.outcome} ({md.status}, {len(md.studies)} studies, {md.n_obs} rows, "
           f"{len(md.post_visits)} visits); sampled parameters: {', '.join(names)}")
     import nutpie
     import pymc as pm
-    with M.limited_blas_threads():  # the same BLAS setting (1 thread) for both samplers
+    with sample.limited_blas_threads():  # the same BLAS setting (1 thread) for both samplers
         t0 = time.perf_counter()
         compiled = nutpie.compile_pymc_model(model)
         t1 = time.perf_counter()
-        idata_n = M.sample_compiled(compiled, settings, seed=args.seed)
+        idata_n = sample.sample_compiled(compiled, settings, seed=args.seed)
         t2 = time.perf_counter()
         ess_n, worst_n = _min_ess(idata_n, names)
         div_n = int(idata_n.sample_stats["diverging"].values.sum())
@@ -133,8 +135,8 @@ def main(argv=None) -> None:
     for o in outcomes:
         t0 = time.perf_counter()
         mdo = MD.build_model_data(table, o, studies, dictionary[o], settings, args.study_set)
-        idata = M.fit_outcome(mdo, settings, seed=M.outcome_seed(args.seed, o))
-        M.summarise(idata, mdo, settings)
+        idata = fit.fit_outcome(mdo, settings, seed=sample.outcome_seed(args.seed, o))
+        summary.summarise(idata, mdo, settings)
         _, failures = diagnostics_table(idata, settings["diagnostics"], o, args.study_set)
         meta = idata.constant_data.attrs
         res.append({"outcome": o, "status": mdo.status, "studies": len(mdo.studies), "rows": mdo.n_obs,

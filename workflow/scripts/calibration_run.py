@@ -1,7 +1,7 @@
 """Calibration run (simulation-based calibration) of the continuous time-course model.
 
 Truths (Delta(t) on the visit grid, tau, rho_within, rho_between) are drawn from the model's priors, data are
-simulated from the model in numpy (``models.simulate_table``) with a design shaped like the shipped SLEDAI
+simulated from the model in numpy (``testing.simulate_table``) with a design shaped like the shipped SLEDAI
 evidence (absolute means at 0/1/3, 0/12 and 0/0.92/1.85/3.69/5.54 months, change scores at 3/6 months), each
 data set is fitted with nutpie (one compilation reused through ``compiled.with_data``), and the script prints
 
@@ -27,7 +27,8 @@ from scipy import stats
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from timecourse_meta.model import model_data as MD  # noqa: E402
-from timecourse_meta.model import models as M  # noqa: E402
+from timecourse_meta import testing  # noqa: E402
+from timecourse_meta.model import build, priors, sample  # noqa: E402
 
 WEEKS = [round(w * 12 / 52, 4) for w in (4, 8, 16, 24)]
 DESIGN = [
@@ -62,17 +63,18 @@ def main(argv=None) -> pd.DataFrame:
         "visit_grid_months": [0, 1, 3, 6, 9, 12], "compare_time_courses": False,
         "priors": {"sim_outcome": {"delta_sd": 10.0, "tau_scale": 4.0, "step_sd": 5.0, "baseline_sd": 15.0}},
         "sampling": {"progress_bar": False, "chains": args.chains, "draws": args.draws, "tune": args.tune},
+        "arms": testing.ARMS,
     }
     t_start = time.perf_counter()
     truth0 = {"visits": [1], "delta": [0.0], "tau": 1.0, "rho_within": 0.5, "rho_between": 0.5}
     # the grid: union of config grid and observed times (the design fixes it)
-    tab0 = M.simulate_table(DESIGN, {**truth0, "visits": [1, 3, 6, 12] + WEEKS,
+    tab0 = testing.simulate_table(DESIGN, {**truth0, "visits": [1, 3, 6, 12] + WEEKS,
                                      "delta": [0.0] * (4 + len(WEEKS))}, seed=0)
     md0 = MD.build_model_data(tab0, "sim_outcome", STUDIES, SPEC, settings)
     visits = [float(v) for v in md0.post_visits]
-    pri = M.resolve_priors(md0, settings)
-    model = M.build_model(md0, settings)
-    compiled = M.compile_model(model)
+    pri = priors.resolve_priors(md0, settings)
+    model = build.build_model(md0, settings)
+    compiled = sample.compile_model(model)
     t_compile = time.perf_counter() - t_start
     print(f"design: {len(STUDIES)} studies, {md0.n_obs} rows, visits {visits}; compile {t_compile:.1f} s",
           flush=True)
@@ -80,11 +82,11 @@ def main(argv=None) -> pd.DataFrame:
     records = []
     fit_times = []
     for k in range(args.sims):
-        truth = M.draw_truth_from_prior(visits, pri, seed=args.seed * 100003 + k)
-        tab = M.simulate_table(DESIGN, truth, seed=args.seed * 200003 + k)
+        truth = testing.draw_truth_from_prior(visits, pri, seed=args.seed * 100003 + k)
+        tab = testing.simulate_table(DESIGN, truth, seed=args.seed * 200003 + k)
         md = MD.build_model_data(tab, "sim_outcome", STUDIES, SPEC, settings)
         t0 = time.perf_counter()
-        idata, _, _ = M.fit_time_course(md, settings, seed=args.seed * 300007 + k, compiled=compiled, model=model)
+        idata, _, _ = sample.fit_time_course(md, settings, seed=args.seed * 300007 + k, compiled=compiled, model=model)
         fit_times.append(time.perf_counter() - t0)
         post = idata.posterior
         ss = idata.sample_stats

@@ -1,7 +1,8 @@
-from timecourse_meta.core.config import resolve
-from timecourse_meta.steps.report_steps import run_characteristics
+import sys
 
-s = snakemake  # noqa: F821
-run_characteristics(s.input.table, s.input.studies, s.input.dictionary, s.wildcards.study_set, s.output.csv,
-                    bibliography=s.input.bibliography,
-                    config=resolve(s.config))
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.report import run_characteristics_table  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_characteristics_table)  # noqa: F821

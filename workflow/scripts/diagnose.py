@@ -1,5 +1,8 @@
-from timecourse_meta.steps.pipeline import run_diagnose
+import sys
 
-s = snakemake  # noqa: F821
-run_diagnose(s.input.idata, s.input.settings, s.wildcards.outcome, s.wildcards.study_set, s.log.report,
-             s.output[0])
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.model import run_diagnose  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_diagnose)  # noqa: F821

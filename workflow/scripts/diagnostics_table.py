@@ -1,5 +1,8 @@
-from timecourse_meta.steps.report_steps import run_diagnostics_table
+import sys
 
-s = snakemake  # noqa: F821
-run_diagnostics_table(dict(zip(s.params.outcomes, s.input.gates)), s.wildcards.study_set, s.output.csv,
-                      s.input.dictionary)
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.report import run_diagnostics_table  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_diagnostics_table)  # noqa: F821

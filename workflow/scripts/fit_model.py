@@ -1,12 +1,8 @@
-import logging
 import sys
 
-from timecourse_meta.steps.pipeline import run_fit
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
 
-s = snakemake  # noqa: F821
-# the step's own messages (what is fitted, how long it took) to the log and the terminal; nutpie's progress bar
-# shows on the terminal while sampling
-logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0]), logging.StreamHandler(sys.stderr)])
-logging.getLogger("timecourse_meta").setLevel(logging.INFO)
-run_fit(s.input.table, s.input.settings, s.input.studies, s.input.dictionary, s.wildcards.outcome,
-        s.wildcards.study_set, s.output.idata, s.output.summary, s.output.dropped)
+from timecourse_meta.steps.model import run_fit_model  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_fit_model)  # noqa: F821

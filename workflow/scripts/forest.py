@@ -1,7 +1,8 @@
-from timecourse_meta.core.config import resolve
-from timecourse_meta.steps.report_steps import load_grid, run_forest
+import sys
 
-s = snakemake  # noqa: F821
-run_forest(s.input.table, s.input.studies, s.input.summary, s.input.dictionary, load_grid(s.input.settings),
-           s.wildcards.outcome, s.wildcards.study_set, s.output.png, s.output.key_visit, s.output.by_visit,
-           config=resolve(s.config))
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.report import run_forest  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_forest)  # noqa: F821

@@ -1,9 +1,8 @@
-from pathlib import Path
+import sys
 
-import yaml
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
 
-from timecourse_meta.steps.pipeline import run_harmonise
+from timecourse_meta.steps.data import run_harmonise  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
 
-s = snakemake  # noqa: F821
-run_harmonise(yaml.safe_load(s.params.settings), str(Path(s.input.outcomes).parent), s.output.table,
-              s.output.coverage)
+main(snakemake, run_harmonise)  # noqa: F821

@@ -1,22 +1,8 @@
-# Rules `manuscript_assets` and `manuscript` (workflow/rules/manuscript.smk).
-import logging
-from pathlib import Path
+import sys
 
-from timecourse_meta.core import review
-from timecourse_meta.manuscript import document
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
 
-s = snakemake  # noqa: F821
-if s.rule == "manuscript_assets":
-    document.stage_assets(s.params.pairs)
-elif s.rule == "manuscript":
-    logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0])])
-    logging.getLogger("timecourse_meta").setLevel(logging.INFO)
-    out = document.run_manuscript(s.input.qmd, s.input.variables, s.input.lineage, s.input.bibliography,
-                                  s.input.csl, Path(s.output.html).parent,
-                                  vocabulary=review.load_vocabulary(s.input.vocabulary))
-    expected = {"html": s.output.html, "docx": s.output.docx, "pdf": s.output.pdf}
-    for fmt, path in expected.items():
-        if Path(out[fmt]).resolve() != Path(path).resolve():
-            raise RuntimeError(f"rendered {out[fmt]}, but the rule declares {path}")
-else:
-    raise ValueError(f"workflow/scripts/manuscript.py does not serve rule {s.rule!r}")
+from timecourse_meta.steps.manuscript import run_manuscript  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_manuscript)  # noqa: F821

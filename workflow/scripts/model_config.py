@@ -1,3 +1,8 @@
-from timecourse_meta.steps.pipeline import run_model_config
+import sys
 
-run_model_config(snakemake.params.settings, snakemake.output[0])  # noqa: F821
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.data import run_model_config  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_model_config)  # noqa: F821

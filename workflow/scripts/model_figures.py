@@ -1,5 +1,8 @@
-from timecourse_meta.steps.report_steps import run_model_figures
+import sys
 
-s = snakemake  # noqa: F821
-run_model_figures(s.input.idata, s.wildcards.outcome, s.output.prior, s.output.ppc, s.output.rank,
-                  s.input.studies)
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.report import run_model_figures  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_model_figures)  # noqa: F821

@@ -1,6 +1,8 @@
-from timecourse_meta.core.config import write_snakemake_resolved
+import sys
 
-# snakemake.config is Snakemake's merged config (config.yaml, --configfile, --config); the rule reruns exactly
-# when the fingerprint of its resolved text changes (see the rule in data.smk).
-s = snakemake  # noqa: F821
-write_snakemake_resolved(s.config, s.output[0], s.params.fingerprint)
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.data import run_resolve_config  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_resolve_config)  # noqa: F821

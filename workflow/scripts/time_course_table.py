@@ -1,4 +1,8 @@
-from timecourse_meta.steps.report_steps import run_time_course_table
+import sys
 
-s = snakemake  # noqa: F821
-run_time_course_table(dict(zip(s.params.outcomes, s.input.summaries)), s.input.dictionary, s.output.csv)
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.report import run_time_course_table  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_time_course_table)  # noqa: F821

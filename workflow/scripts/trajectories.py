@@ -1,7 +1,8 @@
-from timecourse_meta.core.config import resolve
-from timecourse_meta.steps.report_steps import run_trajectories
+import sys
 
-s = snakemake  # noqa: F821
-run_trajectories(s.input.table, s.input.studies, dict(zip(s.params.outcomes, s.input.summaries)), s.input.dictionary,
-                 s.wildcards.study_set, s.output.png,
-                 config=resolve(s.config))
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
+
+from timecourse_meta.steps.report import run_trajectories  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_trajectories)  # noqa: F821

@@ -1,16 +1,8 @@
-# Rules `variables` and `provenance` (workflow/rules/manuscript.smk).
-import logging
+import sys
 
-from timecourse_meta.manuscript import provenance
-from timecourse_meta.manuscript import variables
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821  messages, Python warnings, tracebacks: the log
 
-s = snakemake  # noqa: F821
-logging.basicConfig(level=logging.WARNING, handlers=[logging.FileHandler(s.log[0])])
-logging.getLogger("timecourse_meta").setLevel(logging.INFO)
-if s.rule == "variables":
-    variables.write_variables(s.input[0], s.output.yml, s.output.lineage, s.output.priors)
-elif s.rule == "provenance":
-    provenance.write_provenance(s.input.config, s.input.pyproject, list(s.input.files), s.output.md, s.output.json,
-                                git=s.params.git)
-else:
-    raise ValueError(f"workflow/scripts/variables.py does not serve rule {s.rule!r}")
+from timecourse_meta.steps.manuscript import run_variables  # noqa: E402
+from timecourse_meta.steps.runner import main  # noqa: E402
+
+main(snakemake, run_variables)  # noqa: F821

@@ -1,4 +1,4 @@
-"""Reproducible Bayesian meta-analysis of MSC transplantation in refractory lupus nephritis."""
+"""Bayesian time-course meta-analysis: from data-extraction sheets to a reproducible manuscript."""
 
 
 __version__ = "0.1.0"

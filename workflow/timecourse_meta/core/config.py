@@ -161,7 +161,8 @@ def _cross_key_problems(config: dict, source: str) -> list[str]:
 def check_inputs(config: dict, source: str = "config.yaml") -> None:
     """Check what the config points at before any job runs: the data folder or workbook and the outcome
     dictionary exist, every analysed outcome is in the dictionary with the right kind, prior keys fit the
-    outcome's kind, and every analysed study set has at least one study. Raises ConfigError naming the key.
+    outcome's kind, the vocabulary file validates and the review's arms and study fields do not collide, and
+    every analysed study set has at least one study. Raises ConfigError naming the key.
 
     A sheet that cannot be read is left to the validation step, which reports it with its file and row."""
     from timecourse_meta.data import dictionary as dictionary_mod
@@ -205,6 +206,7 @@ def check_inputs(config: dict, source: str = "config.yaml") -> None:
                     if key not in allowed:
                         problems.append(f"{source}: key 'model.priors.{name}.{key}': not read for the "
                                         f"{outcomes[name].kind} outcome '{name}'; expected one of {', '.join(allowed)}")
+    problems += _review_problems(config, source)
     if not problems:
         try:
             studies = (sheets_mod.read_workbook_sheet(data["workbook"], "studies") if data["workbook"]
@@ -220,6 +222,43 @@ def check_inputs(config: dict, source: str = "config.yaml") -> None:
                                     f"{_did_you_mean(name, present)}")
     if problems:
         raise ConfigError("Invalid configuration:\n  - " + "\n  - ".join(dict.fromkeys(problems)))
+
+
+def _review_problems(config: dict, source: str) -> list[str]:
+    """The review's own files and names: the vocabulary file validates (its schema, with file and key), the two
+    arms differ, and no studies-sheet column is claimed twice (an arm's patient count, a vocabulary study field
+    and the engine's own columns)."""
+    from timecourse_meta.core import review
+    from timecourse_meta.data import columns
+
+    problems = []
+    arms = config["review"]["arms"]
+    one, other = arms["intervention"], arms["comparator"]
+    for key in ("id", "n_column"):
+        if one[key] == other[key]:
+            problems.append(f"{source}: key 'review.arms.comparator.{key}' = {json.dumps(other[key])}: expected a "
+                            f"value other than the intervention's {key} (the two arms must differ)")
+    engine = columns.ENGINE_COLUMNS["studies"]
+    for arm in ("intervention", "comparator"):
+        if arms[arm]["n_column"] in engine:
+            problems.append(f"{source}: key 'review.arms.{arm}.n_column' = {json.dumps(arms[arm]['n_column'])}: "
+                            "expected a column name the engine does not use for something else")
+    path = config["data"]["vocabulary"]
+    if not Path(path).is_file():
+        return problems + [f"{source}: key 'data.vocabulary' = {json.dumps(path)}: file not found; expected the "
+                           "review's vocabulary YAML (keys in workflow/schemas/vocabulary.schema.yaml)"]
+    try:
+        vocabulary = review.load_vocabulary(path)
+    except ConfigError as exc:
+        return problems + [f"{source}: key 'data.vocabulary': {exc}"]
+    n_columns = {arms[a]["n_column"]: a for a in ("intervention", "comparator")}
+    for name in vocabulary.study_fields:
+        if name in engine or name in n_columns:
+            whose = (f"the {n_columns[name]} arm's patient count (config review.arms.{n_columns[name]}.n_column)"
+                     if name in n_columns else "one of the engine's own columns (docs/extraction_sheets.md)")
+            problems.append(f"{path}: key 'study_fields.{name}': the column is already {whose}; expected a column "
+                            "only this review has")
+    return problems
 
 
 def yaml_error(path: str | Path, text: str, exc: yaml.YAMLError) -> ConfigError:
@@ -268,7 +307,7 @@ def read_yaml_document(path: str | Path, schema: str, what: str) -> dict:
     errors = sorted(_Validator(load_schema(schema)).iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         problems = [_describe(e, str(path)) for e in errors]
-        raise ConfigError(f"Invalid {what}:\n  - " + "\n  - ".join(dict.fromkeys(problems)))
+        raise ConfigError(f"Problems in {what}:\n  - " + "\n  - ".join(dict.fromkeys(problems)))
     return document
 
 

@@ -68,6 +68,7 @@ class Vocabulary:
     study_fields: dict[str, dict] = field(default_factory=dict)
     characteristics: list[dict] = field(default_factory=list)
     lint_allow: list[str] = field(default_factory=list)
+    source: str = ""  # the file it was read from, for messages
 
     def design_label(self, code: str) -> str:
         return self.designs.get(code, {}).get("label", code)
@@ -81,10 +82,19 @@ def _load(path: str, mtime: float) -> Vocabulary:
     doc = config_mod.read_yaml_document(path, "vocabulary.schema.yaml", "the review's vocabulary file")
     judgements = {str(k): Judgement(label=v["label"], legend=v.get("legend", v["label"]), symbol=v["symbol"],
                                     colour=v["colour"], concern=v["concern"]) for k, v in doc["judgements"].items()}
+    fields = doc["study_fields"]
+    problems = [f"{path}: key 'characteristics.{i}.{key}' = \"{name}\": expected a column listed under study_fields "
+                f"({', '.join(fields) or 'none listed'})"
+                for i, spec in enumerate(doc["characteristics"])
+                for key, names in (("fields", spec["fields"]), ("confidence", [spec.get("confidence")]))
+                for name in names if name is not None and name not in fields]
+    if problems:
+        raise config_mod.ConfigError("Problems in the review's vocabulary file:\n  - " + "\n  - ".join(problems))
     return Vocabulary(designs=dict(doc["designs"]),
                       checklists={k: v["label"] for k, v in doc["checklists"].items()},
                       judgements=judgements, study_fields=dict(doc["study_fields"]),
-                      characteristics=list(doc["characteristics"]), lint_allow=list(doc["lint"]["allow"]))
+                      characteristics=list(doc["characteristics"]), lint_allow=list(doc["lint"]["allow"]),
+                      source=path)
 
 
 def load_vocabulary(path: str | Path) -> Vocabulary:

@@ -1,7 +1,7 @@
 """Convert reported summary statistics of a continuous outcome to a mean and an SD.
 
-Meta-analysis of a continuous outcome needs, per arm, a mean, an SD and n. Trials of MSC therapy in lupus
-nephritis often report something else (SE, 95% CI, median with IQR and/or range, change scores), so every
+Meta-analysis of a continuous outcome needs, per arm, a mean, an SD and n. Small trials often report
+something else (SE, 95% CI, median with IQR and/or range, change scores), so every
 number entering the model passes through one of the functions below. They are pure (no I/O), accept scalars
 or NumPy arrays (they broadcast; a scalar in gives a ``float`` out), and raise ``ValueError`` naming the
 argument and what was expected when an input cannot describe a real sample.
@@ -29,6 +29,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 from timecourse_meta.core.errors import EngineError
+from timecourse_meta.data.sample_checks import (_arr, _check_n, _check_order, _check_positive,  # noqa: F401
+                                                _check_spread, _out, _show)
+from timecourse_meta.data.skewness import (SkewnessTest, skew_test_median_iqr,  # noqa: F401
+                                           skew_test_median_iqr_range, skew_test_median_range)
 
 __all__ = [
     "MeanSD",
@@ -55,68 +59,6 @@ __all__ = [
     "to_mean_sd",
     "xi_range",
 ]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Input handling
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _arr(x: Any, name: str) -> np.ndarray:
-    """Float array of `x`; rejects None, non-numbers and NaN/inf so that errors name the bad argument."""
-    if x is None:
-        raise ValueError(f"{name} is required (got None)")
-    try:
-        a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number or an array of numbers (got {x!r})") from None
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite (got {x!r})")
-    return a
-
-
-def _out(a: np.ndarray) -> float | np.ndarray:
-    """Return a Python float for 0-d results, so scalar callers get scalars back."""
-    a = np.asarray(a)
-    return float(a) if a.ndim == 0 else a
-
-
-def _check_n(n: Any, minimum: int = 1, why: str = "") -> np.ndarray:
-    a = _arr(n, "n")
-    if np.any(a < minimum):
-        raise ValueError(f"n must be >= {minimum}{why} (got {n!r})")
-    return a
-
-
-def _check_positive(x: Any, name: str) -> np.ndarray:
-    a = _arr(x, name)
-    if np.any(a <= 0):
-        raise ValueError(f"{name} must be > 0 (got {x!r})")
-    return a
-
-
-def _check_order(**values: np.ndarray) -> None:
-    """Require the given quantiles to be non-decreasing in the order passed (e.g. minimum <= median <= maximum)."""
-    names = list(values)
-    for lo, hi in zip(names, names[1:]):
-        if np.any(values[lo] > values[hi]):
-            raise ValueError(
-                f"{lo} must be <= {hi} (expected {' <= '.join(names)}; got {lo}={_show(values[lo])}, "
-                f"{hi}={_show(values[hi])})"
-            )
-
-
-def _check_spread(lower: np.ndarray, upper: np.ndarray, lower_name: str, upper_name: str) -> None:
-    """A zero width (max == min, q3 == q1) would give SD = 0, which no sample of a continuous outcome has."""
-    if np.any(upper <= lower):
-        raise ValueError(
-            f"{upper_name} must be > {lower_name} (a zero spread gives SD = 0; got {lower_name}={_show(lower)}, "
-            f"{upper_name}={_show(upper)})"
-        )
-
-
-def _show(a: np.ndarray) -> Any:
-    return float(a) if np.ndim(a) == 0 else a.tolist()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -290,88 +232,6 @@ def sd_from_iqr_range_shi(q1, q3, minimum, maximum, n):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Skewness tests (Shi, Luo, Wan, et al. 2023)
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SkewnessTest:
-    """Result of a five-number-summary skewness test at the 5% level.
-
-    statistic and critical_value are floats (arrays for array input); skewed is True when
-    statistic >= critical_value, i.e. normality (symmetry) is rejected and the median-based conversion is
-    suspect.
-    """
-
-    statistic: Any
-    critical_value: Any
-    skewed: Any
-
-
-def _skew_result(t: np.ndarray, crit: np.ndarray) -> SkewnessTest:
-    t, crit = (np.array(v) for v in np.broadcast_arrays(t, crit))  # writable copies
-    skewed = t >= crit
-    return SkewnessTest(_out(t), _out(crit), bool(skewed) if np.ndim(skewed) == 0 else skewed)
-
-
-# Provenance of the critical values (all three scenarios): the test statistics are those of Shi et al. (2023);
-# the 5% critical values are the fitted curves as coded, identically, in two independent reference
-# implementations -- metafor R/conv.fivenum.r (comment "Shi et al. (2023)"; the 2020 arXiv-preprint constants
-# are kept there as comments) and metamedian R/describe_studies.R (perform_skew_test). The published paper's
-# own text could not be consulted to confirm the constants.
-
-
-def skew_test_median_range(median, minimum, maximum, n):
-    """Skewness test for min/median/max (Shi et al. 2023, scenario S1).
-
-    T1 = |(min + max - 2 median) / (max - min)| (0 for a symmetric sample); critical value
-    1 / ln(n + 9) + 2.5 / (n + 1). Critical values as coded in metafor `conv.fivenum()` and metamedian
-    `describe_studies()` (both citing the 2023 paper); not verified against the paper's text.
-    """
-    m, a, b = _arr(median, "median"), _arr(minimum, "minimum"), _arr(maximum, "maximum")
-    n_a = _check_n(n)
-    _check_order(minimum=a, median=m, maximum=b)
-    _check_spread(a, b, "minimum", "maximum")
-    t = np.abs((a + b - 2 * m) / (b - a))
-    crit = 1 / np.log(n_a + 9) + 2.5 / (n_a + 1)
-    return _skew_result(t, crit)
-
-
-def skew_test_median_iqr(median, q1, q3, n):
-    """Skewness test for q1/median/q3 (Shi et al. 2023, scenario S2).
-
-    T2 = |(q1 + q3 - 2 median) / (q3 - q1)|; critical value 2.65 / sqrt(n) - 6 / n^2. Critical values as
-    coded in metafor `conv.fivenum()` and metamedian `describe_studies()`; not verified against the paper's text.
-    """
-    m, lo, hi = _arr(median, "median"), _arr(q1, "q1"), _arr(q3, "q3")
-    n_a = _check_n(n)
-    _check_order(q1=lo, median=m, q3=hi)
-    _check_spread(lo, hi, "q1", "q3")
-    t = np.abs((lo + hi - 2 * m) / (hi - lo))
-    crit = 2.65 / np.sqrt(n_a) - 6 / n_a**2
-    return _skew_result(t, crit)
-
-
-def skew_test_median_iqr_range(median, q1, q3, minimum, maximum, n):
-    """Skewness test for the five-number summary (Shi et al. 2023, scenario S3).
-
-    T3 = max(2.65 ln(0.6 n) / sqrt(n) * T1, T2) with T1, T2 as in the two three-number tests; critical value
-    3 / sqrt(n) - 40 / n^3. Critical values as coded in metafor `conv.fivenum()` and metamedian
-    `describe_studies()`; not verified against the paper's text.
-    """
-    m, lo, hi = _arr(median, "median"), _arr(q1, "q1"), _arr(q3, "q3")
-    a, b = _arr(minimum, "minimum"), _arr(maximum, "maximum")
-    n_a = _check_n(n)
-    _check_order(minimum=a, q1=lo, median=m, q3=hi, maximum=b)
-    _check_spread(lo, hi, "q1", "q3")
-    t1 = np.abs((a + b - 2 * m) / (b - a))
-    t2 = np.abs((lo + hi - 2 * m) / (hi - lo))
-    t = np.maximum(2.65 * np.log(0.6 * n_a) / np.sqrt(n_a) * t1, t2)
-    crit = 3 / np.sqrt(n_a) - 40 / n_a**3
-    return _skew_result(t, crit)
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Dispatcher
 # --------------------------------------------------------------------------------------------------------------
 
@@ -426,6 +286,9 @@ def to_mean_sd(
     maximum=None,
 ) -> MeanSD:
     """Mean and SD of one arm from whatever was reported; `method` records the conversion for the audit trail.
+
+    (Longer than most functions on purpose: one short branch per statistic of the table below, kept together so
+    the dispatch reads as the table does.)
 
     statistic      needs                         method
     mean_sd        mean, sd                      reported
@@ -514,6 +377,18 @@ def _check_r(r: Any) -> np.ndarray:
     if np.any((a < -1) | (a > 1)):
         raise ValueError(f"r must be a correlation in [-1, 1] (got {r!r})")
     return a
+
+
+def standard_error(*, sd=None, n=None, se=None, variance=None) -> float | None:
+    """Standard error of a mean: the reported SE, else sqrt(variance) of the estimate, else sd / sqrt(n); None
+    when none of these is known (an estimate without any spread cannot be weighted)."""
+    if se is not None:
+        return float(_check_positive(se, "se"))
+    if variance is not None:
+        return float(np.sqrt(_check_positive(variance, "variance")))
+    if sd is not None and n is not None:
+        return float(_check_positive(sd, "sd") / np.sqrt(_check_positive(n, "n")))
+    return None
 
 
 def change_sd(sd_baseline, sd_followup, r):

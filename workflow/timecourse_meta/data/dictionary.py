@@ -1,17 +1,19 @@
-"""The outcome dictionary: controlled vocabulary, canonical units, conversions, direction of benefit, scale.
+"""The outcome dictionary: controlled vocabulary, canonical units, conversions, direction of benefit, scale, and
+each outcome's default prior scales with their rationale.
 
-One YAML file (data/review/outcomes.yaml) so that adding an outcome or a unit is a data change.
+One YAML file of the review (config key data.outcome_dictionary), checked against
+workflow/schemas/outcomes.schema.yaml, so that adding an outcome, a unit or a prior is a data change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from timecourse_meta import schema_path
+from timecourse_meta.core.config import ConfigError, read_yaml_document
 from timecourse_meta.core.errors import EngineError
+
+SCHEMA = "outcomes.schema.yaml"
 
 KINDS = {"continuous", "binary", "count", "characteristic"}
 DIRECTIONS = {"increase", "decrease", "none"}
@@ -34,6 +36,8 @@ class Outcome:
     analysis_scale: str
     plausible_range: tuple | None = None
     description: str = ""
+    # analysis scale -> prior scales and their rationale (see outcomes.schema.yaml); {} = the generic rule
+    priors: dict = field(default_factory=dict)
 
     def factor(self, unit: str) -> float | None:
         """Multiplier from `unit` into the canonical unit (None when the unit is not a convertible one)."""
@@ -48,6 +52,7 @@ class Outcome:
             "canonical_unit": self.canonical_unit,
             "direction_of_benefit": self.direction_of_benefit,
             "analysis_scale": self.analysis_scale,
+            "priors": {scale: dict(entry) for scale, entry in self.priors.items()},
         }
 
 
@@ -57,10 +62,12 @@ def load(path: str | Path | None = None) -> dict[str, Outcome]:
         raise DictionaryError("no outcome dictionary given; expected the path of the review's outcome dictionary "
                               "(config key data.outcome_dictionary)")
     path = Path(path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    entries = raw.get("outcomes")
-    if not isinstance(entries, dict) or not entries:
-        raise DictionaryError(f"{path}: expected a mapping 'outcomes:' with one entry per outcome")
+    try:
+        raw = read_yaml_document(path, SCHEMA, "the outcome dictionary (a mapping 'outcomes:' with one entry per "
+                                                "outcome)")
+    except ConfigError as exc:
+        raise DictionaryError(str(exc)) from None
+    entries = raw["outcomes"]
     problems, outcomes = [], {}
     for name, entry in entries.items():
         where = f"{path}: outcome '{name}'"
@@ -81,7 +88,8 @@ def load(path: str | Path | None = None) -> dict[str, Outcome]:
             continue
         if entry["kind"] == "continuous":
             if units.get(entry["canonical_unit"]) != 1:
-                problems.append(f"{where}: the canonical unit {entry['canonical_unit']!r} must be in units with factor 1")
+                problems.append(f"{where}: the canonical unit {entry['canonical_unit']!r} must be in units with "
+                                "factor 1")
             bad = [u for u, f in units.items() if not isinstance(f, (int, float)) or f <= 0]
             if bad:
                 problems.append(f"{where}: unit(s) {bad} need a positive conversion factor")
@@ -96,7 +104,29 @@ def load(path: str | Path | None = None) -> dict[str, Outcome]:
             analysis_scale=entry["analysis_scale"],
             plausible_range=tuple(rng) if rng else None,
             description=str(entry.get("description", "")),
+            priors=_priors(entry.get("priors") or {}, entry, where, problems),
         )
     if problems:
         raise DictionaryError("Invalid outcome dictionary:\n  - " + "\n  - ".join(problems))
     return outcomes
+
+
+PRIOR_KEYS = {"continuous": ("delta_sd", "tau_scale", "step_sd", "baseline_sd"), "binary": ("mu_sd", "tau_scale")}
+
+
+def _priors(priors: dict, entry: dict, where: str, problems: list[str]) -> dict:
+    """The outcome's prior scales per analysis scale; keys the outcome's kind does not read are problems
+    (named with the outcome and key), so a typo cannot silently fall back to the generic rule."""
+    kind = entry["kind"]
+    if priors and kind not in PRIOR_KEYS:
+        problems.append(f"{where}: key 'priors': a {kind} outcome is not modelled; expected no priors")
+        return {}
+    for scale, values in priors.items():
+        for key in values:
+            if key != "rationale" and key not in PRIOR_KEYS[kind]:
+                problems.append(f"{where}: key 'priors.{scale}.{key}': not read for a {kind} outcome; expected one "
+                                f"of {', '.join(PRIOR_KEYS[kind])} (and rationale)")
+        if kind == "binary" and scale != "logit":
+            problems.append(f"{where}: key 'priors.{scale}': binary outcomes are modelled on the logit scale; "
+                            "expected 'logit'")
+    return {scale: dict(values) for scale, values in priors.items()}

@@ -12,26 +12,28 @@ only write it. Snakemake's params trigger (on
 by default) reruns such a job exactly when its text differs from the one recorded with its file, so the file is
 rewritten only when its content changes, and the jobs reading it (harmonise, the fits, the figures) follow by
 plain file dependencies; a one-cell change to the outcomes sheet rewrites neither the studies nor the appraisal. The texts come
-from the steps' own functions (pipeline.validated_texts, harmonised_texts, outcome_slice_text) run on the raw
+from the steps' own functions (data.outputs: validated_texts, harmonised_texts, outcome_slice_text) run on the raw
 sheets in memory (~1 s): nothing is written when the workflow is parsed, and a dry run stays a dry run.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from timecourse_meta.steps import pipeline
+from timecourse_meta.core import review
 from timecourse_meta.core.errors import EngineError
+from timecourse_meta.data import outputs
 
-# Columns of the studies sheet that describe a study for readers (tables, manuscript) and that no model reads;
-# a change to one of them refits nothing. Every other column (a new one included) is given to the fits, so a
-# column added later errs on the side of a rerun. tests/test_incremental.py checks the fit code names none.
-DESCRIPTIVE_STUDY_COLUMNS = ("journal", "volume_pages", "doi", "design_detail", "population", "msc_source",
-                             "msc_dose", "route", "follow_up_months", "review_inclusion",
-                             "review_inclusion_confidence", "source_url", "locator", "notes")
+# The engine's columns of the studies sheet that describe a study for readers (tables, manuscript) and that no
+# model reads; a change to one of them refits nothing. The review's own study fields (vocabulary study_fields)
+# are descriptive too: the engine reads none of them. Every other column is given to the fits, so a column
+# added later errs on the side of a rerun. tests/test_incremental.py checks the fit code names none.
+DESCRIPTIVE_STUDY_COLUMNS = ("journal", "volume_pages", "doi", "design_detail", "population", "follow_up_months",
+                             "source_url", "locator", "notes")
 
 
 class InputsUnavailable(EngineError, RuntimeError):
@@ -54,10 +56,11 @@ class ModelInputs:
         return self.validated.get(name)
 
 
-def model_studies_text(studies: pd.DataFrame) -> str:
-    """The validated studies, in their order (a fit lists studies in it), without the descriptive columns and the
-    sheet row number (which moves when a row is inserted above): what a fit reads, and no reader-only edit."""
-    drop = [c for c in (*DESCRIPTIVE_STUDY_COLUMNS, "source_row") if c in studies.columns]
+def model_studies_text(studies: pd.DataFrame, review_fields: Iterable[str] = ()) -> str:
+    """The validated studies, in their order (a fit lists studies in it), without the descriptive columns (the
+    engine's and the review's `review_fields`) and the sheet row number (which moves when a row is inserted
+    above): what a fit reads, and no reader-only edit."""
+    drop = [c for c in (*DESCRIPTIVE_STUDY_COLUMNS, *review_fields, "source_row") if c in studies.columns]
     return studies.drop(columns=drop).to_csv(index=False, lineterminator="\n")
 
 
@@ -67,15 +70,15 @@ def compute(cfg: dict, outcomes: list[str]) -> ModelInputs:
     A failure is recorded, not raised: the workflow must still build its DAG so that the validate (or harmonise)
     job reports the problem with file, row and column; the jobs given no text fail naming it."""
     try:
-        csvs, _, _ = pipeline.validated_texts(cfg)
-        table_text, _ = pipeline.harmonised_texts(pipeline.harmonise_settings(cfg),
-                                                  pipeline.read_validated(texts=csvs))
+        csvs, _, _ = outputs.validated_texts(cfg)
+        table_text, _ = outputs.harmonised_texts(outputs.harmonise_settings(cfg),
+                                                  outputs.read_validated(texts=csvs))
     except Exception as exc:  # noqa: BLE001 - reported in full by the job that runs the same step
         return ModelInputs(error=f"{type(exc).__name__}: {exc}")
     table = pd.read_csv(io.StringIO(table_text))  # read back as the outcome_slice job once read the file
     studies = pd.read_csv(io.StringIO(csvs["studies"]), dtype=str, keep_default_na=False)
-    return ModelInputs(validated=csvs, slices={o: pipeline.outcome_slice_text(table, o) for o in outcomes},
-                       model_studies=model_studies_text(studies))
+    return ModelInputs(validated=csvs, slices={o: outputs.outcome_slice_text(table, o) for o in outcomes},
+                       model_studies=model_studies_text(studies, review.vocabulary(cfg).study_fields))
 
 
 def write_given(text: str | None, out: str, error: str | None, what: str) -> None:

@@ -17,7 +17,7 @@ Rules of `select_reports` (config key `reports.rule`):
 
 * `most_complete_per_visit` (default): within one patient group, per outcome and visit, the report with the most
   complete data at that visit is kept: most patients at that visit (largest `n`, or `total` for events/total
-  rows, over its poolable rows there); ties: more visits of that outcome; then the row nearer the visit (only
+  rows, over its poolable rows there; an estimate reported with only its SE has no n and counts 0); ties: more visits of that outcome; then the row nearer the visit (only
   differs from zero when times are binned, see below); then the later report (year; a report without a year
   counts as the earliest); then `study_id` (so that the choice is deterministic). For a continuous outcome the
   baseline (time 0) is not a visit of its own: a report keeps its baseline rows when it is kept at any follow-up
@@ -43,6 +43,8 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+
+from timecourse_meta.core.review import Arms
 
 OVERLAPS = ("none", "same_patients", "subset", "later_follow_up", "partial", "unclear")
 BASES = ("stated", "judgement")
@@ -95,8 +97,8 @@ def groups_of(studies: pd.DataFrame) -> dict[str, str]:
 
 
 def group_label(group: str, members: list[str], labels: dict[str, str]) -> str:
-    """A group of one report is named by that report ('Deng 2017'); a larger group by its id in words
-    ('nanjing_drum_tower' -> 'Nanjing Drum Tower')."""
+    """A group of one report is named by that report ('Ames 2017'); a larger group by its id in words
+    ('north_clinic' -> 'North Clinic')."""
     if len(members) == 1 and members[0] == group:
         return labels.get(group, group)
     return " ".join(w[:1].upper() + w[1:] for w in group.replace("_", " ").split())
@@ -108,9 +110,10 @@ def _labels(studies: pd.DataFrame) -> dict[str, str]:
     return study_labels(studies) if "first_author" in studies else {s: s for s in studies["study_id"]}
 
 
-def _patients(row) -> float:
-    """Patients of one report: MSCT plus control arm (a missing arm counts 0; both missing -> NaN)."""
-    a, b = _num(row.get("n_msct")), _num(row.get("n_control"))
+def _patients(row, arms: Arms) -> float:
+    """Patients of one report: intervention plus comparator arm, from the studies-sheet columns config
+    review.arms names (a missing arm counts 0; both missing -> NaN)."""
+    a, b = _num(row.get(arms.intervention.n_column)), _num(row.get(arms.comparator.n_column))
     if not (np.isfinite(a) or np.isfinite(b)):
         return math.nan
     return (a if np.isfinite(a) else 0.0) + (b if np.isfinite(b) else 0.0)
@@ -223,15 +226,15 @@ def warnings_markdown(studies: pd.DataFrame) -> str:
             + "".join(f"- WARNING: {line}\n" for line in lines))
 
 
-def report_section(studies: pd.DataFrame) -> str:
+def report_section(studies: pd.DataFrame, *, arms: Arms) -> str:
     """The validation report's account of reports and patient groups: each group with its reports and the
     patients counted once, then the warnings of `warnings_markdown`."""
     if "patient_group" not in studies:
         return ""
-    groups = study_groups(studies)
+    groups = study_groups(studies, arms=arms)
     lines = ["", "## Reports and patient groups (studies)", "",
              f"{len(studies)} reports in {len(groups)} patient groups; patients counted once per group (its "
-             f"largest report): {unique_patients(studies)}.", "",
+             f"largest report): {unique_patients(studies, arms=arms)}.", "",
              "| patient group | reports (patients, overlap) | patients counted |", "|---|---|---|"]
     for g in groups.to_dict("records"):
         n = f"{int(g['patients'])}" if np.isfinite(g["patients"]) else "not reported"
@@ -247,7 +250,7 @@ def _visits(times: pd.Series, visit_grid: Iterable[float] | None, tolerance: flo
     """Each row's visit: its own time, or (binary outcomes, `visit_grid` given) the follow-up duration the
     model summarises it at (`model_data.binary_duration`: the nearest grid visit within `tolerance`, else its
     own duration), so that reports are compared exactly where the model would pool them."""
-    from timecourse_meta.model.model_data import binary_duration
+    from timecourse_meta.model.binary_data import binary_duration
 
     t = np.round(pd.to_numeric(times, errors="coerce").to_numpy(dtype=float), TIME_DECIMALS)
     if visit_grid is None:
@@ -348,9 +351,17 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
                     drop[i] = (kept_at[v], group, v)
 
     kept_mask = np.ones(len(t), dtype=bool)
+    kept_mask[list(drop)] = False
+    kept_table = table.reset_index(drop=True)[kept_mask]
+    kept_table.index = table.index[kept_mask]
+    return kept_table, _dropped_rows(t, drop, visit_key, members, labels, rule)
+
+
+def _dropped_rows(t: pd.DataFrame, drop: dict, visit_key: np.ndarray, members: dict, labels: dict,
+                  rule: str) -> pd.DataFrame:
+    """The rows select_reports left out, each with the report used instead and the reason in words."""
     records = []
     for i, (kept, group, v) in sorted(drop.items()):
-        kept_mask[i] = False
         r = t.iloc[i]
         row_visit = float(visit_key[i]) if visit_key[i] >= 0 else math.nan
         name = group_label(group, members[group], labels)
@@ -369,9 +380,7 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
             "visit_months": row_visit,
             "patient_group": group, "kept_study_id": kept, "rule": rule, "reason": reason,
         })
-    kept_table = table.reset_index(drop=True)[kept_mask]
-    kept_table.index = table.index[kept_mask]
-    return kept_table, pd.DataFrame(records, columns=DROPPED_COLUMNS)
+    return pd.DataFrame(records, columns=DROPPED_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -381,13 +390,17 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
 GROUP_COLUMNS = ["patient_group", "label", "study_ids", "n_reports", "reports", "largest_report", "patients"]
 
 
-def study_groups(studies: pd.DataFrame, study_ids: Iterable[str] | None = None) -> pd.DataFrame:
+def study_groups(studies: pd.DataFrame, study_ids: Iterable[str] | None = None, *,
+                 arms: Arms | None = None) -> pd.DataFrame:
     """The patient groups of `study_ids` (all reports if None), each with its reports, in the sheet's order.
 
-    Columns: patient_group, label ('Nanjing Drum Tower' or the lone report's label), study_ids (';'-joined,
-    oldest first), n_reports, reports ('Gu 2014 (81, partial overlap), Wang 2018 (81, later follow-up)'; a lone
-    report without overlap shows its patients only), largest_report (study_id), patients (MSCT + control patients
-    of the largest report: each patient counted once per group; a lower bound where reports only partly overlap).
+    Columns: patient_group, label ('North Clinic' for group id north_clinic, or the lone report's label),
+    study_ids (';'-joined, oldest first), n_reports, reports ('Ames 2014 (81, partial overlap), Berg 2018 (81,
+    later follow-up)'; a lone report without overlap shows its patients only), largest_report (study_id),
+    patients (intervention + comparator patients of the largest report: each patient counted once per group; a
+    lower bound where reports only partly overlap). Without `arms` (config review.arms, which names the
+    patient-count columns) only the membership is given: no counts in `reports`, `patients` empty and the
+    largest report the latest one.
     """
     ids = list(studies["study_id"]) if study_ids is None else [str(s) for s in study_ids]
     part = studies[studies["study_id"].astype(str).isin(ids)]
@@ -396,20 +409,21 @@ def study_groups(studies: pd.DataFrame, study_ids: Iterable[str] | None = None) 
     by_group: dict[str, list[dict]] = {}
     for r in part.to_dict("records"):
         by_group.setdefault(groups[_text(r["study_id"])], []).append(r)
+    patients = (lambda r: _patients(r, arms)) if arms is not None else (lambda r: math.nan)  # noqa: E731
     rows = []
     for group, recs in by_group.items():
         recs = sorted(recs, key=lambda r: (_year(r), labels.get(r["study_id"], r["study_id"])))
         sids = [r["study_id"] for r in recs]
         texts = []
         for r in recs:
-            n = _patients(r)
-            n_text = f"{int(n)}" if np.isfinite(n) else "n not reported"
+            n = patients(r)
+            facts = ([f"{int(n)}" if np.isfinite(n) else "n not reported"] if arms is not None else [])
             overlap = _text(r.get("overlap"))
-            word = OVERLAP_WORDS.get(overlap, overlap)
-            texts.append(f"{labels.get(r['study_id'], r['study_id'])} ({n_text}, {word})"
-                         if overlap and overlap != "none" else f"{labels.get(r['study_id'], r['study_id'])} "
-                                                               f"({n_text})")
-        sizes = [(_patients(r) if np.isfinite(_patients(r)) else -1.0, _year(r), r["study_id"]) for r in recs]
+            if overlap and overlap != "none":
+                facts.append(OVERLAP_WORDS.get(overlap, overlap))
+            label = labels.get(r["study_id"], r["study_id"])
+            texts.append(f"{label} ({', '.join(facts)})" if facts else label)
+        sizes = [(patients(r) if np.isfinite(patients(r)) else -1.0, _year(r), r["study_id"]) for r in recs]
         largest = max(sizes)
         rows.append({
             "patient_group": group, "label": group_label(group, sids, labels),
@@ -419,27 +433,27 @@ def study_groups(studies: pd.DataFrame, study_ids: Iterable[str] | None = None) 
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
-def unique_patients(studies: pd.DataFrame, study_ids: Iterable[str] | None = None) -> int:
-    """Patients counted once per patient group: the largest report (MSCT + control) of each group, summed."""
-    g = study_groups(studies, study_ids)
+def unique_patients(studies: pd.DataFrame, study_ids: Iterable[str] | None = None, *, arms: Arms) -> int:
+    """Patients counted once per patient group: the largest report (both arms) of each group, summed."""
+    g = study_groups(studies, study_ids, arms=arms)
     return int(pd.to_numeric(g["patients"], errors="coerce").fillna(0).sum())
 
 
-def set_counts(studies: pd.DataFrame, study_ids: Iterable[str] | None = None) -> dict:
+def set_counts(studies: pd.DataFrame, study_ids: Iterable[str] | None = None, *, arms: Arms) -> dict:
     """Counts a manuscript states for one study set.
 
     n_studies: patient groups (the Cochrane unit 'study'); n_reports: rows of the studies sheet;
     n_patients_unique: `unique_patients`; n_patients_reports: patients summed over reports (counts overlapping
     patients more than once; for comparison only); patients_basis: how the unique count was made, in words.
     """
-    g = study_groups(studies, study_ids)
+    g = study_groups(studies, study_ids, arms=arms)
     ids = list(studies["study_id"]) if study_ids is None else [str(s) for s in study_ids]
     part = studies[studies["study_id"].astype(str).isin(ids)]
-    per_report = [_patients(r) for r in part.to_dict("records")]
+    per_report = [_patients(r, arms) for r in part.to_dict("records")]
     return {
         "n_studies": int(len(g)),
         "n_reports": int(len(part)),
-        "n_patients_unique": unique_patients(studies, ids),
+        "n_patients_unique": unique_patients(studies, ids, arms=arms),
         "n_patients_reports": int(sum(p for p in per_report if np.isfinite(p))),
         "patients_basis": "each patient group counted once, by its largest report",
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,138 +17,13 @@ import pandas as pd
 import pandera.pandas as pa
 
 from timecourse_meta.data import linkage
+from timecourse_meta.data.columns import (STATISTICS, TIME_UNITS, VALUE_COLUMNS, Col, number_problem,
+                                          parse_number, sheet_columns)
 from timecourse_meta.data.dictionary import UNIT_NOT_REPORTED, Outcome
 from timecourse_meta.data.sheets import ROW, Sheet
 from timecourse_meta.core.errors import EngineError
-
-ID_PATTERN = r"^[a-z0-9_]+$"
-TIME_UNITS = {"months": 1.0, "weeks": 12.0 / 52.0, "days": 12.0 / 365.25}
-
-# statistic -> (required value columns, optional value columns)
-STATISTICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "mean_sd": (("mean", "sd"), ("n",)),
-    "mean_se": (("mean", "se"), ("n",)),
-    "mean_ci": (("mean", "ci_lower", "ci_upper"), ("n", "ci_level")),
-    "median_iqr": (("median", "q1", "q3"), ("n",)),
-    "median_range": (("median", "min", "max"), ("n",)),
-    "median_iqr_range": (("median", "q1", "q3", "min", "max"), ("n",)),
-    "median_only": (("median",), ("n",)),
-    "mean_only": (("mean",), ("n",)),
-    "events_total": (("events", "total"), ("percent", "n")),
-    "percent": (("percent",), ("events", "n", "total")),
-    "count": (("count",), ("n",)),
-    "value": ((), ("value", "min", "max", "n")),  # a descriptive number, or a reported range of one
-}
-VALUE_COLUMNS = ("mean", "sd", "se", "ci_lower", "ci_upper", "ci_level", "median", "q1", "q3", "min", "max",
-                 "events", "total", "percent", "count", "value")
-
-
-@dataclass(frozen=True)
-class Col:
-    """What one column must hold."""
-
-    kind: str = "text"  # text | number | integer
-    required: bool = False
-    allowed: tuple | None = None
-    pattern: str | None = None
-    minimum: float | None = None
-    exclusive_minimum: bool = False
-    maximum: float | None = None
-    unique: bool = False
-
-    def expected(self) -> str:
-        parts = {"text": "text", "number": "a number", "integer": "a whole number"}[self.kind]
-        if self.allowed:
-            parts = "one of " + ", ".join(self.allowed)
-        if self.pattern:
-            parts += f" matching {self.pattern}"
-        if self.minimum is not None:
-            parts += f" {'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
-        if self.maximum is not None:
-            parts += f" <= {self.maximum:g}"
-        return parts
-
-
-URL = Col(required=True, pattern=r"^https?://\S+$")
-SCHEMAS: dict[str, dict[str, Col]] = {
-    "studies": {
-        "study_id": Col(required=True, pattern=ID_PATTERN, unique=True),
-        "first_author": Col(required=True),
-        "year": Col("integer", minimum=1900, maximum=2100),
-        "journal": Col(),
-        "volume_pages": Col(),
-        "doi": Col(pattern=r"^10\.\S+/\S+$"),
-        "design": Col(required=True, allowed=("single_arm", "rct", "cohort", "case_series")),
-        "design_detail": Col(),
-        "population": Col(required=True),
-        "n_msct": Col("integer", required=True, minimum=1),
-        "n_control": Col("integer", required=True, minimum=0),
-        "msc_source": Col(),
-        "msc_dose": Col(),
-        "route": Col(),
-        "follow_up_months": Col("number", minimum=0),
-        "review_inclusion": Col(required=True, allowed=("likely_included", "possibly_included", "candidate")),
-        "review_inclusion_confidence": Col(required=True, allowed=("high", "moderate", "low")),
-        "study_sets": Col(required=True, pattern=r"^[a-z0-9_]+(;[a-z0-9_]+)*$"),
-        "source_url": URL,
-        "locator": Col(required=True),
-        "notes": Col(),
-        "patient_group": Col(required=True, pattern=ID_PATTERN),
-        "overlap": Col(required=True, allowed=linkage.OVERLAPS),
-        "overlap_basis": Col(required=True, allowed=linkage.BASES),
-        "overlap_reason": Col(),
-        "overlap_source": Col(pattern=r"^https?://\S+$"),
-    },
-    "outcomes": {
-        "row_id": Col(required=True, pattern=r"^[a-z0-9_]+-[0-9]+$", unique=True),
-        "study_id": Col(required=True, pattern=ID_PATTERN),
-        "arm": Col(required=True, allowed=("MSCT", "control")),
-        "arm_label": Col(),
-        "outcome": Col(required=True, pattern=ID_PATTERN),
-        "outcome_reported": Col(required=True),
-        "measure": Col(required=True, allowed=("absolute", "change_from_baseline")),
-        "cohort": Col(required=True, pattern=ID_PATTERN),
-        "time_value": Col("number", minimum=0),
-        "time_unit": Col(allowed=tuple(TIME_UNITS)),
-        "n": Col("integer", minimum=1),
-        "statistic": Col(required=True, allowed=tuple(STATISTICS)),
-        "mean": Col("number"),
-        "sd": Col("number", minimum=0, exclusive_minimum=True),
-        "se": Col("number", minimum=0, exclusive_minimum=True),
-        "ci_lower": Col("number"),
-        "ci_upper": Col("number"),
-        "ci_level": Col("number", minimum=0, exclusive_minimum=True, maximum=0.999),
-        "median": Col("number"),
-        "q1": Col("number"),
-        "q3": Col("number"),
-        "min": Col("number"),
-        "max": Col("number"),
-        "events": Col("integer", minimum=0),
-        "total": Col("integer", minimum=1),
-        "percent": Col("number", minimum=0, maximum=100),
-        "count": Col("integer", minimum=0),
-        "value": Col("number"),
-        "unit": Col(required=True),
-        "p_value": Col(pattern=r"^(<|>|<=|>=|=)?\s?(0(\.\d+)?|1(\.0+)?|\.\d+)$"),
-        "usable": Col(required=True, allowed=("yes", "no")),
-        "not_usable_reason": Col(),
-        "assumption": Col(),
-        "source_url": URL,
-        "locator": Col(required=True),
-        "notes": Col(),
-    },
-    "appraisal": {
-        "study_id": Col(required=True, pattern=ID_PATTERN),
-        "checklist": Col(required=True, allowed=("cebm_rct", "cebm_case_series", "cebm_cohort")),
-        "item_id": Col(required=True, pattern=ID_PATTERN),
-        "item": Col(required=True),
-        "judgement": Col(required=True, allowed=("yes", "no", "unclear", "not_reported", "not_applicable")),
-        "rationale": Col(required=True),
-        "judged_by": Col(required=True),
-        "source_url": URL,
-        "locator": Col(required=True),
-    },
-}
+from timecourse_meta.core import review
+from timecourse_meta.core.review import Arms
 
 
 @dataclass(frozen=True, order=True)
@@ -185,38 +59,6 @@ class Checked:
     problems: list[Problem] = field(default_factory=list)
 
 
-NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _number_problem(text: str, col: Col) -> str | None:
-    """What is wrong with the text of a numeric cell, or None. A comma, a space or an apostrophe inside a number
-    is never reinterpreted: '1,234' is 1.234 in one locale and 1234 in another."""
-    if text == "" or NUMBER.match(text) and math.isfinite(float(text)) and (
-            col.kind != "integer" or float(text).is_integer()):
-        return None
-    body = text.strip().replace("\u2212", "-")
-    if re.fullmatch(r"[+-]?[\d.,' \u00a0\u202f]*\d[\d.,' \u00a0\u202f]*", body) and re.search(r"[,' \u00a0\u202f]", body):
-        digits = re.sub(r"[' \u00a0\u202f]", "", body)
-        readings = sorted(r for r in {digits.replace(",", ""), digits.replace(",", ".")} if NUMBER.match(r))
-        return (f"{col.expected()} with '.' as the decimal point and no thousands separator; '{text}' reads as a "
-                f"different number in different locales, so it is not read: write "
-                f"{' or '.join(readings) or 'the number'}, whichever the paper means")
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?", body):
-        return (f"{col.expected()}; the spreadsheet turned what was typed into a date ({body[:10]}): format the "
-                "column as Number or Text and type the value again")
-    if body.endswith("%") and NUMBER.match(body[:-1].strip()):
-        return f"{col.expected()} without the % sign (write {body[:-1].strip()})"
-    return col.expected()
-
-
-def _parse_number(text: str, kind: str) -> float | None:
-    if text == "":
-        return None
-    if _number_problem(text, Col(kind)) is not None:
-        return math.nan
-    return float(text)
-
-
 def _pandera_schema(columns: dict[str, Col]) -> pa.DataFrameSchema:
     spec = {}
     for name, col in columns.items():
@@ -235,39 +77,46 @@ def _pandera_schema(columns: dict[str, Col]) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(spec)
 
 
-def check_columns(sheet: Sheet) -> tuple[pd.DataFrame, list[Problem]]:
-    """Header, types, allowed values, ranges, required cells and unique ids of one sheet."""
-    columns = SCHEMAS[sheet.name]
+def check_columns(sheet: Sheet, columns: dict[str, Col],
+                  unknown_hint: str = "") -> tuple[pd.DataFrame, list[Problem]]:
+    """Header, types, allowed values, ranges, required cells and unique ids of one sheet (`columns`: its entry
+    of `sheet_columns`). The typed table keeps the sheet's column order; a column that may be left out of the
+    header (`in_header` false) is added, empty, at the end."""
     raw = sheet.data
     where = sheet.where()
     problems = []
     present = [c for c in raw.columns if c != ROW]
-    for name in columns:
-        if name not in present:
+    for name, col in columns.items():
+        if name not in present and col.in_header:
             problems.append(Problem(where, 0, name, "", "this column in the header (see docs/extraction_sheets.md)"))
     for name in present:
         if name not in columns:
-            problems.append(Problem(where, 0, name, name, f"only the columns {', '.join(columns)}"))
+            problems.append(Problem(where, 0, name, name, unknown_hint or f"only the columns {', '.join(columns)}"))
+    order = [c for c in present if c in columns] + [c for c in columns if c not in present]
     flagged = {(i.row, i.column) for i in sheet.issues}
     problems += [Problem(where, i.row, i.column, i.value, i.expected) for i in sheet.issues]
     if raw.empty:
         problems.append(Problem(where, 0, "(all)", "", f"at least one data row below the column names on row "
                                                       f"{sheet.header_row}; the sheet has only its header"))
     parsed = pd.DataFrame({ROW: raw[ROW].to_numpy()}, index=raw.index)
-    for name, col in columns.items():
+    for name in order:
+        col = columns[name]
         if name not in raw:
+            if not col.in_header:
+                parsed[name] = (pd.Series([None] * len(raw), index=raw.index, dtype=object) if col.kind == "text"
+                                else pd.array([np.nan] * len(raw), dtype="float64"))
             continue
         text = raw[name].astype(str)
         if col.kind == "text":
             parsed[name] = pd.Series([t if t != "" else None for t in text], index=raw.index, dtype=object)
             continue
-        values = [_parse_number(t, col.kind) for t in text]
+        values = [parse_number(t, col.kind) for t in text]
         for idx, (t, v) in enumerate(zip(text, values)):
             row = int(raw[ROW].iloc[idx])
             if (row, name) in flagged:
                 values[idx] = math.nan  # a cell the reader distrusts is reported once and never used
             elif v is not None and math.isnan(v):
-                problems.append(Problem(where, row, name, t, _number_problem(t, col) or col.expected()))
+                problems.append(Problem(where, row, name, t, number_problem(t, col) or col.expected()))
         parsed[name] = pd.array([np.nan if v is None or math.isnan(v) else v for v in values], dtype="float64")
     bad_type = {(p.row, p.column) for p in problems}
     try:
@@ -324,6 +173,9 @@ def check_outcome_rows(sheet: Sheet, table: pd.DataFrame, studies: pd.DataFrame,
             for column in required:
                 if not has(r, column):
                     add(column, f"a value: statistic '{statistic}' needs {', '.join(required)}")
+            if statistic.startswith("estimate_") and has(r, "n"):
+                add("n", f"an empty cell: statistic '{statistic}' does not use 'n' (an estimate reported with its n "
+                         f"is mean_se, or mean_sd with its SD)")
             for column in VALUE_COLUMNS:
                 if has(r, column) and column not in required and column not in optional:
                     add(column, f"an empty cell: statistic '{statistic}' does not use '{column}' "
@@ -419,11 +271,48 @@ def _notice(sheet: Sheet, row: int, column: str, value, message: str) -> Notice:
     return Notice(sheet.file, sheet.sheet or "", row, column, _fmt(value), message)
 
 
-def check_plausibility(sheets: dict[str, Sheet], tables: dict[str, pd.DataFrame], config: dict | None,
-                       reported: set) -> tuple[list[Problem], list[Notice]]:
+def check_study_sets(sheet: Sheet, studies: pd.DataFrame, config: dict) -> tuple[list[Problem], list[Notice]]:
+    """Each id of a `study_sets` cell must be defined in config review.study_sets (when the config defines any;
+    otherwise a near-miss of an analysed set is taken for a typo); a study in no analysed set is a warning."""
+    problems: list[Problem] = []
+    notices: list[Notice] = []
+    analysed = list(config.get("study_sets") or [])
+    defined = list((config.get("review") or {}).get("study_sets") or {})
+    for _, r in studies.iterrows():
+        sets = [x for x in (r.get("study_sets") or "").split(";") if x]
+        if not sets:
+            continue
+        row = int(r[ROW])
+        if defined:
+            for name in (x for x in sets if x not in defined):
+                close = difflib.get_close_matches(name, defined, n=1, cutoff=0.8)
+                hint = f"; '{name}' looks like a typo of '{close[0]}'" if close else ""
+                problems.append(Problem(sheet.where(), row, "study_sets", r["study_sets"],
+                                        f"set ids defined in config review.study_sets ({', '.join(defined)}); "
+                                        f"'{name}' is not defined there{hint}"))
+            if any(x not in defined for x in sets):
+                continue
+            typos = []
+        else:
+            typos = [(x, difflib.get_close_matches(x, analysed, n=1, cutoff=0.8)) for x in sets if x not in analysed]
+            for name, close in typos:
+                if close:
+                    problems.append(Problem(sheet.where(), row, "study_sets", r["study_sets"],
+                                            f"set names from the config's study_sets ({', '.join(analysed)}); "
+                                            f"'{name}' looks like a typo of '{close[0]}'"))
+        if not any(x in analysed for x in sets) and not any(close for _, close in typos):
+            notices.append(_notice(sheet, row, "study_sets", r["study_sets"],
+                                   f"study {r.get('study_id')} is in no analysed study set (config study_sets: "
+                                   f"{', '.join(analysed)}), so no model uses it"))
+    return problems, notices
+
+
+def check_plausibility(sheets: dict[str, Sheet], tables: dict[str, pd.DataFrame], config: dict, reported: set,
+                       *, arms: Arms) -> tuple[list[Problem], list[Notice]]:
     """Rules across sheets and against the config: a visit's n or an event total above its arm's enrolled n
     (an error: no visit sees more patients than were treated), a visit after the stated follow-up (a warning: a
-    long-term report may extend it), study-set names nothing analyses, and analysed outcomes without data."""
+    long-term report may extend it), study-set ids the config does not define (an error) or does not analyse
+    (a warning), and analysed outcomes without data."""
     problems: list[Problem] = []
     notices: list[Notice] = []
     studies, outcomes = tables["studies"], tables["outcomes"]
@@ -435,7 +324,8 @@ def check_plausibility(sheets: dict[str, Sheet], tables: dict[str, pd.DataFrame]
         if study is None:
             continue
         row = int(r[ROW])
-        enrolled_column = "n_msct" if r.get("arm") == "MSCT" else "n_control" if r.get("arm") == "control" else None
+        arm = {a.id: a for a in (arms.intervention, arms.comparator)}.get(r.get("arm"))
+        enrolled_column = arm.n_column if arm else None
         enrolled = study.get(enrolled_column) if enrolled_column else None
         if number(enrolled):
             for column in ("n", "total"):
@@ -454,45 +344,37 @@ def check_plausibility(sheets: dict[str, Sheet], tables: dict[str, pd.DataFrame]
                                        f"visit at {months:g} months is after the follow-up of {follow_up:g} months "
                                        f"stated for {r['study_id']} (studies sheet, row {int(study[ROW])}); "
                                        "check the time or follow_up_months"))
-    if config:
-        analysed = list(config.get("study_sets") or [])
-        for _, r in studies.iterrows():
-            sets = [x for x in (r.get("study_sets") or "").split(";") if x]
-            if not sets:
-                continue
-            unknown = [x for x in sets if x not in analysed]
-            for name in unknown:
-                close = difflib.get_close_matches(name, analysed, n=1, cutoff=0.8)
-                if close:
-                    problems.append(Problem(s_sheet.where(), int(r[ROW]), "study_sets", r["study_sets"],
-                                            f"set names from the config's study_sets ({', '.join(analysed)}); "
-                                            f"'{name}' looks like a typo of '{close[0]}'"))
-            if len(unknown) == len(sets) and not any(difflib.get_close_matches(x, analysed, n=1, cutoff=0.8)
-                                                     for x in unknown):
-                notices.append(_notice(s_sheet, int(r[ROW]), "study_sets", r["study_sets"],
-                                       f"study {r.get('study_id')} is in no analysed study set (config study_sets: "
-                                       f"{', '.join(analysed)}), so no model uses it"))
-        named = set(outcomes["outcome"].dropna()) if "outcome" in outcomes else set()
-        for key in ("outcomes", "binary_outcomes"):
-            for name in config.get(key) or []:
-                if name not in named:
-                    notices.append(Notice("config", "", 0, key, name,
-                                          f"outcome '{name}' is analysed (config {key}) but no row of "
-                                          f"{o_sheet.where()} reports it; its results will say 'no data'"))
+    set_problems, set_notices = check_study_sets(s_sheet, studies, config)
+    problems += set_problems
+    notices += set_notices
+    named = set(outcomes["outcome"].dropna()) if "outcome" in outcomes else set()
+    for key in ("outcomes", "binary_outcomes"):
+        for name in config.get(key) or []:
+            if name not in named:
+                notices.append(Notice("config", "", 0, key, name,
+                                      f"outcome '{name}' is analysed (config {key}) but no row of "
+                                      f"{o_sheet.where()} reports it; its results will say 'no data'"))
     return problems, notices
 
 
-def validate(sheets: dict[str, Sheet], dictionary: dict[str, Outcome], config: dict | None = None,
+def validate(sheets: dict[str, Sheet], dictionary: dict[str, Outcome], config: dict,
              warnings: list[Notice] | None = None) -> dict[str, pd.DataFrame]:
     """Check all sheets; return the typed tables, or raise ValidationError listing every problem.
 
-    With the resolved `config`, cross-sheet plausibility is checked against it too; plausible-but-odd findings
-    are appended to `warnings` when a list is given.
+    `config` is the resolved config: its review section gives the arms and study sets, its `data.vocabulary`
+    the coded values; cross-sheet plausibility is checked against it too. Plausible-but-odd findings are
+    appended to `warnings` when a list is given.
     """
+    arms = review.arms(config)
+    vocabulary = review.vocabulary(config)
+    columns = sheet_columns(arms, vocabulary)
     checked = Checked()
     notices: list[Notice] = []
     for name, sheet in sheets.items():
-        table, problems = check_columns(sheet)
+        hint = (f"a column the engine reads (see docs/extraction_sheets.md) or one listed under study_fields in "
+                f"{vocabulary.source or 'the vocabulary file'}; known columns: {', '.join(columns[name])}"
+                if name == "studies" else "")
+        table, problems = check_columns(sheet, columns[name], hint)
         checked.tables[name] = table
         checked.problems += problems
         notices += [Notice(sheet.file, sheet.sheet or "", 1, "", "", note) for note in sheet.notes]
@@ -503,7 +385,7 @@ def validate(sheets: dict[str, Sheet], dictionary: dict[str, Outcome], config: d
                                            reported)
     checked.problems += check_references(sheets["appraisal"], checked.tables["appraisal"], studies)
     reported = {(p.row, p.column) for p in checked.problems if p.where == sheets["outcomes"].where()}
-    problems, plausibility = check_plausibility(sheets, checked.tables, config, reported)
+    problems, plausibility = check_plausibility(sheets, checked.tables, config, reported, arms=arms)
     checked.problems += problems
     notices += plausibility
     if warnings is not None:

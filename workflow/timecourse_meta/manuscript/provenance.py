@@ -131,7 +131,7 @@ def git_commit(root: str | Path = ".") -> dict:
 
 def model_seeds(cfg: Mapping) -> list[dict]:
     """The seed of each model job (study set x outcome), as the fit step derives it."""
-    from timecourse_meta.model.models import outcome_seed  # heavy import, only here
+    from timecourse_meta.model.sample import outcome_seed  # heavy import, only here
 
     base = int(cfg["sampling"]["seed"])
     return [{"study_set": s, "outcome": o, "seed": outcome_seed(base, o)}

@@ -14,13 +14,13 @@ estimate, or with nothing to model) is not a fit: it does not fail, and its sing
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 
 import arviz as az
 import numpy as np
 import pandas as pd
+
+from timecourse_meta.core import atomic
 from timecourse_meta.core.errors import EngineError
 
 DEFAULT_THRESHOLDS = {"max_rhat": 1.01, "min_ess_bulk": 400, "min_ess_tail": 400, "max_divergences": 0,
@@ -64,24 +64,36 @@ def diagnostics_table(idata: az.InferenceData, thresholds: dict | None, outcome:
                       ) -> tuple[pd.DataFrame, list[str]]:
     """(per-parameter and sampler-level diagnostics, list of failure descriptions)."""
     th = _thresholds(thresholds)
-    rows: list[dict] = []
-    failures: list[str] = []
     base = {"outcome": outcome, "study_set": study_set}
     if "posterior" not in idata.groups():
         status = "no posterior"
         if "constant_data" in idata.groups():
             status = str(idata.constant_data.attrs.get("fit_status", status))
         gate = NOT_SAMPLED.get(status, f"not sampled ({status})")
-        rows.append({**base, "kind": "status", "parameter": "no MCMC fit", "value": np.nan, "threshold": np.nan,
-                     "passed": True, "failed_checks": f"nothing to check ({status})", "gate": gate})
-        return pd.DataFrame(rows, columns=COLUMNS), failures
+        rows = [{**base, "kind": "status", "parameter": "no MCMC fit", "value": np.nan, "threshold": np.nan,
+                 "passed": True, "failed_checks": f"nothing to check ({status})", "gate": gate}]
+        return pd.DataFrame(rows, columns=COLUMNS), []
 
     post = idata.posterior
     n_chains = post.sizes.get("chain", 1)
+    rows, worst = _parameter_rows(post, th, base)
+    failures = _worst_failures(worst, th)
+    ss = idata.sample_stats if "sample_stats" in idata.groups() else None
+    rows += _sampler_rows(idata, ss, th, base, failures)
+    rows.append({**base, "kind": "sampler", "parameter": "draws", "value": float(post.sizes.get("draw", 0)
+                 * n_chains), "threshold": np.nan, "passed": True,
+                 "failed_checks": f"{n_chains} chains x {post.sizes.get('draw', 0)} draws"})
+    gate = GATE_FAILED if failures else (GATE_PASSED if ss is not None else "not sampled (exact draws)")
+    return pd.DataFrame(rows, columns=COLUMNS).assign(gate=gate), failures
+
+
+def _parameter_rows(post, th: dict, base: dict) -> tuple[list[dict], dict]:
+    """One row per non-constant posterior element (R-hat, bulk/tail ESS, MCSE) and the failing ones by check."""
+    n_chains = post.sizes.get("chain", 1)
     warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
-    var_names = [v for v in post.data_vars if not str(v).endswith("__")]
+    rows: list[dict] = []
     worst = {"rhat": [], "ess_bulk": [], "ess_tail": []}
-    for v in var_names:
+    for v in [v for v in post.data_vars if not str(v).endswith("__")]:
         ds = post[[v]]
         rh = np.atleast_1d(az.rhat(ds)[v].values).ravel() if n_chains > 1 else None
         eb_all = np.atleast_1d(az.ess(ds, method="bulk")[v].values).ravel()
@@ -110,7 +122,11 @@ def diagnostics_table(idata: az.InferenceData, thresholds: dict | None, outcome:
             rows.append({**base, "kind": "parameter", "parameter": name, "rhat": rhat, "ess_bulk": eb,
                          "ess_tail": et, "mcse_mean": float(mc_all[flat_i]), "passed": not failed,
                          "failed_checks": ";".join(failed)})
+    return rows, worst
 
+
+def _worst_failures(worst: dict, th: dict) -> list[str]:
+    failures = []
     if worst["rhat"]:
         w = sorted(worst["rhat"], key=lambda x: -x[0] if np.isfinite(x[0]) else -np.inf)
         failures.append(f"R-hat: max {_fmt(w[0][0])} > {th['max_rhat']} in {len(w)} parameter(s), worst "
@@ -123,8 +139,12 @@ def diagnostics_table(idata: az.InferenceData, thresholds: dict | None, outcome:
         w = sorted(worst["ess_tail"])
         failures.append(f"tail ESS: min {_fmt(w[0][0])} < {th['min_ess_tail']} in {len(w)} parameter(s), worst "
                         f"{', '.join(n for _, n in w[:3])}")
+    return failures
 
-    ss = idata.sample_stats if "sample_stats" in idata.groups() else None
+
+def _sampler_rows(idata, ss, th: dict, base: dict, failures: list[str]) -> list[dict]:
+    """Divergences and E-BFMI per chain (failures appended to ``failures``)."""
+    rows = []
     if ss is not None and "diverging" in ss:
         ndiv = int(np.asarray(ss["diverging"].values).sum())
         ok = ndiv <= th["max_divergences"]
@@ -145,11 +165,7 @@ def diagnostics_table(idata: az.InferenceData, thresholds: dict | None, outcome:
                 low.append(f"chain {c}: {_fmt(b)}")
         if low:
             failures.append(f"E-BFMI < {th['min_bfmi']} ({'; '.join(low)})")
-    rows.append({**base, "kind": "sampler", "parameter": "draws", "value": float(post.sizes.get("draw", 0)
-                 * n_chains), "threshold": np.nan, "passed": True,
-                 "failed_checks": f"{n_chains} chains x {post.sizes.get('draw', 0)} draws"})
-    gate = GATE_FAILED if failures else (GATE_PASSED if ss is not None else "not sampled (exact draws)")
-    return pd.DataFrame(rows, columns=COLUMNS).assign(gate=gate), failures
+    return rows
 
 
 def _fmt(x: float) -> str:
@@ -192,17 +208,7 @@ def run_diagnostics(idata_path: str, thresholds: dict | None, outcome: str, stud
     """Read the idata, write the diagnostics CSV atomically, then raise ``ConvergenceError`` on failure."""
     idata = az.from_netcdf(idata_path)
     table, failures = diagnostics_table(idata, thresholds, outcome, study_set)
-    d = os.path.dirname(os.path.abspath(out_csv))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp_", suffix=".csv")
-    os.close(fd)
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, out_csv)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic.write_csv(out_csv, table)
     if failures:
         raise ConvergenceError(failure_message(failures, outcome, study_set))
     return table

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from timecourse_meta.core.review import Arms
-from timecourse_meta.model.model_data import VISIT_TOLERANCE_MONTHS, Evidence, label_study
 from timecourse_meta.report import tables
+from timecourse_meta.model.base import VISIT_TOLERANCE_MONTHS
+from timecourse_meta.model.evidence import Evidence, label_study
 
 VISIT_TOLERANCE = VISIT_TOLERANCE_MONTHS  # months: a study visit within this of a grid visit is shown at that visit
 

@@ -33,7 +33,7 @@ def put_set(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:
     for key, arm in (("n_intervention", ctx.arms.intervention), ("n_comparator", ctx.arms.comparator)):
         n = pd.to_numeric(part[arm.n_column], errors="coerce").fillna(0).sum()
         put(key, fmt_count(n), kind="data", files=files, raw_rows=rows)
-    counts = linkage.set_counts(ctx.studies, ids)
+    counts = linkage.set_counts(ctx.studies, ids, arms=ctx.arms)
     put("n_patients", fmt_count(counts["n_patients_unique"]), kind="data", files=files, raw_rows=rows)
     put("n_unique_patients", fmt_count(counts["n_patients_unique"]), kind="data", files=files, raw_rows=rows)
     put("n_groups", fmt_count(counts["n_studies"]), kind="data", files=files, raw_rows=rows)
@@ -49,7 +49,7 @@ def put_set(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:
 
 
 def _overlap_sentence(ctx: Context, ids) -> str:
-    groups = linkage.study_groups(ctx.studies, ids)
+    groups = linkage.study_groups(ctx.studies, ids, arms=ctx.arms)
     shared = groups[groups["n_reports"] > 1]
     if shared.empty:
         return "no two reports of this set describe the same patients"

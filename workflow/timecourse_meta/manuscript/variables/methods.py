@@ -17,26 +17,26 @@ from timecourse_meta.report.format import fmt_count, fmt_number
 
 PRIOR_SOURCE_WORDS = (("config (outcome)", "config.yaml (this outcome)"),
                       ("config (default)", "config.yaml (default)"),
-                      ("DEFAULT_PRIORS", "package default"), ("DEFAULT_BINARY_PRIOR", "package default"),
+                      ("outcome dictionary", "outcome dictionary"), ("DEFAULT_BINARY_PRIOR", "package default"),
                       ("unit-free", "package default (unit-free)"), ("data-derived", "data-derived"))
 ESTIMAND_WORDS = {"follow_up_means": "follow-up means", "change_scores": "change scores"}
 
 
 def _model_modules():
-    from timecourse_meta.model import models
-    from timecourse_meta.steps import pipeline  # heavy (PyMC/ArviZ): imported only when priors are resolved
+    from timecourse_meta.model import priors as models
+    from timecourse_meta.model import settings as pipeline  # heavy (PyMC/ArviZ): imported only when priors are resolved
     return models, pipeline
 
 
 def prior_values(cfg: Mapping, outcome: str, spec) -> dict:
-    """The prior scales the model of `outcome` uses, resolved exactly as `models.resolve_priors` does (config
+    """The prior scales the model of `outcome` uses, resolved exactly as `model.priors.resolve_priors` does (config
     for the outcome > documented defaults > config default > unit-free/data-derived rule), without the data.
     A data-derived scale is returned as None with its multiplier of the typical per-patient SD s in
     `multipliers`; `sources` says in words where each value came from."""
     models, pipeline = _model_modules()
     settings = pipeline.model_settings(dict(cfg), outcome)
     md = SimpleNamespace(outcome=outcome, kind=spec.kind, analysis_scale=spec.analysis_scale,
-                         unit=spec.canonical_unit, reference_sd=float("nan"))
+                         unit=spec.canonical_unit, reference_sd=float("nan"), priors=spec.priors)
     pri = models.resolve_priors(md, settings)
     pri["multipliers"] = {}
     for k, src in list(pri["sources"].items()):

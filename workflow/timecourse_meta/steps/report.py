@@ -1,9 +1,10 @@
-"""The figure and table steps the Snakemake rules call (one function per rule), reading results files.
+"""The report stage's rules: figures and tables from the results files.
 
-Each step reads its inputs, builds plain frames through figure_data, and calls the tested plotting/table
-functions; figures are written as PNG (300 dpi) and SVG, tables as CSV and Markdown, all atomically. Steps that
-name the arms or use the review's vocabulary take the resolved `config` (its `review` section and
-`data.vocabulary`, read through `core.review`).
+One `run_<rule>` per rule, keyword-only parameters named after the rule's files (see steps.runner). Each step
+reads its inputs, builds plain frames through figure_data, and calls the tested plotting/table functions;
+figures are written as PNG (300 dpi) and SVG, tables as CSV and Markdown, all atomically. Steps that name the
+arms or study sets take the config's `review` section (a rule param, so a new label reruns them), steps that
+use the review's vocabulary its file (a rule input).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from timecourse_meta.core import atomic
-from timecourse_meta.core import review
+from timecourse_meta.core import review as review_mod
 from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.data import harmonise
 from timecourse_meta.report import between_arm
@@ -96,12 +97,15 @@ def visit_stem(outcome: str, visit: float) -> str:
     return f"{outcome}_{float(visit):g}m"
 
 
-def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outcome, study_set, out_png,
-               key_visit_csv, out_by_visit_dir=None, *, config: Mapping) -> None:
-    """Forest plot of one outcome at its key visit (the grid visit with most studies), and, in
-    `out_by_visit_dir`, one forest per visit with data (PNG + SVG each, named by visit_stem)."""
-    spec = dictionary_mod.load(dictionary_yaml)[outcome]
-    arms = review.arms(config)
+def run_forest(*, table: str, studies: str, summary: str, settings: str, dictionary: str, outcome: str,
+               study_set: str, png: str, key_visit: str, by_visit: str | None = None, review: Mapping) -> None:
+    """Forest plot of one outcome at its key visit (the grid visit with most studies), and, in `by_visit`, one
+    forest per visit with data (PNG + SVG each, named by visit_stem)."""
+    table_csv, studies_csv, summary_csv, out_png, key_visit_csv, out_by_visit_dir = (
+        table, studies, summary, png, key_visit, by_visit)
+    grid = load_grid(settings)
+    spec = dictionary_mod.load(dictionary)[outcome]
+    arms = review_mod.arms({"review": review})
     table, _, ids, labels = _context(table_csv, studies_csv, study_set)
     summary = pd.read_csv(summary_csv, dtype={"study_id": str})
     changes = figure_data.study_changes(table, ids, spec, labels, summary, arms=arms)
@@ -127,12 +131,13 @@ def run_forest(table_csv, studies_csv, summary_csv, dictionary_yaml, grid, outco
         "n_studies": int(rows["study_id"].nunique()) if not rows.empty else 0}]))
 
 
-def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set, out_png, *,
-                     config: Mapping) -> None:
+def run_trajectories(*, table: str, studies: str, summaries: list, outcomes: list, dictionary: str,
+                     study_set: str, png: str, review: Mapping) -> None:
     """One panel per continuous outcome: pooled Δ(t) with credible and prediction bands over the studies."""
-    outcomes = dictionary_mod.load(dictionary_yaml)
-    arms = review.arms(config)
-    table, _, ids, labels = _context(table_csv, studies_csv, study_set)
+    summary_csvs, out_png = dict(zip(outcomes, summaries)), png
+    outcomes = dictionary_mod.load(dictionary)
+    arms = review_mod.arms({"review": review})
+    table, _, ids, labels = _context(table, studies, study_set)
     panels = []
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
@@ -154,14 +159,15 @@ def run_trajectories(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml
     plt.close(fig)
 
 
-def run_trajectory(table_csv, studies_csv, summary_csv, dictionary_yaml, outcome, study_set, out_png, *,
-                   config: Mapping) -> None:
+def run_trajectory(*, table: str, studies: str, summary: str, dictionary: str, outcome: str, study_set: str,
+                   png: str, review: Mapping) -> None:
     """One outcome's pooled change over 0-12 months with its bands, over the studies' own changes; each study
     keeps the colour and marker it has in the combined figure of its set."""
-    spec = dictionary_mod.load(dictionary_yaml)[outcome]
-    arms = review.arms(config)
-    table, _, ids, labels = _context(table_csv, studies_csv, study_set)
-    summary = pd.read_csv(summary_csv, dtype={"study_id": str})
+    out_png = png
+    spec = dictionary_mod.load(dictionary)[outcome]
+    arms = review_mod.arms({"review": review})
+    table, _, ids, labels = _context(table, studies, study_set)
+    summary = pd.read_csv(summary, dtype={"study_id": str})
     changes = figure_data.study_changes(table, ids, spec, labels, summary, arms=arms)
     curve = figure_data.pooled_curve(summary, spec)
     if changes.empty:
@@ -203,24 +209,25 @@ def cite_studies(frame: pd.DataFrame, labels: dict, keys: set[str], column: str 
     return out
 
 
-def run_characteristics(table_csv, studies_csv, dictionary_yaml, study_set, out_csv, bibliography=None, *,
-                        config: Mapping) -> None:
+def run_characteristics_table(*, table: str, studies: str, dictionary: str, study_set: str, csv: str,
+                              bibliography: str | None = None, review: Mapping, vocabulary: str) -> None:
     """Table 1 as CSV and Markdown; in the Markdown every study is cited (its id is its bibliography key)."""
-    table, studies, _, labels = _context(table_csv, studies_csv, study_set)
-    frame = tables.characteristics_table(studies, table, study_set, dictionary_mod.load(dictionary_yaml), labels,
-                                         arms=review.arms(config), vocabulary=review.vocabulary(config))
-    stem = _stem(out_csv)
+    table, studies, _, labels = _context(table, studies, study_set)
+    frame = tables.characteristics_table(studies, table, study_set, dictionary_mod.load(dictionary), labels,
+                                         arms=review_mod.arms({"review": review}),
+                                         vocabulary=review_mod.load_vocabulary(vocabulary))
+    stem = _stem(csv)
     atomic.write_csv(f"{stem}.csv", frame)
     shown = cite_studies(frame, labels, bibliography_keys(bibliography)) if bibliography else frame
     atomic.write_text(f"{stem}.md", tables.markdown_table(shown))
 
 
-def run_appraisal(appraisal_csv, studies_csv, out_traffic_png, out_summary_png, out_csv, *,
-                  config: Mapping) -> None:
+def run_appraisal(*, appraisal: str, studies: str, traffic: str, summary: str, csv: str, vocabulary: str) -> None:
     """The appraisal figures (traffic lights, summary bars) and the table, in the review's vocabulary."""
-    vocabulary = review.vocabulary(config)
-    appraisal = pd.read_csv(appraisal_csv, dtype=str, keep_default_na=False)
-    labels = tables.study_labels(_studies(studies_csv))
+    out_traffic_png, out_summary_png, out_csv = traffic, summary, csv
+    vocabulary = review_mod.load_vocabulary(vocabulary)
+    appraisal = pd.read_csv(appraisal, dtype=str, keep_default_na=False)
+    labels = tables.study_labels(_studies(studies))
     fig = appraisal_plots.traffic_light_plot(appraisal, labels=labels, vocabulary=vocabulary)
     plot_common.save_figure(fig, _stem(out_traffic_png))
     plt.close(fig)
@@ -235,12 +242,14 @@ def run_appraisal(appraisal_csv, studies_csv, out_traffic_png, out_summary_png, 
     tables.write_table(pd.concat(frames, ignore_index=True).fillna(""), _stem(out_csv))
 
 
-def run_summary_of_findings(table_csv, studies_csv, summary_csvs: dict, key_visit_csvs: dict, dictionary_yaml,
-                            study_set, out_csv, *, config: Mapping) -> None:
-    """Summary of findings: the randomised differences of the set's controlled study (every outcome in
-    `summary_csvs`), then each continuous outcome (those in `key_visit_csvs`) at its key visit."""
-    outcomes = dictionary_mod.load(dictionary_yaml)
-    arms = review.arms(config)
+def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcomes: list, key_visits: list,
+                            continuous: list, dictionary: str, study_set: str, csv: str, review: Mapping) -> None:
+    """Summary of findings: the randomised differences of the set's controlled study (every outcome), then each
+    continuous outcome at its key visit."""
+    table_csv, studies_csv, out_csv = table, studies, csv
+    summary_csvs, key_visit_csvs = dict(zip(outcomes, summaries)), dict(zip(continuous, key_visits))
+    outcomes = dictionary_mod.load(dictionary)
+    arms = review_mod.arms({"review": review})
     n_int, n_cmp = arms.intervention.n_column, arms.comparator.n_column
     table, studies, ids, labels = _context(table_csv, studies_csv, study_set)
     part = studies[studies["study_id"].isin(ids)]
@@ -272,31 +281,33 @@ def run_summary_of_findings(table_csv, studies_csv, summary_csvs: dict, key_visi
     tables.write_table(frame, _stem(out_csv))
 
 
-def run_between_arm(table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set, out_csv, *,
-                    config: Mapping) -> None:
+def run_between_arm_table(*, table: str, studies: str, summaries: list, outcomes: list, dictionary: str,
+                          study_set: str, csv: str, review: Mapping) -> None:
     """The randomised comparison of every controlled study of the set: both arms' changes and the between-arm
     differences from follow-up means and from change scores (timecourse_meta.report.between_arm)."""
-    outcomes = dictionary_mod.load(dictionary_yaml)
-    table, _, _, labels = _context(table_csv, studies_csv, study_set)
-    summaries = {o: pd.read_csv(p, dtype={"study_id": str}) for o, p in summary_csvs.items()}
-    frame = between_arm.between_arm_table(summaries, outcomes, labels, table, arms=review.arms(config))
-    tables.write_table(frame, _stem(out_csv))
+    frames = {o: pd.read_csv(p, dtype={"study_id": str}) for o, p in zip(outcomes, summaries)}
+    outcomes = dictionary_mod.load(dictionary)
+    table, _, _, labels = _context(table, studies, study_set)
+    frame = between_arm.between_arm_table(frames, outcomes, labels, table, arms=review_mod.arms({"review": review}))
+    tables.write_table(frame, _stem(csv))
 
 
-def run_time_course_table(summary_csvs: dict, dictionary_yaml, out_csv) -> None:
+def run_time_course_table(*, summaries: list, outcomes: list, dictionary: str, csv: str) -> None:
     """Supplement: the PSIS-LOO comparison of the time courses and the shape the rule used, per outcome."""
-    outcomes = dictionary_mod.load(dictionary_yaml)
-    summaries = {o: pd.read_csv(p, dtype={"study_id": str}) for o, p in summary_csvs.items()}
-    frame = model_comparison.comparison_table(summaries, {o: outcomes[o].label for o in summaries})
-    tables.write_table(frame, _stem(out_csv))
+    frames = {o: pd.read_csv(p, dtype={"study_id": str}) for o, p in zip(outcomes, summaries)}
+    specs = dictionary_mod.load(dictionary)
+    frame = model_comparison.comparison_table(frames, {o: specs[o].label for o in frames})
+    tables.write_table(frame, _stem(csv))
 
 
-def run_claims(claims_csv, table_csv, studies_csv, summary_csvs: dict, dictionary_yaml, study_set,
-               out_csv, *, config: Mapping) -> None:
+def run_claims_check(*, claims: str, table: str, studies: str, summaries: list, outcomes: list, dictionary: str,
+                     study_set: str, csv: str, review: Mapping) -> None:
     """Each claim of the review's claims file against the data and models of this study set."""
-    outcomes = dictionary_mod.load(dictionary_yaml)
-    table, studies, _, labels = _context(table_csv, studies_csv, study_set)
-    changes = tables.observed_changes(table, None, arm=review.arms(config).intervention.id, labels=labels,
+    claims_csv, out_csv, summary_csvs = claims, csv, dict(zip(outcomes, summaries))
+    config = {"review": review}
+    outcomes = dictionary_mod.load(dictionary)
+    table, studies, _, labels = _context(table, studies, study_set)
+    changes = tables.observed_changes(table, None, arm=review_mod.arms(config).intervention.id, labels=labels,
                                       include_median_only=True)
     changes["unit"] = changes["unit"].replace(figure_data.DISPLAY_UNITS)
     pooled = []
@@ -323,10 +334,11 @@ PARAMETER_LABELS = {"tau": "\u03c4, between-study SD", "rho_within": "\u03c1 of 
                     "rho_between": "\u03c1 of study effects"}
 
 
-def run_model_figures(idata_nc, outcome, out_prior_png, out_ppc_png, out_rank_png, studies_csv=None) -> None:
+def run_model_figures(*, idata: str, outcome: str, prior: str, ppc: str, rank: str, studies: str | None = None) -> None:
     """Supplement: prior vs posterior of tau and correlations, posterior predictive check, rank plots; studies
-    by their labels (e.g. 'Smith 2017') when `studies_csv` is given."""
-    idata = az.from_netcdf(idata_nc)
+    by their labels (e.g. 'Smith 2017') when `studies` is given."""
+    out_prior_png, out_ppc_png, out_rank_png, studies_csv = prior, ppc, rank, studies
+    idata = az.from_netcdf(idata)
     study_names = tables.study_labels(_studies(studies_csv)) if studies_csv else {}
     names = [v for v in ("tau", "rho_within", "rho_between") if "posterior" in idata.groups()
              and v in idata.posterior]
@@ -384,11 +396,12 @@ def _note_figure(text: str):
     return fig
 
 
-def run_diagnostics_table(diagnostic_csvs: dict, study_set, out_csv, dictionary_yaml=None) -> None:
+def run_diagnostics_table(*, gates: list, outcomes: list, study_set: str, csv: str,
+                          dictionary: str | None = None) -> None:
     """All outcomes' gate results in one table for the supplement (outcomes by their labels)."""
-    labels = ({k: v.label for k, v in dictionary_mod.load(dictionary_yaml).items()} if dictionary_yaml else {})
-    gates = {labels.get(o, o): pd.read_csv(path) for o, path in diagnostic_csvs.items()}
-    tables.write_table(tables.diagnostics_table(gates), _stem(out_csv))
+    labels = ({k: v.label for k, v in dictionary_mod.load(dictionary).items()} if dictionary else {})
+    frames = {labels.get(o, o): pd.read_csv(path) for o, path in zip(outcomes, gates)}
+    tables.write_table(tables.diagnostics_table(frames), _stem(csv))
 
 
 def load_grid(model_config: str) -> list[float]:
