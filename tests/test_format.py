@@ -184,3 +184,16 @@ def test_months(t, number, text):
     assert N.fmt_months(t) == number
     if math.isfinite(t):
         assert N.months_text(t) == text
+
+
+def test_outcome_precision_comes_from_the_dictionary_when_the_unit_has_no_rule():
+    from types import SimpleNamespace
+
+    from timecourse_meta.report import format as F
+
+    points = SimpleNamespace(name="pain", canonical_unit="points", decimals=1)
+    assert F.outcome_digits(points) == 1
+    assert F.outcome_digits(SimpleNamespace(name="x", canonical_unit="g/24 h", decimals=None)) == 2  # the unit's rule
+    assert F.outcome_digits(SimpleNamespace(name="x", canonical_unit="g/24 h", decimals=0)) == 0  # overrides it
+    with pytest.raises(F.FormatError, match=r"outcome 'pain'.*'points'.*decimals"):
+        F.outcome_digits(SimpleNamespace(name="pain", canonical_unit="points", decimals=None))

@@ -271,7 +271,7 @@ def test_scientific_text(text, expected):
 
 
 def test_every_study_of_a_table_is_cited_by_its_bibliography_key(tmp_path):
-    from timecourse_meta.steps import report_steps
+    from timecourse_meta.steps import report as report_steps
     bib = tmp_path / "refs.bib"
     bib.write_text("@comment{gu2014: a note}\n@article{gu2014,\n  title = {x},\n}\n@article{deng2017, title={y}}\n",
                    encoding="utf-8")
@@ -290,3 +290,14 @@ def test_diagnostics_numbers_follow_the_one_rounding_rule():
                               value=np.nan, passed=True)])
     row = tables.diagnostics_table({"X": gate}).iloc[0]
     assert row[["Max R-hat", "Min bulk ESS", "Min tail ESS"]].tolist() == ["1.005", "813", "not computed"]
+
+
+def test_a_change_reported_with_only_its_se_gets_a_normal_interval():
+    """Known answer: -3.0 with SE 0.5 -> -3.0 +/- 1.959964 * 0.5 = (-3.980, -2.020); no n, no SD."""
+    table = pd.DataFrame([{"study_id": "s1", "arm": "A", "outcome": "pain", "kind": "continuous",
+                           "measure": "change_from_baseline", "poolable": True, "time_months": 6.0, "n": np.nan,
+                           "mean": -3.0, "sd": np.nan, "se": 0.5, "origin": "reported", "cohort": "all",
+                           "unit": "points", "analysis_id": "a1", "assumption": ""}])
+    out = tables.observed_changes(table, arm="A")
+    assert out["lower"].iloc[0] == pytest.approx(-3.0 - 1.959964 * 0.5, abs=1e-5)
+    assert out["upper"].iloc[0] == pytest.approx(-3.0 + 1.959964 * 0.5, abs=1e-5)

@@ -68,10 +68,17 @@ def model_settings_text(wildcards):
 from timecourse_meta.core.code_deps import script_sources
 
 
+def engine_path(path):
+    """A file of the engine's repository (beside this Snakefile), relative to the working directory: the same
+    relative path when the workflow runs in the repository, a path to the repository when another review runs
+    it with `--directory`."""
+    return os.path.relpath(Path(workflow.basedir) / path)
+
+
 def code(script):
     """The package modules a rule's script runs (timecourse_meta.core.code_deps), as inputs: Snakemake tracks the script
     file itself, not what it imports, so without these a change to the package would not rerun the step."""
-    return script_sources(Path(workflow.basedir) / "workflow" / "scripts" / script)
+    return [engine_path(p) for p in script_sources(Path(workflow.basedir) / "workflow" / "scripts" / script)]
 
 
 CONTINUOUS = CONFIG["outcomes"]

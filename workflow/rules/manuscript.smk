@@ -40,13 +40,13 @@ rule provenance:
     """Reproducibility appendix: package versions, seeds, SHA-256 of the input files, git commit."""
     input:
         config="results/config/resolved_config.yaml",
-        pyproject="pyproject.toml",
+        pyproject=engine_path("pyproject.toml"),
         files=PROVENANCE_INPUTS,
         code=code("provenance.py"),
     params:
         # as params, so that a new commit or another installed version reruns this step
         git=provenance_mod.git_commit(workflow.basedir),
-        versions=[(p["name"], p["installed"]) for p in provenance_mod.package_versions("pyproject.toml")],
+        versions=[(p["name"], p["installed"]) for p in provenance_mod.package_versions(engine_path("pyproject.toml"))],
     output:
         md="results/manuscript/provenance.md",
         json="results/manuscript/provenance.json",
@@ -85,7 +85,7 @@ rule manuscript:
         bibliography="manuscript/references.bib",
         csl="manuscript/vancouver.csl",
         vocabulary=CONFIG["data"]["vocabulary"],
-        filters=sorted(glob("workflow/timecourse_meta/manuscript/filters/*.lua")),
+        filters=sorted(engine_path(p) for p in glob(str(Path(workflow.basedir) / "workflow/timecourse_meta/manuscript/filters/*.lua"))),
         code=code("manuscript.py"),
     output:
         html=report("results/manuscript/index.html", caption="../report/manuscript.rst", category="Manuscript"),

@@ -73,6 +73,12 @@ class Vocabulary:
     def design_label(self, code: str) -> str:
         return self.designs.get(code, {}).get("label", code)
 
+    def design_words(self, code: str) -> tuple[str, str]:
+        """The design inside a sentence, (one study, several studies)."""
+        spec = self.designs.get(code, {})
+        one = spec.get("singular") or spec.get("label", code.replace("_", " ")).lower()
+        return one, spec.get("plural") or f"{one}s"
+
     def controlled_designs(self) -> list[str]:
         return [k for k, v in self.designs.items() if v["controlled"]]
 

@@ -36,6 +36,7 @@ class Outcome:
     analysis_scale: str
     plausible_range: tuple | None = None
     description: str = ""
+    decimals: int | None = None  # reporting precision in the canonical unit; None = the engine's rule for the unit
     # analysis scale -> prior scales and their rationale (see outcomes.schema.yaml); {} = the generic rule
     priors: dict = field(default_factory=dict)
 
@@ -104,6 +105,7 @@ def load(path: str | Path | None = None) -> dict[str, Outcome]:
             analysis_scale=entry["analysis_scale"],
             plausible_range=tuple(rng) if rng else None,
             description=str(entry.get("description", "")),
+            decimals=entry.get("decimals"),
             priors=_priors(entry.get("priors") or {}, entry, where, problems),
         )
     if problems:

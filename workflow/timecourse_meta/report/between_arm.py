@@ -27,7 +27,7 @@ import pandas as pd
 
 from timecourse_meta.core.review import Arms
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
-from timecourse_meta.report.format import fmt_count, fmt_estimate, fmt_number, sig_digits
+from timecourse_meta.report.format import fmt_count, fmt_estimate, fmt_number, outcome_digits, sig_digits
 
 ESTIMAND_FOLLOW_UP = "follow-up means"
 ESTIMAND_CHANGE = "change scores"
@@ -110,7 +110,7 @@ def comparisons(summary: pd.DataFrame, spec, table: pd.DataFrame | None = None, 
         return []
     log = spec.analysis_scale == "log" and spec.kind == "continuous"
     binary = spec.kind == "binary"
-    digits = sig_digits("%") if (log or binary) else sig_digits(spec.canonical_unit)
+    digits = sig_digits("%") if (log or binary) else outcome_digits(spec)
     out = []
     for (study, visit), grp in diff.groupby([diff["study_id"].astype(str), diff["visit_months"].astype(float)],
                                             sort=True):

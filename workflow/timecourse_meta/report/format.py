@@ -17,14 +17,17 @@ Conventions (used by every function here, so the manuscript is consistent):
 * Figures and the claims check write an estimate with its interval in brackets, "−2.10 [−3.24, −0.96]"
   (`fmt_bracketed`), with one precision for the three numbers chosen by their magnitude (`decimals_for`).
 
-`sig_digits(unit)` is the single rule for how many decimals an outcome is reported with, by its canonical unit
-(the units of data/review/outcomes.yaml). An unknown unit is an error naming it.
+`outcome_digits(spec)` is the single rule for how many decimals an outcome is reported with: the outcome
+dictionary's `decimals` when it gives one, else `sig_digits(canonical unit)` (the engine's rule for common
+clinical units). A unit without a rule and without `decimals` is an error naming the outcome.
 """
 
 from __future__ import annotations
 
 import math
 from decimal import ROUND_HALF_UP, Decimal
+
+from timecourse_meta.core.errors import EngineError
 
 MINUS = "\u2212"
 DASH = "\u2014"
@@ -44,6 +47,8 @@ __all__ = [
     "fmt_p_change_from_log_ratio",
     "fmt_p_change_interval_from_log_ratio",
     "sig_digits",
+    "outcome_digits",
+    "FormatError",
     "fmt_outcome",
     "decimals_for",
     "fmt_bracketed",
@@ -216,13 +221,35 @@ DECIMALS_BY_UNIT: dict[str, int] = {
 }
 
 
+class FormatError(EngineError, ValueError):
+    """No reporting precision for a unit: the outcome dictionary must give one."""
+
+
 def sig_digits(unit: str) -> int:
-    """Decimals to report an outcome in `unit` with (the reporting rule). Unknown unit -> ValueError."""
+    """Decimals to report an outcome in `unit` with (the reporting rule). Unknown unit -> FormatError."""
     try:
         return DECIMALS_BY_UNIT[unit]
     except (KeyError, TypeError):
         known = ", ".join(sorted(DECIMALS_BY_UNIT))
-        raise ValueError(f"no reporting rule for unit {unit!r} (known units: {known})") from None
+        raise FormatError(f"no reporting rule for unit {unit!r} (known units: {known}); give the outcome a "
+                          "'decimals:' entry in the outcome dictionary") from None
+
+
+def outcome_digits(spec) -> int:
+    """Decimals of one outcome in its canonical unit: the dictionary's `decimals` when given, else the unit's
+    rule (sig_digits)."""
+    decimals = getattr(spec, "decimals", None)
+    if decimals is None and isinstance(spec, dict):
+        decimals = spec.get("decimals")
+    if decimals is not None:
+        return int(decimals)
+    unit = spec.get("canonical_unit") if isinstance(spec, dict) else spec.canonical_unit
+    try:
+        return sig_digits(unit)
+    except FormatError:
+        name = spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", "")
+        raise FormatError(f"outcome dictionary, outcome '{name}': no reporting precision for its canonical unit "
+                          f"{unit!r}; add 'decimals: <0-4>' to its entry") from None
 
 
 def fmt_outcome(estimate, unit: str, lower=None, upper=None, level: int = 95, interval: str = "CrI") -> str:

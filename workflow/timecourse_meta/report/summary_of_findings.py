@@ -24,7 +24,7 @@ import pandas as pd
 from timecourse_meta.core.review import Arms
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
 from timecourse_meta.report.format import (DASH, fmt_count, fmt_estimate, fmt_interval, fmt_months, fmt_number,
-                                           fmt_probability, sig_digits)
+                                           fmt_probability, outcome_digits, sig_digits)
 
 COLUMNS = ["Outcome", "Visit (months)", "Studies (patients)", "Estimate (95% interval)", "What the estimate is",
            "95% prediction interval", "P(improvement)", "In words"]
@@ -53,7 +53,7 @@ def _unit(spec) -> str:
 
 
 def _digits(spec) -> int:
-    return sig_digits("%") if spec.analysis_scale in ("log", "logit") else sig_digits(spec.canonical_unit)
+    return sig_digits("%") if spec.analysis_scale in ("log", "logit") else outcome_digits(spec)
 
 
 def _estimate(est, lo, hi, digits: int, unit: str, interval: str) -> str:

@@ -193,7 +193,8 @@ def observed_changes(table: pd.DataFrame, study_ids: Iterable[str] | None = None
     intervention arm id, `Arms.intervention.id`), continuous,
     `measure == change_from_baseline`, `poolable`, time > 0 (reported and derived change scores: a derived one was
     computed by harmonisation from a baseline and a follow-up mean with the assumed within-person correlation,
-    which `basis` says). CI: mean +/- t_{n-1} * sd / sqrt(n).
+    which `basis` says). CI: mean +/- t_{n-1} * sd / sqrt(n); for a change reported only as an estimate with its
+    SE (no n, no SD), mean +/- z * se.
 
     With `include_median_only` (for the claims check, not for plots), a cohort reported only as medians without
     spread at baseline and at a visit adds a row with the difference of medians as `estimate`, no interval
@@ -216,8 +217,12 @@ def observed_changes(table: pd.DataFrame, study_ids: Iterable[str] | None = None
     for r in chg.to_dict("records"):
         n, m, sd = _num(r["n"]), _num(r["mean"]), _num(r["sd"])
         lo = hi = math.nan
+        se = _num(r.get("se"))
         if np.isfinite(n) and n >= 2 and np.isfinite(sd):
             half = stats.t.ppf(1 - (1 - level) / 2, n - 1) * sd / math.sqrt(n)
+            lo, hi = m - half, m + half
+        elif np.isfinite(se):  # reported as an estimate with its SE only (no n, no SD): a normal interval
+            half = stats.norm.ppf(1 - (1 - level) / 2) * se
             lo, hi = m - half, m + half
         if r.get("origin") == "derived":
             basis = "derived from baseline and follow-up means"

@@ -238,7 +238,7 @@ def run_appraisal(*, appraisal: str, studies: str, traffic: str, summary: str, c
              for checklist in appraisal["checklist"].unique()]
     frames = []
     for checklist, part in zip(appraisal["checklist"].unique(), parts):
-        frames.append(part.assign(Checklist=checklist))
+        frames.append(part.assign(Checklist=vocabulary.checklists.get(checklist, checklist)))
     tables.write_table(pd.concat(frames, ignore_index=True).fillna(""), _stem(out_csv))
 
 

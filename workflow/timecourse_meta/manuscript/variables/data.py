@@ -10,7 +10,7 @@ import pandas as pd
 
 from timecourse_meta.data import linkage
 from timecourse_meta.manuscript.variables.context import Collector, Context, read_csv
-from timecourse_meta.manuscript.variables.words import DESIGN_WORDS, join_words
+from timecourse_meta.manuscript.variables.words import join_words
 from timecourse_meta.report.format import fmt_count
 
 
@@ -39,11 +39,11 @@ def put_set(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:
     put("n_groups", fmt_count(counts["n_studies"]), kind="data", files=files, raw_rows=rows)
     put("n_reports", fmt_count(counts["n_reports"]), kind="data", files=files, raw_rows=rows)
     put("overlap_sentence", _overlap_sentence(ctx, ids), kind="data", files=files, raw_rows=rows)
-    for design in [*DESIGN_WORDS, *(d for d in ctx.vocabulary.designs if d not in DESIGN_WORDS)]:
+    for design in ctx.vocabulary.designs:
         sub = part[part["design"] == design]
         put(f"n_{design}", fmt_count(len(sub)), kind="data", files=files,
             raw_rows=ctx.study_rows(sub["study_id"].tolist()))
-    put("designs", _design_words(part), kind="data", files=files, raw_rows=rows)
+    put("designs", _design_words(part, ctx.vocabulary), kind="data", files=files, raw_rows=rows)
     put("study_list", join_words([ctx.labels[i] for i in part["study_id"]]) if len(part) else "no studies",
         kind="data", files=files, raw_rows=rows)
 
@@ -59,13 +59,14 @@ def _overlap_sentence(ctx: Context, ids) -> str:
         for g in shared.to_dict("records"))
 
 
-def _design_words(part: pd.DataFrame) -> str:
-    """"1 randomised controlled trial and 3 single-arm studies": most frequent design first."""
+def _design_words(part: pd.DataFrame, vocabulary) -> str:
+    """"1 randomised controlled trial and 3 single-arm studies": most frequent design first (ties in the
+    vocabulary's order), in the vocabulary's sentence words."""
     words = []
-    order = {d: i for i, d in enumerate(DESIGN_WORDS)}
+    order = {d: i for i, d in enumerate(vocabulary.designs)}
     designs = part["design"].value_counts()
     for design, count in sorted(designs.items(), key=lambda kv: (-kv[1], order.get(kv[0], len(order)), kv[0])):
-        one, many = DESIGN_WORDS.get(design, (design.replace("_", " "), design.replace("_", " ")))
+        one, many = vocabulary.design_words(design)
         words.append(f"{fmt_count(count)} {one if count == 1 else many}")
     return join_words(words) if words else "no studies"
 

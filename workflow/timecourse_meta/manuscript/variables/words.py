@@ -8,14 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from timecourse_meta.manuscript.variables.context import VariablesError
-from timecourse_meta.report.format import fmt_count, fmt_estimate, fmt_interval, fmt_number, sig_digits
+from timecourse_meta.report.format import fmt_count, fmt_estimate, fmt_interval, fmt_number, outcome_digits, sig_digits
 
-DESIGN_WORDS = {  # design -> (singular, plural)
-    "rct": ("randomised controlled trial", "randomised controlled trials"),
-    "single_arm": ("single-arm study", "single-arm studies"),
-    "case_series": ("case series", "case series"),
-    "cohort": ("cohort study", "cohort studies"),
-}
 TIME_COURSE_WORDS = {"random_walk": "random walk", "piecewise_linear": "piecewise-linear", "emax": "Emax"}
 STRUCTURE_WORDS = {"cs": "compound symmetric", "ar1": "first-order autoregressive"}
 TAU_FAMILY_WORDS = {"half_normal": "half-normal", "half_cauchy": "half-Cauchy",
@@ -67,7 +61,7 @@ def unit_digits(spec) -> int:
     """Decimals of an outcome's change on its display scale (percent changes: whole percent)."""
     if spec.analysis_scale in ("log", "logit"):
         return sig_digits("%")
-    return sig_digits(spec.canonical_unit)
+    return outcome_digits(spec)
 
 
 def visit_number(t: float) -> str:
