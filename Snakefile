@@ -1,4 +1,4 @@
-# The MSCT lupus nephritis review, from raw extraction sheets to manuscript.
+# A time-course meta-analysis, from raw extraction sheets to manuscript; the review it runs is the one its config.yaml names.
 # Every rule is thin: it calls one function of the timecourse_meta package (workflow/timecourse_meta/).
 
 import sys
@@ -33,7 +33,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
-include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/manuscript.smk"
 
 

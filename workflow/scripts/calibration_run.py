@@ -1,7 +1,7 @@
 """Calibration run (simulation-based calibration) of the continuous time-course model.
 
 Truths (Delta(t) on the visit grid, tau, rho_within, rho_between) are drawn from the model's priors, data are
-simulated from the model in numpy (``testing.simulate_table``) with a design shaped like the shipped SLEDAI
+simulated from the model in numpy (``testing.simulate_table``) with a design shaped like the shipped review's disease-activity score
 evidence (absolute means at 0/1/3, 0/12 and 0/0.92/1.85/3.69/5.54 months, change scores at 3/6 months), each
 data set is fitted with nutpie (one compilation reused through ``compiled.with_data``), and the script prints
 
@@ -42,7 +42,7 @@ DESIGN = [
         {"measure": "change_from_baseline", "time": 3, "n": 18, "sd": 4.5},
         {"measure": "change_from_baseline", "time": 6, "n": 18, "sd": 4.5}]},
 ]
-SPEC = {"label": "SLEDAI-like", "kind": "continuous", "canonical_unit": "points", "direction_of_benefit": "decrease",
+SPEC = {"label": "activity score", "kind": "continuous", "canonical_unit": "points", "direction_of_benefit": "decrease",
         "analysis_scale": "identity"}
 STUDIES = [d["study_id"] for d in DESIGN]
 

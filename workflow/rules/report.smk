@@ -27,7 +27,7 @@ rule forest:
                         patterns=["{name}_{visit}m.png"], caption="../report/forest_by_visit.rst",
                         category="Figures", subcategory="{study_set}"),
     log:
-        "results/logs/figures/forest_{study_set}_{outcome}.log",
+        "results/logs/report/forest_{study_set}_{outcome}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -50,7 +50,7 @@ rule trajectory:
                    caption="../report/trajectory.rst", category="Figures", subcategory="{study_set}"),
         svg="results/figures/{study_set}/trajectories/{outcome}.svg",
     log:
-        "results/logs/figures/trajectory_{study_set}_{outcome}.log",
+        "results/logs/report/trajectory_{study_set}_{outcome}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -74,7 +74,7 @@ rule trajectories:
                    caption="../report/trajectories.rst", category="Figures", subcategory="{study_set}"),
         svg="results/figures/{study_set}/trajectories.svg",
     log:
-        "results/logs/figures/trajectories_{study_set}.log",
+        "results/logs/report/trajectories_{study_set}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -97,7 +97,7 @@ rule characteristics_table:
                    caption="../report/characteristics_table.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/characteristics.md",
     log:
-        "results/logs/figures/characteristics_table_{study_set}.log",
+        "results/logs/report/characteristics_table_{study_set}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -122,7 +122,7 @@ rule appraisal:
                    caption="../report/appraisal_table.rst", category="Tables", subcategory="appraisal"),
         md="results/tables/appraisal.md",
     log:
-        "results/logs/figures/appraisal.log",
+        "results/logs/report/appraisal.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -148,7 +148,7 @@ rule summary_of_findings:
                    caption="../report/summary_of_findings.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/summary_of_findings.md",
     log:
-        "results/logs/figures/summary_of_findings_{study_set}.log",
+        "results/logs/report/summary_of_findings_{study_set}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -173,7 +173,7 @@ rule between_arm_table:
                    caption="../report/between_arm_table.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/between_arm.md",
     log:
-        "results/logs/figures/between_arm_table_{study_set}.log",
+        "results/logs/report/between_arm_table_{study_set}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -194,7 +194,7 @@ rule time_course_table:
                    caption="../report/time_course_table.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/time_course_comparison.md",
     log:
-        "results/logs/figures/time_course_table_{study_set}.log",
+        "results/logs/report/time_course_table_{study_set}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -220,7 +220,7 @@ rule claims_check:
         md="results/tables/{study_set}/claims_check.md",
         full="results/tables/{study_set}/claims_check.full.csv",
     log:
-        "results/logs/figures/claims_check_{study_set}.log",
+        "results/logs/report/claims_check_{study_set}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -243,7 +243,7 @@ rule model_figures:
         rank=report("results/figures/{study_set}/model/{outcome}_rank.png", caption="../report/model_rank.rst",
                     category="Model checks", subcategory="{study_set}"),
     log:
-        "results/logs/figures/model_figures_{study_set}_{outcome}.log",
+        "results/logs/report/model_figures_{study_set}_{outcome}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -263,7 +263,7 @@ rule diagnostics_table:
                    caption="../report/diagnostics_table.rst", category="Tables", subcategory="{study_set}"),
         md="results/tables/{study_set}/diagnostics.md",
     log:
-        "results/logs/figures/diagnostics_table_{study_set}.log",
+        "results/logs/report/diagnostics_table_{study_set}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
