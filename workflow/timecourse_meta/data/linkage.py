@@ -279,6 +279,9 @@ def select_reports(table: pd.DataFrame, studies: pd.DataFrame, study_ids: Iterab
     `DROPPED_COLUMNS`, each with a reason naming the report kept; `kept_study_id` of a dropped baseline lists the
     reports kept at the follow-up visits, ';'-joined). Rows of reports outside `study_ids` are kept untouched (the
     model selects its study set itself).
+
+    (Longer than most functions on purpose: the per-group ranking closes over the group's visits, and both rules
+    share that pass; splitting it would pass six arrays around.)
     """
     if rule not in RULES:
         raise ValueError(f"reports.rule = {rule!r}; expected one of {', '.join(RULES)}")
