@@ -1,6 +1,9 @@
 """Shared fixtures: a small valid set of extraction sheets and its outcome dictionary."""
 
+import re
 import shutil
+import sys
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +13,7 @@ from timecourse_meta.data import dictionary
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLE = Path(__file__).parent / "examples" / "second_review"
 
 
 @pytest.fixture
@@ -56,3 +60,21 @@ def review_config(**extra) -> dict:
 @pytest.fixture
 def fixture_config():
     return review_config()
+
+
+@pytest.fixture(scope="session")
+def second_review_run(tmp_path_factory):
+    """The second review (tests/examples/second_review) after a complete run of the workflow with the repository's
+    Snakefile from its own folder; one run serves test_second_review and test_report."""
+    project = tmp_path_factory.mktemp("second") / "review"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("results", ".snakemake", "__pycache__"))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(project),
+         "--cores", "2"],
+        cwd=project, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:  # the failing steps' own logs say why; Snakemake's output only names them
+        logs = dict.fromkeys(re.findall(r"log: (\S+) \(check log file", result.stderr))
+        tails = [f"--- {log}:\n{(project / log).read_text(errors='replace')[-1500:]}" for log in logs
+                 if (project / log).is_file()]
+        pytest.fail("the workflow failed on the second review:\n" + "\n".join(tails or [result.stderr[-6000:]]))
+    return project

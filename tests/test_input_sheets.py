@@ -205,7 +205,7 @@ def test_row_after_a_multiline_quoted_cell_is_the_spreadsheet_row(tmp_path):
 def test_blank_first_line_is_skipped_and_numbering_kept(tmp_path):
     tables = set_cell(frames(), "studies", 1, "design", "trial")
     loc = write_csv(tables, tmp_path / "raw", {"studies": lambda t: "\n" + t})
-    assert_stops(tmp_path, loc, loc["raw_dir"] + "/studies.csv", None, 4, "design", "one of single_arm")
+    assert_stops(tmp_path, loc, loc["raw_dir"] + "/studies.csv", None, 4, "design", "one of rct, single_arm")
 
 
 # --- encodings, delimiters and file types: one sentence saying what the file is and how to save it ---

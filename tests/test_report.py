@@ -1,28 +1,26 @@
-"""Snakemake's report after a small run, and the rule hygiene behind it.
+"""Snakemake's report after a run, and the rule hygiene behind it.
 
-The workflow runs on a copy of the project (test_incremental's fast settings) for a handful of reader-facing
-outputs of one outcome in one study set, then `snakemake --report` builds the HTML report from that run. The
-report must list exactly the outputs the rules mark with report(), under their categories, each with its
-caption rendered for its own wildcards.
+The report is built from the second review's complete run (conftest.second_review_run: the whole DAG,
+manuscript included, from the review's own folder), so this file adds no run of its own. The report must list
+the outputs the rules mark with report(), under their categories, each with its caption rendered for its own
+wildcards.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 
 from conftest import ROOT
-from test_incremental import copy_project, jobs_run, snakemake
+from test_incremental import copy_project, snakemake
 from test_input_cli import edit_cell
 
-SET = "review_2023"
-OUTCOME = "sledai"  # one study in this set: its fit is a single-study summary, no sampling
-TARGETS = ["results/validated/report.md", f"results/figures/{SET}/forest/{OUTCOME}.png",
-           f"results/figures/{SET}/model/{OUTCOME}_prior_posterior.png", "results/figures/appraisal_traffic_light.png",
-           f"results/tables/{SET}/characteristics.csv"]
+SET = "supervised"      # the second review's main study set
+OUTCOME = "womac_pain"  # one of its continuous outcomes
 CAPTION = re.compile(r'caption="\.\./report/(\w+)\.rst"')
 
 
@@ -34,35 +32,37 @@ def report_data(html: str, name: str):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The project copy after a run of TARGETS, and the report built from it (with its build time)."""
-    project = copy_project(tmp_path_factory.mktemp("report") / "project")
-    jobs_run(snakemake(project, *TARGETS))
-    html = project.parent / "report.html"
-    result = snakemake(project, "--report", str(html), *TARGETS)
+def run(second_review_run, tmp_path_factory):
+    """The second review after its run, and the report built from it."""
+    project = second_review_run
+    html = tmp_path_factory.mktemp("report") / "report.html"
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                             str(project), "--report", str(html)], cwd=project, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return project, html.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_the_report_lists_every_marked_output_under_its_category(run):
     project, html = run
-    by_visit = sorted(f"results/figures/{SET}/forest/by_visit/{OUTCOME}/{p.name}"
-                      for p in (project / f"results/figures/{SET}/forest/by_visit/{OUTCOME}").glob("*.png"))
-    assert by_visit  # the outcome has a visit with data: the directory's figures are in the report
-    categories = {cat: {sub: sorted(files) for sub, files in subs.items()}
-                  for cat, subs in report_data(html, "categories").items()}
-    assert categories == {
-        "Data": {"Validation": ["results/validated/report.md"]},
-        "Figures": {SET: sorted([f"results/figures/{SET}/forest/{OUTCOME}.png", *by_visit]),
-                    "appraisal": ["results/figures/appraisal_summary.png",
-                                  "results/figures/appraisal_traffic_light.png"]},
-        "Tables": {SET: [f"results/tables/{SET}/characteristics.csv"], "appraisal": ["results/tables/appraisal.csv"]},
-        "Model checks": {SET: [f"results/figures/{SET}/model/{OUTCOME}_{kind}.png"
-                               for kind in ("ppc", "prior_posterior", "rank")]},
-    }
+    categories = report_data(html, "categories")
+    assert set(categories) == {"Data", "Figures", "Tables", "Model checks", "Manuscript"}
+    assert categories["Data"] == {"Validation": ["results/validated/report.md"]}
+    assert {SET, "all_eligible", "appraisal"} <= set(categories["Figures"])
+    figures = set(categories["Figures"][SET])
+    by_visit = {f"results/figures/{SET}/forest/by_visit/{OUTCOME}/{p.name}"
+                for p in (project / f"results/figures/{SET}/forest/by_visit/{OUTCOME}").glob("*.png")}
+    assert by_visit and by_visit <= figures  # a directory's figures are in the report, one by one
+    assert {f"results/figures/{SET}/forest/{OUTCOME}.png", f"results/figures/{SET}/trajectories.png"} <= figures
+    assert f"results/tables/{SET}/summary_of_findings.csv" in categories["Tables"][SET]
+    assert f"results/figures/{SET}/model/{OUTCOME}_prior_posterior.png" in categories["Model checks"][SET]
+    manuscript = {f for files in categories["Manuscript"].values() for f in files}
+    assert {f"results/manuscript/index.{ext}" for ext in ("html", "docx", "pdf")} <= manuscript
     assert "A Bayesian time-course meta-analysis rebuilt from the raw extraction sheets" in html  # workflow.rst
 
 
+@pytest.mark.slow
 def test_each_output_carries_its_caption_for_its_own_wildcards(run):
     _, html = run
     results = report_data(html, "results")
@@ -84,8 +84,8 @@ def test_every_caption_a_rule_names_exists_and_every_caption_file_is_used():
     assert files - named == {"workflow"}  # the report's description (Snakefile `report:`)
 
 
-def test_lint_reports_nothing(run):
-    project, _ = run
+def test_lint_reports_nothing(tmp_path):
+    project = copy_project(tmp_path / "project")
     result = snakemake(project, "--lint")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr

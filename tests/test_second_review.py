@@ -42,20 +42,9 @@ SIM = _simulation()
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The second review's folder after a complete run of the workflow (and the run's output)."""
-    project = tmp_path_factory.mktemp("second") / "review"
-    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("results", ".snakemake", "__pycache__"))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(project),
-         "--cores", "2"],
-        cwd=project, capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:  # the failing steps' own logs say why; Snakemake's output only names them
-        logs = dict.fromkeys(re.findall(r"log: (\S+) \(check log file", result.stderr))
-        tails = [f"--- {log}:\n{(project / log).read_text(errors='replace')[-1500:]}" for log in logs
-                 if (project / log).is_file()]
-        pytest.fail("the workflow failed on the second review:\n" + "\n".join(tails or [result.stderr[-6000:]]))
-    return project
+def run(second_review_run):
+    """The second review's folder after a complete run of the workflow (conftest.second_review_run)."""
+    return second_review_run
 
 
 def summary(project: Path, study_set: str, outcome: str) -> pd.DataFrame:

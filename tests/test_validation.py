@@ -115,7 +115,7 @@ CASES = [
     ("source_not_url", set_cell("outcomes", 2, "source_url", "see paper"), "outcomes", 4, "source_url",
      "matching ^https?://"),
     ("required_empty", set_cell("outcomes", 3, "locator", ""), "outcomes", 5, "locator", "this column is required"),
-    ("design_unknown", set_cell("studies", 1, "design", "RCT"), "studies", 3, "design", "one of single_arm"),
+    ("design_unknown", set_cell("studies", 1, "design", "RCT"), "studies", 3, "design", "one of rct, single_arm"),
     ("n_msct_missing", set_cell("studies", 0, "n_msct", ""), "studies", 2, "n_msct", "required"),
     ("study_id_duplicate", set_cell("studies", 1, "study_id", "alpha2020"), "studies", 3, "study_id", "unique"),
     ("judgement_unknown", set_cell("appraisal", 0, "judgement", "probably"), "appraisal", 2, "judgement",
@@ -237,7 +237,7 @@ def test_design_the_vocabulary_lacks_names_the_studies_file_and_the_vocabulary(t
     problems = _problems(tmp_path / "sheets", fixture_frames(), config, fixture_dictionary)
     assert [str(p) for p in problems if p.column == "design"] == [
         f"{tmp_path / 'sheets' / 'studies.csv'}, row 3, column 'design': value 'rct'; expected one of single_arm, "
-        f"cohort, case_series (the designs of {vocabulary})"]
+        f"case_series, cohort (the designs of {vocabulary})"]
 
 
 def test_arm_ids_and_patient_columns_come_from_the_config(tmp_path, fixture_dictionary):
