@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from timecourse_meta.core.config import load_schema
 from timecourse_meta.core.errors import EngineError
+from timecourse_meta.report.figure_data import DISPLAY_UNITS
 from timecourse_meta.report.format import fmt_count, fmt_number
 
 LEVELS = ("high", "moderate", "low", "very low")
@@ -177,7 +178,7 @@ def threshold(spec, percent: bool) -> float | None:
 
 def _difference_text(spec) -> str:
     d = spec.important_difference
-    unit = "%" if d.get("scale") == "percent" else f" {spec.canonical_unit}"
+    unit = "%" if d.get("scale") == "percent" else f" {DISPLAY_UNITS.get(spec.canonical_unit, spec.canonical_unit)}"
     return f"{d['value']:g}{unit}"
 
 
@@ -250,10 +251,11 @@ def risk_of_bias(ev: Evidence, risks: Mapping[str, str], cfg: Mapping) -> Domain
     unclear = [s for s, r in risk.items() if r == "unclear"]
     high_share, any_share = _shares(cs, high), _shares(cs, high + unclear)
     parts = []
-    if high:
-        parts.append(f"{_names(cs, high)} (an appraisal item of high concern)")
-    if unclear:
-        parts.append(f"{_names(cs, unclear)} (most appraisal items unclear)")
+    for chosen, text in ((high, "an appraisal item of high concern"), (unclear, "most appraisal items unclear")):
+        for appraised in (True, False):
+            group = [s for s in chosen if (s in risks) == appraised]
+            if group:
+                parts.append(f"{_names(cs, group)} ({text if appraised else 'not appraised'})")
     if high and high_share >= cfg["very_serious_share"]:
         return Domain("risk of bias", 2, f"{_pct(high_share)} of the patients come from studies at high risk of "
                                          f"bias: {'; '.join(parts)}")
@@ -273,7 +275,7 @@ def inconsistency(ev: Evidence, spec, cfg: Mapping) -> Domain:
     lo, hi = _interval(ev.lower, ev.upper, spec, ev.percent)
     pl, pu = _interval(ev.pi_lower, ev.pi_upper, spec, ev.percent)
     t = threshold(spec, ev.percent)
-    tau = f" (between-study SD {fmt_number(ev.tau, 2)} on the analysis scale)" if _finite(ev.tau) else ""
+    tau = f" (between-study SD {fmt_number(ev.tau, 2)} {_tau_unit(spec)})" if _finite(ev.tau) else ""
     if t is not None and pl <= -t and pu >= t:
         return Domain("inconsistency", 2, "the 95% prediction interval for a new study includes both an important "
                       f"benefit and an important harm (important difference {_difference_text(spec)}){tau}")
@@ -284,6 +286,14 @@ def inconsistency(ev: Evidence, spec, cfg: Mapping) -> Domain:
         return Domain("inconsistency", 1, "the 95% credible interval excludes no change but the 95% prediction "
                       f"interval for a new study includes both no change{important}{tau}")
     return Domain("inconsistency", 0, f"the prediction interval agrees with the credible interval{tau}")
+
+
+def _tau_unit(spec) -> str:
+    if spec.analysis_scale == "log":
+        return "on the log scale of the ratio of means"
+    if spec.analysis_scale == "logit":
+        return "on the log-odds scale"
+    return DISPLAY_UNITS.get(spec.canonical_unit, spec.canonical_unit)
 
 
 def imprecision(ev: Evidence, spec, cfg: Mapping) -> Domain:
@@ -393,6 +403,7 @@ def footnotes(ratings: Sequence[Rating | None]) -> tuple[list[str], list[str]]:
             if note not in letters:
                 letters[note] = _letter(len(letters))
             marks.append(letters[note])
+        marks.sort(key=lambda m: (len(m), m))
         cells.append(rating.level.capitalize() + (f" ({', '.join(marks)})" if marks else ""))
     return cells, [f"{letter}. {note}" for note, letter in letters.items()]
 
