@@ -109,9 +109,9 @@ def test_certainty_column_and_footnotes_under_the_markdown_table(tmp_path):
 def test_step_rates_the_fixture_rows_from_the_appraisal_sheet(tmp_path):
     """The made-up all_candidates results: SLEDAI pooled from Deng 2017 (12 patients, appraised: one item low
     concern, one unclear -> low risk) and Li 2016 (20 patients, not appraised -> unclear): 20/32 = 62.5% (63%) of
-    the patients at unclear risk -> risk of bias once; the CrI (-10.1 to -5.0) lies beyond the 4-point important difference
-    and the PI (-12.2 to -2.7) excludes no change -> no imprecision from the interval, none for inconsistency;
-    32 patients < 400 -> imprecision once. Before-after start low - 2 -> very low."""
+    the patients at unclear risk -> risk of bias once; the CrI (-10.1 to -5.0) lies beyond the 4-point important
+    difference and the PI (-12.2 to -2.7) excludes no change -> no imprecision from the interval, none for
+    inconsistency; 32 patients < 400 -> imprecision once. Before-after start low - 2 -> very low."""
     from timecourse_meta.steps.report import run_summary_of_findings
 
     fx = ROOT / "tests" / "fixtures" / "results"

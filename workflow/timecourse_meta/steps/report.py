@@ -261,19 +261,10 @@ def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcom
     part = studies[studies["study_id"].isin(ids)]
     controlled = part[pd.to_numeric(part[n_cmp], errors="coerce").fillna(0) > 0]
     change_rows, between_rows, change_ratings, between_ratings = [], [], [], []
+    pattern = cfg["indirectness"]["secondary_source_pattern"]
 
     def rate(spec, design, evidence, est, lo, hi, contributions, **extra):
-        if not math.isfinite(_float(est)):
-            return None  # not estimable: nothing to rate
-        ev = certainty_mod.Evidence(design=design, evidence=evidence, estimate=float(est), lower=lo, upper=hi,
-                                    contributions=tuple(contributions), **extra)
-        return certainty_mod.rate(ev, spec, risks=risks, certainty=cfg)
-
-    def contribution(study_id, n, analysis_ids):
-        rows = table[table["analysis_id"].isin(str(analysis_ids or "").split(";"))]
-        return certainty_mod.Contribution(str(study_id), labels.get(study_id, study_id), _float(n),
-                                          certainty_mod.secondary(rows.get("source", []),
-                                                                  cfg["indirectness"]["secondary_source_pattern"]))
+        return _rating(spec, risks, cfg, design, evidence, est, lo, hi, contributions, **extra)
 
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
@@ -287,7 +278,7 @@ def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcom
                     between_ratings.append(rate(
                         spec, certainty_mod.design_of(st["design"], cfg), "randomised", rec["primary_estimate"],
                         rec["primary_lower"], rec["primary_upper"],
-                        [contribution(st["study_id"], n, rec["analysis_ids"])],
+                        [_contribution(table, labels, st["study_id"], n, rec["analysis_ids"], pattern)],
                         percent=spec.kind == "continuous" and spec.analysis_scale == "log"))
         if outcome not in key_visit_csvs:
             continue
@@ -303,7 +294,8 @@ def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcom
             row, spec, study_label=str(here["label"].iloc[0]) if len(here) == 1 else "", arms=arms))
         change_ratings.append(rate(
             spec, certainty_mod.BEFORE_AFTER, str(row["evidence"]), row.get("estimate"), row.get("lower"),
-            row.get("upper"), [contribution(r["study_id"], r["n"], r.get("analysis_ids")) for _, r in here.iterrows()],
+            row.get("upper"), [_contribution(table, labels, r["study_id"], r["n"], r.get("analysis_ids"), pattern)
+                     for _, r in here.iterrows()],
             pi_lower=_float(row.get("pi_lower")), pi_upper=_float(row.get("pi_upper")), tau=_float(row.get("tau")),
             percent=spec.analysis_scale == "log"))
     frame = summary_of_findings.summary_of_findings(change_rows, between_rows)
@@ -313,6 +305,22 @@ def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcom
         return
     frame, notes = summary_of_findings.with_certainty(frame, between_ratings + change_ratings)
     summary_of_findings.write(frame, notes, str(_stem(out_csv)))
+
+
+def _rating(spec, risks, cfg, design, evidence, est, lo, hi, contributions, **extra):
+    """One row's certainty (None for a row without an estimate: nothing to rate)."""
+    if not math.isfinite(_float(est)):
+        return None
+    ev = certainty_mod.Evidence(design=design, evidence=evidence, estimate=float(est), lower=lo, upper=hi,
+                                contributions=tuple(contributions), **extra)
+    return certainty_mod.rate(ev, spec, risks=risks, certainty=cfg)
+
+
+def _contribution(table: pd.DataFrame, labels: dict, study_id, n, analysis_ids, pattern):
+    """A study's patients in a row, flagged when any of its analysis rows comes from a secondary source."""
+    rows = table[table["analysis_id"].isin(str(analysis_ids or "").split(";"))]
+    return certainty_mod.Contribution(str(study_id), labels.get(study_id, study_id), _float(n),
+                                      certainty_mod.secondary(rows.get("source", []), pattern))
 
 
 def _float(x) -> float:
