@@ -71,7 +71,9 @@ def test_study_risks_read_the_vocabulary_concern_and_skip_ignored_items():
 
 def test_risk_of_bias_high_downgrades_twice_low_not_at_all():
     ev = _ev(-9, -6, n=(300, 200))
-    assert c.risk_of_bias(ev, {"s0": "high", "s1": "high"}, CFG["risk_of_bias"]).downgrade == 2
+    both = c.risk_of_bias(ev, {"s0": "high", "s1": "high"}, CFG["risk_of_bias"])
+    assert both.downgrade == 2 and both.reason.startswith("all patients come from studies at high risk of bias: "
+                                                          "Study 0, Study 1 (an appraisal item of high concern)")
     assert c.risk_of_bias(ev, {"s0": "low", "s1": "low"}, CFG["risk_of_bias"]).downgrade == 0
     # most patients (60%) in a study at high risk, the rest at low risk: once
     mixed = c.risk_of_bias(ev, {"s0": "high", "s1": "low"}, CFG["risk_of_bias"])

@@ -204,8 +204,9 @@ def _shares(contributions: Sequence[Contribution], chosen: Iterable[str]) -> flo
     return sum(c.study_id in chosen for c in contributions) / len(contributions)
 
 
-def _pct(share: float) -> str:
-    return f"{fmt_number(100 * share, 0)}%"
+def _share_text(share: float) -> str:
+    """'All', or the percent, of the patients (the start of a reason sentence)."""
+    return "all" if share >= 1 else f"{fmt_number(100 * share, 0)}% of the"
 
 
 def _names(contributions: Sequence[Contribution], chosen: Iterable[str]) -> str:
@@ -257,10 +258,10 @@ def risk_of_bias(ev: Evidence, risks: Mapping[str, str], cfg: Mapping) -> Domain
             if group:
                 parts.append(f"{_names(cs, group)} ({text if appraised else 'not appraised'})")
     if high and high_share >= cfg["very_serious_share"]:
-        return Domain("risk of bias", 2, f"{_pct(high_share)} of the patients come from studies at high risk of "
+        return Domain("risk of bias", 2, f"{_share_text(high_share)} patients come from studies at high risk of "
                                          f"bias: {'; '.join(parts)}")
     if any_share > cfg["serious_share"]:
-        return Domain("risk of bias", 1, f"{_pct(any_share)} of the patients come from studies at high or "
+        return Domain("risk of bias", 1, f"{_share_text(any_share)} patients come from studies at high or "
                                          f"unclear risk of bias: {'; '.join(parts)}")
     return Domain("risk of bias", 0, "most patients come from studies at low risk of bias")
 
@@ -339,7 +340,7 @@ def indirectness(ev: Evidence, cfg: Mapping) -> Domain:
     if chosen and share > cfg["serious_share"]:
         why = "; ".join(f"{c.label}: {marked[c.study_id]}" if c.study_id in marked else
                         f"{c.label}: numbers from a secondary source" for c in cs if c.study_id in chosen)
-        return Domain("indirectness", 1, f"{_pct(share)} of the patients come from indirect evidence ({why})")
+        return Domain("indirectness", 1, f"{_share_text(share)} patients come from indirect evidence ({why})")
     return Domain("indirectness", 0, "most patients come from direct evidence")
 
 
