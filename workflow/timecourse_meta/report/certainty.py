@@ -153,7 +153,9 @@ def _sign(spec) -> int:
 def _benefit(x: float, spec, percent: bool) -> float:
     """`x` on a scale where positive is an improvement (a log ratio for percent changes)."""
     x = float(x)
-    return _sign(spec) * (math.log1p(x / 100.0) if percent else x)
+    if percent:
+        x = math.log1p(x / 100.0) if x > -100 else -math.inf  # a fall of 100% or more: no ratio left
+    return _sign(spec) * x
 
 
 def _interval(lo, hi, spec, percent: bool) -> tuple[float, float]:
@@ -324,7 +326,7 @@ def imprecision(ev: Evidence, spec, cfg: Mapping) -> Domain:
     if small:
         level += 1
         reasons.append(f"{fmt_count(int(n))} patients are fewer than the optimal information size of "
-                       f"{fmt_count(ois)}")
+                       f"{fmt_count(ois)}" if ev.contributions else "no study reports at this visit")
     if level == 0:
         return Domain("imprecision", 0, "the 95% interval and the number of patients are adequate")
     return Domain("imprecision", min(level, 2), "; ".join(reasons))
