@@ -240,3 +240,11 @@ def test_dictionary_checks_the_scale_of_the_important_difference(tmp_path):
     path.write_text(yaml.safe_dump({"outcomes": {"score_a": entry}}), encoding="utf-8")
     with pytest.raises(dictionary.DictionaryError, match="rationale"):
         dictionary.load(path)
+
+
+def test_an_estimate_without_a_study_at_the_visit_is_imprecise():
+    ev = c.Evidence(design=c.BEFORE_AFTER, evidence="interpolated", estimate=-7, lower=-9, upper=-5,
+                    contributions=())
+    d = c.imprecision(ev, _spec(), CFG["imprecision"])
+    assert (d.downgrade, d.reason) == (1, "no study reports at this visit")
+    assert c.risk_of_bias(ev, {}, CFG["risk_of_bias"]).assessed is False
