@@ -79,3 +79,60 @@ def test_randomised_difference_row_comes_first_and_says_which_side():
                                                     "Deng 2017")], [row])
     assert list(table.columns) == sof.COLUMNS
     assert table.iloc[0]["Outcome"].endswith("MSCT vs placebo") and table.iloc[1]["Outcome"].startswith("SLEDAI")
+
+
+def test_certainty_column_and_footnotes_under_the_markdown_table(tmp_path):
+    from timecourse_meta.report import certainty
+
+    f = dict(time_months=6, n_studies=1, n_patients=81, estimate=-8, lower=-10, upper=-6, evidence="study_estimate")
+    table = sof.summary_of_findings([change_row(f, SLEDAI, "Study A"), change_row(f, SLEDAI, "Study B")])
+    ev = certainty.Evidence(design=certainty.BEFORE_AFTER, evidence="study_estimate", estimate=-8, lower=-10,
+                            upper=-6, contributions=(certainty.Contribution("a", "Study A", 81),))
+    rating = certainty.rate(ev, SLEDAI, risks={"a": "low"})
+    frame, notes = sof.with_certainty(table, [rating, None])
+    assert list(frame.columns) == sof.COLUMNS + [sof.CERTAINTY, sof.FOOTNOTES]
+    assert frame[sof.COLUMNS].equals(table)  # every existing column and number unchanged
+    assert list(frame[sof.CERTAINTY]) == ["Very low (a, b, c, d)", sof.DASH]
+    assert frame[sof.FOOTNOTES].iloc[0].startswith("a. Started at low certainty") and frame[sof.FOOTNOTES].iloc[1] == ""
+    assert notes[2] == ("c. Downgraded once for imprecision: 81 patients are fewer than the optimal information size "
+                        "of 400.")
+    sof.write(frame, notes, str(tmp_path / "sof"))
+    md = (tmp_path / "sof.md").read_text(encoding="utf-8").splitlines()
+    assert md[0].startswith("| Outcome |") and sof.FOOTNOTES not in md[0] and md[0].endswith("| Certainty (GRADE) |")
+    assert md[-5:] == [""] + notes
+    csv = pd.read_csv(tmp_path / "sof.csv", keep_default_na=False)
+    assert list(csv.columns) == list(frame.columns) and csv[sof.FOOTNOTES].iloc[0] == frame[sof.FOOTNOTES].iloc[0]
+    with pytest.raises(ValueError, match="1 certainty ratings for 2 table rows"):
+        sof.with_certainty(table, [rating])
+
+
+def test_step_rates_the_fixture_rows_from_the_appraisal_sheet(tmp_path):
+    """The made-up all_candidates results: SLEDAI pooled from Deng 2017 (12 patients, appraised: one item low
+    concern, one unclear -> low risk) and Li 2016 (20 patients, not appraised -> unclear): 20/32 = 62.5% (63%) of
+    the patients at unclear risk -> risk of bias once; the CrI (-10.1 to -5.0) lies beyond the 4-point important
+    difference and the PI (-12.2 to -2.7) excludes no change -> no imprecision from the interval, none for
+    inconsistency; 32 patients < 400 -> imprecision once. Before-after start low - 2 -> very low."""
+    from timecourse_meta.steps.report import run_summary_of_findings
+
+    fx = ROOT / "tests" / "fixtures" / "results"
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    outcomes = ["sledai", "proteinuria_24h"]
+    run_summary_of_findings(
+        table=str(fx / "harmonised/analysis_table.csv"), studies=str(fx / "validated/studies.csv"),
+        summaries=[str(fx / f"models/all_candidates/{o}/summary.csv") for o in outcomes], outcomes=outcomes,
+        key_visits=[str(fx / f"tables/all_candidates/key_visits/{o}.csv") for o in outcomes], continuous=outcomes,
+        dictionary=str(ROOT / "data/review/outcomes.yaml"), study_set="all_candidates",
+        csv=str(tmp_path / "sof.csv"), review=config["review"], appraisal=str(fx / "validated/appraisal.csv"),
+        vocabulary=str(ROOT / "data/review/vocabulary.yaml"), certainty={})
+    frame = pd.read_csv(tmp_path / "sof.csv", keep_default_na=False).set_index("Outcome")
+    sledai = frame.loc["SLEDAI score (points)"]
+    assert sledai["Estimate (95% interval)"] == f"{MINUS}7.8 (95% CrI {MINUS}10.1 to {MINUS}5.0)"
+    assert sledai[sof.CERTAINTY] == "Very low (a, b, c, d)"
+    notes = sledai[sof.FOOTNOTES]
+    assert ("Downgraded once for risk of bias: 63% of the patients come from studies at high or unclear risk of "
+            "bias: Li 2016 (not appraised).") in notes
+    assert "Downgraded once for imprecision: 32 patients are fewer than the optimal information size of 400." in notes
+    assert "inconsistency" not in notes.lower()
+    md = (tmp_path / "sof.md").read_text(encoding="utf-8").splitlines()
+    assert "d. Publication bias not assessable: fewer than 10 studies; not downgraded." in md
+    assert md[-1].startswith("f. Downgraded twice for imprecision")  # 24-h urine protein: crosses the 50% fall

@@ -130,10 +130,13 @@ rule appraisal:
 
 
 rule summary_of_findings:
-    """Per outcome at its key visit: studies, patients, pooled change, prediction interval, P(improvement)."""
+    """Per outcome at its key visit: studies, patients, pooled change, prediction interval, P(improvement), and
+    the GRADE certainty with its footnotes (rules: config certainty, docs/certainty.md)."""
     input:
         table="results/harmonised/analysis_table.csv",
         studies="results/validated/studies.csv",
+        appraisal="results/validated/appraisal.csv",  # risk of bias
+        vocabulary=CONFIG["data"]["vocabulary"],  # the judgements' concern
         summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set, OUTCOMES),
         gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set, OUTCOMES),
         key_visits=lambda w: per_outcome("results/tables/{study_set}/key_visits/{outcome}.csv", w.study_set),
@@ -143,6 +146,7 @@ rule summary_of_findings:
         review=CONFIG["review"],  # arm and study-set names in the words
         outcomes=OUTCOMES,
         continuous=CONTINUOUS,
+        certainty=CONFIG["certainty"],  # the rating's rules and thresholds
     output:
         csv=report("results/tables/{study_set}/summary_of_findings.csv",
                    caption="../report/summary_of_findings.rst", category="Tables", subcategory="{study_set}"),

@@ -39,6 +39,8 @@ class Outcome:
     decimals: int | None = None  # reporting precision in the canonical unit; None = the engine's rule for the unit
     # analysis scale -> prior scales and their rationale (see outcomes.schema.yaml); {} = the generic rule
     priors: dict = field(default_factory=dict)
+    # {value, scale: absolute | percent, rationale}: the smallest important change (certainty rating); None = none
+    important_difference: dict | None = None
 
     def factor(self, unit: str) -> float | None:
         """Multiplier from `unit` into the canonical unit (None when the unit is not a convertible one)."""
@@ -107,6 +109,7 @@ def load(path: str | Path | None = None) -> dict[str, Outcome]:
             description=str(entry.get("description", "")),
             decimals=entry.get("decimals"),
             priors=_priors(entry.get("priors") or {}, entry, where, problems),
+            important_difference=_important_difference(entry.get("important_difference"), entry, where, problems),
         )
     if problems:
         raise DictionaryError("Invalid outcome dictionary:\n  - " + "\n  - ".join(problems))
@@ -132,3 +135,21 @@ def _priors(priors: dict, entry: dict, where: str, problems: list[str]) -> dict:
             problems.append(f"{where}: key 'priors.{scale}': binary outcomes are modelled on the logit scale; "
                             "expected 'logit'")
     return {scale: dict(values) for scale, values in priors.items()}
+
+
+def _important_difference(value: dict | None, entry: dict, where: str, problems: list[str]) -> dict | None:
+    """The important difference, if its scale fits the outcome's analysis scale (percent for log-scale
+    outcomes, absolute for the others) and a percent fall stays above -100%."""
+    if not value:
+        return None
+    scale, log = value["scale"], entry["analysis_scale"] == "log"
+    if entry["kind"] not in ("continuous", "binary"):
+        problems.append(f"{where}: key 'important_difference': a {entry['kind']} outcome is not rated; expected no "
+                        "important_difference")
+    elif scale == "percent" and not log or scale == "absolute" and log:
+        problems.append(f"{where}: key 'important_difference.scale' = {scale!r}: expected "
+                        f"{'percent' if log else 'absolute'} for an outcome on the {entry['analysis_scale']} scale")
+    elif scale == "percent" and entry["direction_of_benefit"] == "decrease" and value["value"] >= 100:
+        problems.append(f"{where}: key 'important_difference.value' = {value['value']}: a percent fall must be "
+                        "below 100")
+    return dict(value)

@@ -9,6 +9,10 @@ prior-dominated; a prediction interval and P(improvement) are shown only for poo
 formatted by `timecourse_meta.report.format` with the outcome's reporting precision, exactly as the manuscript text
 formats them, so a number in this table and the same number in the text agree to the last digit.
 
+The "Certainty (GRADE)" column gives each row's rating (`timecourse_meta.report.certainty`) with footnote
+letters; the footnotes (why it started where it did, each downgrade, each domain that could not be assessed)
+are the CSV's "Certainty footnotes" column and, in the Markdown, lines under the table.
+
 The "In words" column has no numbers: it names the direction and how sure it is (GRADE-style wording by
 P(improvement) for pooled rows; whether the 95% interval excludes no change for a single study or a
 randomised difference). The arms are named by the review (`core.review.Arms`, their `short` names).
@@ -21,13 +25,17 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from timecourse_meta.core import atomic
 from timecourse_meta.core.review import Arms
+from timecourse_meta.report import certainty as certainty_mod
+from timecourse_meta.report import tables
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
 from timecourse_meta.report.format import (DASH, fmt_count, fmt_estimate, fmt_interval, fmt_months, fmt_number,
                                            fmt_probability, outcome_digits, sig_digits)
 
 COLUMNS = ["Outcome", "Visit (months)", "Studies (patients)", "Estimate (95% interval)", "What the estimate is",
            "95% prediction interval", "P(improvement)", "In words"]
+CERTAINTY, FOOTNOTES = "Certainty (GRADE)", "Certainty footnotes"
 # thresholds on P(improvement) for the words of a pooled row: >= 0.975 (the 95% CrI excludes no change) "fell";
 # >= 0.90 "probably fell"; >= 0.75 "may have fallen"; 0.25-0.75 "no clear change"; mirror images for worsening
 PROB_CLEAR, PROB_PROBABLY, PROB_MAY = 0.975, 0.90, 0.75
@@ -177,3 +185,28 @@ def summary_of_findings(change_rows: Iterable[dict], between_rows: Iterable[dict
     """The table: randomised differences first, then the changes after the intervention."""
     rows = list(between_rows) + list(change_rows)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def with_certainty(frame: pd.DataFrame, ratings) -> tuple[pd.DataFrame, list[str]]:
+    """The table with the certainty column (rating and footnote letters) and each row's footnotes, and the
+    table's footnote lines; `ratings`: one `certainty.Rating` (or None: not rated) per row, in row order."""
+    ratings = list(ratings)
+    if len(ratings) != len(frame):
+        raise ValueError(f"{len(ratings)} certainty ratings for {len(frame)} table rows")
+    cells, lines = certainty_mod.footnotes(ratings)
+    by_letter = {line.split(". ", 1)[0]: line for line in lines}
+    row_notes = []
+    for cell in cells:
+        letters = cell[cell.find("(") + 1:-1].split(", ") if cell.endswith(")") else []
+        row_notes.append(" ".join(by_letter[x] for x in letters))
+    return frame.assign(**{CERTAINTY: cells, FOOTNOTES: row_notes}), lines
+
+
+def write(frame: pd.DataFrame, footnote_lines: list[str], stem: str) -> None:
+    """`stem.csv` (every column) and `stem.md` (the table without the footnotes column, then one line per
+    footnote), each written atomically."""
+    atomic.write_csv(f"{stem}.csv", frame)
+    text = tables.markdown_table(frame.drop(columns=[FOOTNOTES], errors="ignore"))
+    if footnote_lines:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(footnote_lines) + "\n"
+    atomic.write_text(f"{stem}.md", text)

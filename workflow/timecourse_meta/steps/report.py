@@ -9,6 +9,7 @@ use the review's vocabulary its file (a rule input).
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Mapping
@@ -26,6 +27,7 @@ from timecourse_meta.core import review as review_mod
 from timecourse_meta.data import dictionary as dictionary_mod
 from timecourse_meta.data import harmonise
 from timecourse_meta.report import between_arm
+from timecourse_meta.report import certainty as certainty_mod
 from timecourse_meta.report import claims as claims_mod
 from timecourse_meta.report import claims_file
 from timecourse_meta.report import figure_data  # noqa: E402
@@ -243,18 +245,27 @@ def run_appraisal(*, appraisal: str, studies: str, traffic: str, summary: str, c
 
 
 def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcomes: list, key_visits: list,
-                            continuous: list, dictionary: str, study_set: str, csv: str, review: Mapping) -> None:
+                            continuous: list, dictionary: str, study_set: str, csv: str, review: Mapping,
+                            appraisal: str, vocabulary: str, certainty: Mapping) -> None:
     """Summary of findings: the randomised differences of the set's controlled study (every outcome), then each
-    continuous outcome at its key visit."""
+    continuous outcome at its key visit, each with its GRADE certainty (config `certainty`) and footnotes."""
     table_csv, studies_csv, out_csv = table, studies, csv
     summary_csvs, key_visit_csvs = dict(zip(outcomes, summaries)), dict(zip(continuous, key_visits))
     outcomes = dictionary_mod.load(dictionary)
     arms = review_mod.arms({"review": review})
+    cfg = certainty_mod.settings(certainty)
+    risks = certainty_mod.study_risks(pd.read_csv(appraisal, dtype=str, keep_default_na=False),
+                                      review_mod.load_vocabulary(vocabulary), cfg["risk_of_bias"])
     n_int, n_cmp = arms.intervention.n_column, arms.comparator.n_column
     table, studies, ids, labels = _context(table_csv, studies_csv, study_set)
     part = studies[studies["study_id"].isin(ids)]
     controlled = part[pd.to_numeric(part[n_cmp], errors="coerce").fillna(0) > 0]
-    change_rows, between_rows = [], []
+    change_rows, between_rows, change_ratings, between_ratings = [], [], [], []
+    pattern = cfg["indirectness"]["secondary_source_pattern"]
+
+    def rate(spec, design, evidence, est, lo, hi, contributions, **extra):
+        return _rating(spec, risks, cfg, design, evidence, est, lo, hi, contributions, **extra)
+
     for outcome, path in summary_csvs.items():
         spec = outcomes[outcome]
         summary = pd.read_csv(path, dtype={"study_id": str})
@@ -263,6 +274,12 @@ def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcom
                 if rec["study_id"] == st["study_id"]:
                     between_rows.append(summary_of_findings.between_arm_row(
                         rec, spec, labels[st["study_id"]], st[n_int], st[n_cmp], arms=arms))
+                    n = _float(st[n_int]) + _float(st[n_cmp])
+                    between_ratings.append(rate(
+                        spec, certainty_mod.design_of(st["design"], cfg), "randomised", rec["primary_estimate"],
+                        rec["primary_lower"], rec["primary_upper"],
+                        [_contribution(table, labels, st["study_id"], n, rec["analysis_ids"], pattern)],
+                        percent=spec.kind == "continuous" and spec.analysis_scale == "log"))
         if outcome not in key_visit_csvs:
             continue
         visit = pd.read_csv(key_visit_csvs[outcome])["key_visit_months"].iloc[0]
@@ -275,10 +292,42 @@ def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcom
             row["evidence"] = "pooled" if row["n_studies"] >= 2 else "study_estimate"
         change_rows.append(summary_of_findings.change_row(
             row, spec, study_label=str(here["label"].iloc[0]) if len(here) == 1 else "", arms=arms))
+        change_ratings.append(rate(
+            spec, certainty_mod.BEFORE_AFTER, str(row["evidence"]), row.get("estimate"), row.get("lower"),
+            row.get("upper"), [_contribution(table, labels, r["study_id"], r["n"], r.get("analysis_ids"), pattern)
+                     for _, r in here.iterrows()],
+            pi_lower=_float(row.get("pi_lower")), pi_upper=_float(row.get("pi_upper")), tau=_float(row.get("tau")),
+            percent=spec.analysis_scale == "log"))
     frame = summary_of_findings.summary_of_findings(change_rows, between_rows)
     if frame.empty:
         frame = pd.DataFrame({"Outcome": [], "In words": ["No outcome has change data in this study set"]})
-    tables.write_table(frame, _stem(out_csv))
+        tables.write_table(frame, _stem(out_csv))
+        return
+    frame, notes = summary_of_findings.with_certainty(frame, between_ratings + change_ratings)
+    summary_of_findings.write(frame, notes, str(_stem(out_csv)))
+
+
+def _rating(spec, risks, cfg, design, evidence, est, lo, hi, contributions, **extra):
+    """One row's certainty (None for a row without an estimate: nothing to rate)."""
+    if not math.isfinite(_float(est)):
+        return None
+    ev = certainty_mod.Evidence(design=design, evidence=evidence, estimate=float(est), lower=lo, upper=hi,
+                                contributions=tuple(contributions), **extra)
+    return certainty_mod.rate(ev, spec, risks=risks, certainty=cfg)
+
+
+def _contribution(table: pd.DataFrame, labels: dict, study_id, n, analysis_ids, pattern):
+    """A study's patients in a row, flagged when any of its analysis rows comes from a secondary source."""
+    rows = table[table["analysis_id"].isin(str(analysis_ids or "").split(";"))]
+    return certainty_mod.Contribution(str(study_id), labels.get(study_id, study_id), _float(n),
+                                      certainty_mod.secondary(rows.get("source", []), pattern))
+
+
+def _float(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def run_between_arm_table(*, table: str, studies: str, summaries: list, outcomes: list, dictionary: str,
