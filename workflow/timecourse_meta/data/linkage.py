@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from timecourse_meta.core.review import Arms
+from timecourse_meta.core.values import to_float
 
 OVERLAPS = ("none", "same_patients", "subset", "later_follow_up", "partial", "unclear")
 BASES = ("stated", "judgement")
@@ -70,12 +71,7 @@ def _text(x, default: str = "") -> str:
     return s if s and s.lower() != "nan" else default
 
 
-def _num(x) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return v
+_num = to_float  # a cell as a number, NaN when it is not one (core.values)
 
 
 def _truthy(x) -> bool:

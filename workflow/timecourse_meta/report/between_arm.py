@@ -28,6 +28,7 @@ import pandas as pd
 from timecourse_meta.core.review import Arms
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
 from timecourse_meta.report.format import fmt_count, fmt_estimate, fmt_number, outcome_digits, sig_digits
+from timecourse_meta.core.values import to_float
 
 ESTIMAND_FOLLOW_UP = "follow-up means"
 ESTIMAND_CHANGE = "change scores"
@@ -46,12 +47,7 @@ def columns(*, arms: Arms) -> list[str]:
             "Primary estimand"]
 
 
-def _num(x) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return v
+_num = to_float  # a cell as a number, NaN when it is not one (core.values)
 
 
 def _truthy(x) -> bool:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from timecourse_meta.core import atomic
 from timecourse_meta.core.review import Arms
+from timecourse_meta.core.values import to_float
 from timecourse_meta.report import certainty as certainty_mod
 from timecourse_meta.report import tables
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
@@ -42,12 +43,7 @@ PROB_CLEAR, PROB_PROBABLY, PROB_MAY = 0.975, 0.90, 0.75
 _VERBS = {"fall": ("fell", "probably fell", "may have fallen"), "rise": ("rose", "probably rose", "may have risen")}
 
 
-def _num(x) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return v
+_num = to_float  # a cell as a number, NaN when it is not one (core.values)
 
 
 def _finite(*xs) -> bool:
