@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from timecourse_meta.model.base import ModelData, resolved_settings
+from timecourse_meta.model.blocks import BlockGroup, padded_groups, take_blocks
 from timecourse_meta.model.priors import resolve_priors, tau_rv
 
 TIME_COURSES = ("random_walk", "piecewise_linear", "emax")
@@ -49,14 +50,13 @@ def build_model(md: ModelData, settings: dict, time_course: str | None = None):
 
 
 def structure_matrices(md: ModelData, settings: dict) -> dict[str, np.ndarray]:
-    """Constant matrices of the marginal covariance of the observed means (continuous outcomes), N rows:
-    ``cov_scale`` (A) and ``lag_within`` (from model_data); ``between_mask`` (rows of the same study, both
-    after baseline) and ``lag_between`` (exponent of rho_between between their visits); ``level_mask``
-    (absolute rows of the same baseline level); ``level_mean`` (centre of the baseline prior for absolute
-    rows, 0 for change rows); ``Z`` (N x K: row -> its post-baseline visit)."""
+    """The marginal covariance's constants as dense N x N matrices (small data and checks only: the model uses
+    ``structure_blocks``): ``cov_scale`` (A) and ``lag_within`` (from model_data); ``between_mask`` (rows of the
+    same study, both after baseline) and ``lag_between`` (exponent of rho_between between their visits);
+    ``level_mask`` (absolute rows of the same baseline level); ``level_mean`` (centre of the baseline prior for
+    absolute rows, 0 for change rows); ``Z`` (N x K: row -> its post-baseline visit)."""
     pri = resolve_priors(md, settings)
     obs = md.obs
-    N, K = md.n_obs, len(md.post_visits)
     vis = obs["visit_idx"].to_numpy(int)
     post = vis > 0
     same_study = obs["study_idx"].to_numpy()[:, None] == obs["study_idx"].to_numpy()[None, :]
@@ -65,12 +65,52 @@ def structure_matrices(md: ModelData, settings: dict) -> dict[str, np.ndarray]:
     lag_b = np.where(between_mask > 0, lag_between(vt, pri["between_visit_correlation"]), 0.0)
     lvl = obs["level_idx"].to_numpy(int)
     level_mask = ((lvl[:, None] == lvl[None, :]) & (lvl[:, None] >= 0)).astype(float)
-    level_mean = np.where(lvl >= 0, md.level_centre[np.maximum(lvl, 0)] if md.levels else 0.0, 0.0)
-    Z = np.zeros((N, K))
-    Z[np.flatnonzero(post), vis[post] - 1] = 1.0
     return {"cov_scale": md.A.astype(float), "lag_within": md.lag_within.astype(float),
             "between_mask": between_mask, "lag_between": lag_b, "level_mask": level_mask,
-            "level_mean": level_mean.astype(float), "Z": Z}
+            "level_mean": level_mean_of(md), "Z": visit_loading(md)}
+
+
+def level_mean_of(md: ModelData) -> np.ndarray:
+    """(N,) centre of the baseline prior for absolute rows, 0 for change rows."""
+    lvl = md.obs["level_idx"].to_numpy(int)
+    return np.where(lvl >= 0, md.level_centre[np.maximum(lvl, 0)] if md.levels else 0.0, 0.0).astype(float)
+
+
+def visit_loading(md: ModelData) -> np.ndarray:
+    """Z (N x K): row -> its post-baseline visit (a zero row at baseline)."""
+    vis = md.obs["visit_idx"].to_numpy(int)
+    post = vis > 0
+    Z = np.zeros((md.n_obs, len(md.post_visits)))
+    Z[np.flatnonzero(post), vis[post] - 1] = 1.0
+    return Z
+
+
+def structure_blocks(md: ModelData, settings: dict) -> list[BlockGroup]:
+    """The constants of ``structure_matrices`` by study block (``blocks.BlockGroup``, padded groups of
+    ``blocks.padded_groups``): every term of the covariance but the time course is within one study (the
+    sampling covariance within a study's blocks, the random effects within a study, a baseline level is one
+    study's cohort), so the blocks hold all of it and memory grows with the rows, not their square."""
+    pri = resolve_priors(md, settings)
+    obs = md.obs
+    N = md.n_obs
+    vis = np.append(obs["visit_idx"].to_numpy(int), 0)                          # index N: padding
+    vt = np.concatenate([[0.0], md.post_visits.astype(float)])[vis]
+    lvl = np.append(obs["level_idx"].to_numpy(int), -1)
+    Z = np.vstack([visit_loading(md), np.zeros((1, len(md.post_visits)))])
+    A, lag_w = np.asarray(md.A, float), np.asarray(md.lag_within, float)
+    out = []
+    for studies, rows in padded_groups(md):
+        real = rows < N
+        post = (vis[rows] > 0) & real                                          # (S_g, m)
+        between_mask = (post[:, :, None] & post[:, None, :]).astype(float)
+        lag_b = np.stack([lag_between(ti, pri["between_visit_correlation"]) for ti in vt[rows]])
+        lv = lvl[rows]
+        level_mask = ((lv[:, :, None] == lv[:, None, :]) & (lv[:, :, None] >= 0)).astype(float)
+        out.append(BlockGroup(studies=studies, rows=rows, cov_scale=take_blocks(A, rows, pad_diagonal=1.0),
+                              lag_within=take_blocks(lag_w, rows), between_mask=between_mask,
+                              lag_between=np.where(between_mask > 0, lag_b, 0.0), level_mask=level_mask,
+                              Z=Z[rows]))
+    return out
 
 
 def time_course_design(md: ModelData, settings: dict, tc: str) -> np.ndarray | None:
@@ -106,8 +146,10 @@ def data_updates(md: ModelData, settings: dict | None = None) -> dict[str, np.nd
     -- studies, visits, n, SDs -- must be the one the model was built with)."""
     if md.kind == "binary":
         return {"events": md.obs["events"].to_numpy(float), "total": md.obs["total"].to_numpy(float)}
-    m = structure_matrices(md, settings or {})
-    return {"y_obs": md.obs["y"].to_numpy(float), "cov_scale": m["cov_scale"], "level_mean": m["level_mean"]}
+    out = {"y_obs": md.obs["y"].to_numpy(float), "level_mean": level_mean_of(md)}
+    for i, g in enumerate(structure_blocks(md, settings or {})):
+        out[f"cov_scale_{i}"] = g.cov_scale
+    return out
 
 
 def model_coords(md: ModelData) -> dict:
@@ -131,53 +173,41 @@ def _bin_label(v: float) -> str:
 def _build_continuous_model(md: ModelData, settings: dict, tc: str):
     """The continuous model with the Gaussian layers integrated out analytically (see module docstring):
     y ~ MvNormal(level_mean, V), V = A o corr_w(rho_w) + tau^2 between_mask o corr_b(rho_b)
-    + baseline_sd^2 level_mask + Z H H' Z'. Sampled: tau, rho_between, rho_within (and ET50 for emax)."""
+    + baseline_sd^2 level_mask + Z H H' Z', evaluated by study block (``likelihood.marginal_logp``).
+    Sampled: tau, rho_between, rho_within (and ET50 for emax)."""
     import pymc as pm
-    import pytensor.tensor as pt
+
+    from timecourse_meta.model import likelihood
 
     pri = resolve_priors(md, settings)
     t = md.post_visits.astype(float)
     K = len(t)
-    mats = structure_matrices(md, settings)
-    Z = mats["Z"]
+    groups = structure_blocks(md, settings)
+    Z = visit_loading(md)
 
     with pm.Model(coords=model_coords(md)) as model:
         y_obs = pm.Data("y_obs", md.obs["y"].to_numpy(float), dims="obs")
-        cov_scale = pm.Data("cov_scale", mats["cov_scale"])
-        level_mean = pm.Data("level_mean", mats["level_mean"], dims="obs")
-
-        # sampling covariance of the means (within-study correlation)
-        if md.needs_rho_within:
+        level_mean = pm.Data("level_mean", level_mean_of(md), dims="obs")
+        cov_scales = [pm.Data(f"cov_scale_{i}", g.cov_scale) for i, g in enumerate(groups)]
+        hyper = {}
+        if md.needs_rho_within:    # sampling covariance of the means (within-study correlation)
             wcfg = pri["within_study_correlation"]
-            rho_w = pm.Beta("rho_within", alpha=wcfg["alpha"], beta=wcfg["beta"])
-            lag_w = mats["lag_within"]
-            V = cov_scale * pt.switch(pt.eq(lag_w, 0.0), 1.0, pt.power(rho_w, lag_w))
-        else:
-            V = cov_scale
-        # study random effects (integrated out)
-        if tc != "independent":
-            tau = tau_rv(pm, pri)
-            R = mats["between_mask"]
+            hyper["rho_within"] = pm.Beta("rho_within", alpha=wcfg["alpha"], beta=wcfg["beta"])
+        if tc != "independent":    # study random effects (integrated out)
+            hyper["tau"] = tau_rv(pm, pri)
             if K >= 2:
                 bcfg = pri["between_visit_correlation"]
-                rho_b = pm.Beta("rho_between", alpha=bcfg["alpha"], beta=bcfg["beta"])
-                lag_b = mats["lag_between"]
-                R = R * pt.switch(pt.eq(lag_b, 0.0), 1.0, pt.power(rho_b, lag_b))
-            V = V + tau ** 2 * R
-        # baseline levels (integrated out)
-        if md.levels:
-            V = V + pri["baseline_sd"] ** 2 * mats["level_mask"]
-        # time course (integrated out)
+                hyper["rho_between"] = pm.Beta("rho_between", alpha=bcfg["alpha"], beta=bcfg["beta"])
         H = time_course_design(md, settings, tc)
-        if H is not None:
-            ZH = Z @ H
-            V = V + ZH @ ZH.T
-        else:  # emax: Delta(t) = E t / (ET50 + t), E ~ N(0, delta_sd^2)
-            et50 = pm.LogNormal("et50", mu=math.log(float(settings.get("emax_et50_median_months", 2.0))),
-                                sigma=1.0)
-            zh = pri["delta_sd"] * pt.dot(Z, emax_h(t, et50))
-            V = V + pt.outer(zh, zh)
-        pm.MvNormal("y", mu=level_mean, cov=V, observed=y_obs, dims="obs")
+        if H is None:              # emax: Delta(t) = E t / (ET50 + t), E ~ N(0, delta_sd^2)
+            hyper["et50"] = pm.LogNormal(
+                "et50", mu=math.log(float(settings.get("emax_et50_median_months", 2.0))), sigma=1.0)
+        spec = likelihood.MarginalSpec(groups=groups, cov_scales=cov_scales, Z=Z, H=H, t=t,
+                                       delta_sd=pri["delta_sd"],
+                                       baseline_sd=pri["baseline_sd"] if md.levels else 0.0, names=list(hyper))
+        pm.CustomDist("y", level_mean, *hyper.values(), logp=spec.logp, random=spec.random,
+                      signature=",".join(["(n)"] + ["()"] * len(hyper)) + "->(n)",
+                      observed=y_obs, dims="obs")
     return model
 
 

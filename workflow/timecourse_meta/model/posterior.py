@@ -12,8 +12,10 @@ import numpy as np
 import xarray as xr
 
 from timecourse_meta.model.base import ModelData, resolved_settings
+from timecourse_meta.model.blocks import draw_chunks, sampling_covariance, woodbury
 from timecourse_meta.model.build import (
-    R_JITTER, effective_time_course, emax_h, lag_between, model_coords, structure_matrices, time_course_design,
+    R_JITTER, effective_time_course, emax_h, lag_between, level_mean_of, model_coords, structure_blocks,
+    structure_matrices, time_course_design, visit_loading,
 )
 from timecourse_meta.model.priors import resolve_priors
 
@@ -36,7 +38,7 @@ def _corr(rho: np.ndarray, lag: np.ndarray) -> np.ndarray:
 
 
 def _latent_prior(idata, md: ModelData, settings: dict, tc: str):
-    """Per draw: the latent gamma = (theta of Delta, beta, u) -- prior mean m_g (G), prior covariance P_g
+    """Dense reference (``marginal_moments`` only). Per draw: the latent gamma = (theta of Delta, beta, u) -- prior mean m_g (G), prior covariance P_g
     (D, G, G) -- the loading W (D, N, G) with y = W gamma + e, and Sigma (D, N, N), the covariance of e."""
     pri = resolve_priors(md, settings)
     mats = structure_matrices(md, settings)
@@ -85,45 +87,74 @@ def _latent_prior(idata, md: ModelData, settings: dict, tc: str):
 
 
 def marginal_moments(idata, md: ModelData, settings: dict, tc: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per draw: marginal mean (N,) and covariance V (D, N, N) of the observed means."""
+    """Per draw: marginal mean (N,) and covariance V (D, N, N) of the observed means, written out densely
+    (a reference for checks on small data; the fit works by study block)."""
     m_g, Pg, W, Sigma, *_ = _latent_prior(idata, md, settings, tc)
     V = Sigma + W @ Pg @ np.transpose(W, (0, 2, 1))
     return W[0] @ m_g, V
 
 
+def _hyper_draws(idata) -> dict[str, np.ndarray]:
+    """(D,) draws of the hyperparameters the block covariance reads (those the model sampled)."""
+    return {k: flat_draws(idata, k) for k in ("rho_within", "tau", "rho_between") if k in idata.posterior}
+
+
+def _time_course_loading(idata, md: ModelData, settings: dict, tc: str) -> np.ndarray:
+    """(D, K, p) time-course design per draw (H, or delta_sd t / (ET50 + t) for emax)."""
+    H = time_course_design(md, settings, tc)
+    if H is None:
+        t = md.post_visits.astype(float)
+        et50 = flat_draws(idata, "et50")
+        return resolve_priors(md, settings)["delta_sd"] * emax_h(t[None, :], et50[:, None])[:, :, None]
+    return np.broadcast_to(H, (n_draws(idata),) + H.shape)
+
+
+def _chunk(hyper: dict, sl: slice) -> dict:
+    out = {k: v[sl] for k, v in hyper.items()}
+    out["n"] = sl.stop - sl.start
+    return out
+
+
 def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str) -> None:
     """Draw gamma = (theta, beta, u) from its exact Gaussian conditional given y and each posterior draw of
-    the hyperparameters: gamma | y ~ N(m_g + P_g W' V^-1 (y - W m_g), P_g - P_g W' V^-1 W P_g), and add
-    ``delta`` (visit), ``study_delta`` (study x visit, pooled models) and ``baseline`` (level) to the
-    posterior."""
+    the hyperparameters, in two exact steps that never form a rows x rows matrix: theta | y ~ N(M^-1 U'D^-1 r,
+    M^-1) (``blocks.Woodbury``), then each study's (beta_i, u_i) | theta, y_i from its own block
+    (``latent.study_latents``). Adds ``delta`` (visit), ``study_delta`` (study x visit, pooled models) and
+    ``baseline`` (level) to the posterior."""
+    from timecourse_meta.model.latent import study_latents
     post = idata.posterior
     nc, nd = post.sizes["chain"], post.sizes["draw"]
-    m_g, Pg, W, Sigma, Hd, p, B = _latent_prior(idata, md, settings, tc)
-    D, N, G = W.shape
-    K, S = len(md.post_visits), len(md.studies)
-    y = md.obs["y"].to_numpy(float)
-    PgWt = Pg @ np.transpose(W, (0, 2, 1))                                   # (D, G, N)
-    V = Sigma + W @ PgWt
-    resid = y[None, :] - np.einsum("dng,g->dn", W, m_g)
-    sol = np.linalg.solve(V, np.concatenate([resid[:, :, None], np.transpose(PgWt, (0, 2, 1))], axis=2))
-    mean = m_g[None, :] + np.einsum("dgn,dn->dg", PgWt, sol[:, :, 0])
-    cov = Pg - PgWt @ sol[:, :, 1:]
-    cov = 0.5 * (cov + np.transpose(cov, (0, 2, 1)))
-    w, Q = np.linalg.eigh(cov)
+    D, N, K, S, B = n_draws(idata), md.n_obs, len(md.post_visits), len(md.studies), len(md.levels)
+    pri = resolve_priors(md, settings)
+    groups = structure_blocks(md, settings)
+    Z = visit_loading(md)
+    Hd = _time_course_loading(idata, md, settings, tc)
+    p = Hd.shape[2]
+    resid = md.obs["y"].to_numpy(float) - level_mean_of(md)
+    hyper_all = _hyper_draws(idata)
+    baseline_sd = pri["baseline_sd"] if B else 0.0
     rng = np.random.default_rng([int(seed), 4242])
-    gamma = mean + np.einsum("dgh,dh->dg", Q, np.sqrt(np.clip(w, 0.0, None)) * rng.standard_normal((D, G)))
-    delta = np.einsum("dkp,dp->dk", Hd, gamma[:, :p])
+    delta, u, base = np.zeros((D, K)), np.zeros((D, S, K)), np.zeros((D, B))
+    for sl in draw_chunks(D, N, p + K + 4 * K * K):
+        hyper = _chunk(hyper_all, sl)
+        U = np.einsum("nk,ckp->cnp", Z, Hd[sl])
+        wb = woodbury(groups, hyper, baseline_sd, np.broadcast_to(resid, (hyper["n"], N)), U)
+        mean = wb.solve_M(np.einsum("cnp,cn->cp", U, wb.Dinv_r)[:, :, None])[:, :, 0]
+        z = rng.standard_normal(mean.shape)
+        theta = mean + np.linalg.solve(np.transpose(wb.M_chol, (0, 2, 1)), z[:, :, None])[:, :, 0]
+        delta[sl] = np.einsum("ckp,cp->ck", Hd[sl], theta)
+        e = resid[None, :] - np.einsum("cnp,cp->cn", U, theta)
+        study_latents(md, settings, groups, hyper, e, baseline_sd, tc != "independent", rng, u[sl], base[sl])
     coords = model_coords(md)
     cd = {"chain": post["chain"].values, "draw": post["draw"].values}
     new = {"delta": xr.DataArray(delta.reshape(nc, nd, K), dims=("chain", "draw", "visit"),
                                  coords={**cd, "visit": coords["visit"]})}
     if tc != "independent":
-        u = gamma[:, p + B:].reshape(D, S, K)
         new["study_delta"] = xr.DataArray((delta[:, None, :] + u).reshape(nc, nd, S, K),
                                           dims=("chain", "draw", "study", "visit"),
                                           coords={**cd, "study": coords["study"], "visit": coords["visit"]})
     if B:
-        new["baseline"] = xr.DataArray(gamma[:, p:p + B].reshape(nc, nd, B), dims=("chain", "draw", "level"),
+        new["baseline"] = xr.DataArray(base.reshape(nc, nd, B), dims=("chain", "draw", "level"),
                                        coords={**cd, "level": coords["level"]})
     idata.posterior = post.assign(**new).drop_vars(PLACEHOLDER, errors="ignore")
     idata.posterior.attrs.update(post.attrs)
@@ -142,15 +173,30 @@ def pointwise_log_likelihood(idata: az.InferenceData, md: ModelData, settings: d
         p = flat_draws(idata, "p_study")
         ll = stats.binom.logpmf(md.obs["events"].to_numpy()[None, :], md.obs["total"].to_numpy()[None, :], p)
     else:
-        tc = effective_time_course(md, settings, tc or _tc_of(idata, settings))
-        y = md.obs["y"].to_numpy(float)
-        m, V = marginal_moments(idata, md, settings, tc)
-        P = np.linalg.inv(V)
-        c = np.einsum("dij,dj->di", P, y[None, :] - m[None, :])
-        g = np.diagonal(P, axis1=1, axis2=2)
-        ll = -0.5 * math.log(2 * math.pi) + 0.5 * np.log(g) - 0.5 * c ** 2 / g
+        ll = _marginal_loo_densities(idata, md, settings, effective_time_course(md, settings, tc or _tc_of(
+            idata, settings)))
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "obs": model_coords(md)["obs"]}
     return xr.Dataset({"y": (("chain", "draw", "obs"), ll.reshape(nc, nd, -1))}, coords=coords)
+
+
+def _marginal_loo_densities(idata, md: ModelData, settings: dict, tc: str) -> np.ndarray:
+    """(D, N) log p(y_j | y_-j) with g = diag(V^-1) and c = V^-1 r by study block (Woodbury), chunked over
+    draws."""
+    D, N = n_draws(idata), md.n_obs
+    groups = structure_blocks(md, settings)
+    Z = visit_loading(md)
+    Hd = _time_course_loading(idata, md, settings, tc)
+    resid = md.obs["y"].to_numpy(float) - level_mean_of(md)
+    baseline_sd = resolve_priors(md, settings)["baseline_sd"] if md.levels else 0.0
+    hyper_all = _hyper_draws(idata)
+    ll = np.zeros((D, N))
+    for sl in draw_chunks(D, N, 2 * Hd.shape[2] + 8):
+        hyper = _chunk(hyper_all, sl)
+        U = np.einsum("nk,ckp->cnp", Z, Hd[sl])
+        wb = woodbury(groups, hyper, baseline_sd, np.broadcast_to(resid, (hyper["n"], N)), U)
+        c, g = wb.vinv_r(U), wb.vinv_diag()
+        ll[sl] = -0.5 * math.log(2 * math.pi) + 0.5 * np.log(g) - 0.5 * c ** 2 / g
+    return ll
 
 
 def _tc_of(idata, settings) -> str | None:
@@ -249,6 +295,20 @@ def _conditional_mean(idata, md: ModelData) -> np.ndarray:
     return m
 
 
+def _posterior_predictive(idata, md: ModelData, settings: dict, rng) -> np.ndarray:
+    """(D, N) y_rep ~ MvNormal(beta + delta, Sigma(rho_within)) given the latent draws, by study block."""
+    cond_mean = _conditional_mean(idata, md)
+    D, N = cond_mean.shape
+    y_rep = np.concatenate([cond_mean, np.zeros((D, 1))], axis=1)          # index N: padding rows
+    hyper_all = _hyper_draws(idata)
+    z = rng.standard_normal((D, N + 1))
+    for g in structure_blocks(md, settings):
+        for sl in draw_chunks(D, g.rows.size, g.rows.shape[1]):
+            L = np.linalg.cholesky(sampling_covariance(g, _chunk(hyper_all, sl)))
+            y_rep[sl, g.rows] += np.einsum("csij,csj->csi", L, z[sl][:, g.rows])
+    return y_rep[:, :N]
+
+
 def _prior_delta(prior: xr.Dataset, md: ModelData, settings: dict, tc: str, seed: int) -> xr.DataArray:
     """Prior draws of Delta (the model integrates it out, so PyMC does not draw it): Delta = H theta."""
     nc, nd = prior.sizes["chain"], prior.sizes["draw"]
@@ -280,14 +340,7 @@ def augment_idata(idata: az.InferenceData, model, md: ModelData, settings: dict,
     cd = {"chain": post["chain"].values, "draw": post["draw"].values}
     rng = np.random.default_rng([int(seed), 777])
     if md.kind == "continuous":
-        cond_mean = _conditional_mean(idata, md)
-        mats = structure_matrices(md, settings)
-        if "rho_within" in post:
-            Sigma = mats["cov_scale"][None] * _corr(flat_draws(idata, "rho_within"), mats["lag_within"])
-            L = np.linalg.cholesky(Sigma)
-            y_rep = cond_mean + np.einsum("dij,dj->di", L, rng.standard_normal(cond_mean.shape))
-        else:
-            y_rep = cond_mean + np.sqrt(np.diag(mats["cov_scale"]))[None, :] * rng.standard_normal(cond_mean.shape)
+        y_rep = _posterior_predictive(idata, md, settings, rng)
     else:
         p = flat_draws(idata, "p_study")
         y_rep = rng.binomial(md.obs["total"].to_numpy(int)[None, :], p).astype(float)
