@@ -87,10 +87,9 @@ def take_blocks(matrix: np.ndarray, rows: np.ndarray, pad_diagonal: float = 0.0)
     """(S_g, m, m) blocks of an N x N matrix at the (S_g, m) row indices; padding rows (index N) are 0 off
     the diagonal and ``pad_diagonal`` on it."""
     n = matrix.shape[0]
-    ext = np.zeros((n + 1, n + 1))
-    ext[:n, :n] = matrix
-    out = ext[rows[:, :, None], rows[:, None, :]]
-    pad = rows == n
+    pad = rows >= n
+    safe = np.where(pad, 0, rows)
+    out = np.where(pad[:, :, None] | pad[:, None, :], 0.0, matrix[safe[:, :, None], safe[:, None, :]])
     idx = np.nonzero(pad)
     out[idx[0], idx[1], idx[1]] = pad_diagonal
     return out

@@ -13,7 +13,7 @@ from timecourse_meta.model.build import lag_between
 from timecourse_meta.model.priors import resolve_priors
 
 
-def _loadings(md: ModelData, g: BlockGroup, has_u: bool) -> tuple[np.ndarray, np.ndarray]:
+def loadings(md: ModelData, g: BlockGroup, has_u: bool) -> tuple[np.ndarray, np.ndarray]:
     """(S_g, m, G) loading W of the group's rows on (levels padded to the group's most, then K visits) and
     the (S_g, B_g) level indices (-1: a padding level, loaded by no row)."""
     N, K = md.n_obs, len(md.post_visits)
@@ -36,18 +36,18 @@ def _loadings(md: ModelData, g: BlockGroup, has_u: bool) -> tuple[np.ndarray, np
     return W, lev_ids
 
 
-def study_latents(md: ModelData, settings: dict, groups: list[BlockGroup], hyper: dict, e: np.ndarray,
-                  baseline_sd: float, has_u: bool, rng, u_out: np.ndarray, base_out: np.ndarray) -> None:
+def study_latents(md: ModelData, settings: dict, groups: list[BlockGroup], loads: list, hyper: dict,
+                  e: np.ndarray, baseline_sd: float, has_u: bool, rng, u_out: np.ndarray, base_out: np.ndarray
+                  ) -> None:
     """Fill ``u_out`` (c, S, K) and ``base_out`` (c, B) with one draw per posterior draw of the chunk; ``e``
-    (c, N) is y - level_mean - U theta."""
+    (c, N) is y - level_mean - U theta; ``loads`` the groups' ``loadings``."""
     c, K = hyper["n"], len(md.post_visits)
     if has_u:
         lag = lag_between(md.post_visits.astype(float), resolve_priors(md, settings)["between_visit_correlation"])
         R = correlation(hyper["rho_between"], lag) if "rho_between" in hyper else np.ones((c, K, K))
         Pu = hyper["tau"][:, None, None] ** 2 * R
     e = np.concatenate([e, np.zeros((c, 1))], axis=1)
-    for g in groups:
-        W, lev_ids = _loadings(md, g, has_u)
+    for g, (W, lev_ids) in zip(groups, loads):
         S, B, G = W.shape[0], lev_ids.shape[1], W.shape[2]
         P = np.zeros((c, S, G, G))
         P[:, :, np.arange(B), np.arange(B)] = np.where(lev_ids >= 0, baseline_sd ** 2, 1.0)[None]

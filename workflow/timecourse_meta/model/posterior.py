@@ -121,7 +121,7 @@ def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, see
     M^-1) (``blocks.Woodbury``), then each study's (beta_i, u_i) | theta, y_i from its own block
     (``latent.study_latents``). Adds ``delta`` (visit), ``study_delta`` (study x visit, pooled models) and
     ``baseline`` (level) to the posterior."""
-    from timecourse_meta.model.latent import study_latents
+    from timecourse_meta.model.latent import loadings, study_latents
     post = idata.posterior
     nc, nd = post.sizes["chain"], post.sizes["draw"]
     D, N, K, S, B = n_draws(idata), md.n_obs, len(md.post_visits), len(md.studies), len(md.levels)
@@ -134,6 +134,7 @@ def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, see
     hyper_all = _hyper_draws(idata)
     baseline_sd = pri["baseline_sd"] if B else 0.0
     rng = np.random.default_rng([int(seed), 4242])
+    loads = [loadings(md, g, tc != "independent") for g in groups]
     delta, u, base = np.zeros((D, K)), np.zeros((D, S, K)), np.zeros((D, B))
     for sl in draw_chunks(D, N, p + K + 4 * K * K):
         hyper = _chunk(hyper_all, sl)
@@ -144,7 +145,7 @@ def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, see
         theta = mean + np.linalg.solve(np.transpose(wb.M_chol, (0, 2, 1)), z[:, :, None])[:, :, 0]
         delta[sl] = np.einsum("ckp,cp->ck", Hd[sl], theta)
         e = resid[None, :] - np.einsum("cnp,cp->cn", U, theta)
-        study_latents(md, settings, groups, hyper, e, baseline_sd, tc != "independent", rng, u[sl], base[sl])
+        study_latents(md, settings, groups, loads, hyper, e, baseline_sd, tc != "independent", rng, u[sl], base[sl])
     coords = model_coords(md)
     cd = {"chain": post["chain"].values, "draw": post["draw"].values}
     new = {"delta": xr.DataArray(delta.reshape(nc, nd, K), dims=("chain", "draw", "visit"),
