@@ -248,9 +248,13 @@ def _within_covariance(rows: pd.DataFrame, settings: dict, notes: list[str]):
     the exponents of rho_within. With ``within_study_correlation.fixed`` the correlation is folded into A and
     the exponents are 0, so the model samples no rho_within."""
     wcfg = settings["within_study_correlation"]
-    lag = _lag_matrix(rows["time_months"].to_numpy(float), wcfg.get("structure", "cs"),
-                      float(wcfg.get("lag_months", 3.0)))
-    A = _cov_scale(rows)
+    t = rows["time_months"].to_numpy(float)
+    lag = np.zeros((len(rows), len(rows)))
+    for idx in _groups_of(rows["study_idx"].to_numpy()):     # within a study only: memory linear in its rows
+        lag[np.ix_(idx, idx)] = _lag_matrix(t[idx], wcfg.get("structure", "cs"), float(wcfg.get("lag_months", 3.0)))
+    A = np.zeros((len(rows), len(rows)))
+    for idx in _groups_of(rows["block"].to_numpy()):
+        A[np.ix_(idx, idx)] = _cov_scale(rows.iloc[idx])
     for b in sorted(rows["block"].unique()):
         idx = np.flatnonzero(rows["block"].to_numpy() == b)
         if len(idx) < 2:
@@ -268,6 +272,12 @@ def _within_covariance(rows: pd.DataFrame, settings: dict, notes: list[str]):
     if fixed is None:
         return A, lag, None
     return A * correlation_from_lag(float(fixed), lag), np.zeros_like(lag), float(fixed)
+
+
+def _groups_of(keys: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each distinct key."""
+    order = np.argsort(keys, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
 
 
 def _cov_scale(rows: pd.DataFrame) -> np.ndarray:

@@ -397,7 +397,10 @@ def observed_study_changes(md: ModelData, rho_within: float) -> list[dict]:
     if md.kind != "continuous" or md.n_obs == 0:
         return out
     obs = md.obs.reset_index(drop=True)
-    S = md.A * np.where(md.lag_within == 0, 1.0, np.power(rho_within, md.lag_within))
+
+    def S(j, k):  # one entry of A o rho_within ** lag (the full matrix would be rows x rows)
+        lag = md.lag_within[j, k]
+        return float(md.A[j, k] * (1.0 if lag == 0 else rho_within ** lag))
 
     def df_of(j):
         n = float(obs.loc[j, "n"])
@@ -408,7 +411,7 @@ def observed_study_changes(md: ModelData, rho_within: float) -> list[dict]:
         if len(chg):
             j = chg.sort_values("n", na_position="first").index[-1]
             out.append({"study_id": st, "visit_months": float(obs.loc[j, "time_months"]), "n": obs.loc[j, "n"],
-                        "estimate": float(obs.loc[j, "y"]), "se": float(math.sqrt(S[j, j])),
+                        "estimate": float(obs.loc[j, "y"]), "se": float(math.sqrt(S(j, j))),
                         "df": df_of(j), "method": "reported change score"})
             continue
         j = grp.sort_values("n", na_position="first").index[-1]
@@ -416,7 +419,7 @@ def observed_study_changes(md: ModelData, rho_within: float) -> list[dict]:
         if base.empty:
             continue
         b = base.index[0]
-        var = S[j, j] + S[b, b] - 2 * S[j, b]
+        var = S(j, j) + S(b, b) - 2 * S(j, b)
         out.append({"study_id": st, "visit_months": float(obs.loc[j, "time_months"]), "n": obs.loc[j, "n"],
                     "estimate": float(obs.loc[j, "y"] - obs.loc[b, "y"]), "se": float(math.sqrt(max(var, 0.0))),
                     "df": df_of(j),
