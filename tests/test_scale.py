@@ -79,6 +79,23 @@ def test_block_logp_equals_the_dense_mvnormal(tc):
         assert float(loglik(point)) == pytest.approx(dense, abs=1e-8, rel=0)
 
 
+@pytest.mark.parametrize("outcome", ["symptom_score", "biomarker_24h"])
+def test_small_data_dense_and_block_likelihoods_agree(outcome, monkeypatch):
+    """Small data use the dense MvNormal (``DENSE_MAX_ROWS``); forced by block, the same log density."""
+    tab, dic = testing.example_analysis_table(), testing.example_outcome_dictionary()
+    settings = {"arms": testing.ARMS}
+    md = MD.build_model_data(tab, outcome, ["rct_a", "sa_b", "sa_c", "sa_d"], dic[outcome], settings)
+    dense = build.build_model(md, settings)
+    monkeypatch.setattr(build, "DENSE_MAX_ROWS", 0)
+    block = build.build_model(md, settings)
+    assert "cov_scale" in dense.named_vars and "cov_scale_0" in block.named_vars
+    f_dense, f_block = (m.compile_fn(m.logp(), inputs=m.value_vars, on_unused_input="ignore") for m in (dense, block))
+    rng = np.random.default_rng(4)
+    for _ in range(4):
+        point = {k: v + rng.normal(0, 0.7, np.shape(v)) for k, v in dense.initial_point().items()}
+        assert float(f_block(point)) == pytest.approx(float(f_dense(point)), abs=1e-8, rel=0)
+
+
 def test_pointwise_loo_density_equals_the_dense_formula():
     md = model_data(12)
     rng = np.random.default_rng(2)

@@ -13,6 +13,9 @@ from timecourse_meta.model.priors import resolve_priors, tau_rv
 
 TIME_COURSES = ("random_walk", "piecewise_linear", "emax")
 R_JITTER = 1e-6
+#: up to this many rows the likelihood is one dense MvNormal (compiles and samples faster for small data);
+#: above it, by study block (``likelihood``): the same density, memory and time linear in the rows
+DENSE_MAX_ROWS = 100
 
 
 def effective_time_course(md: ModelData, settings: dict, time_course: str | None = None) -> str:
@@ -147,6 +150,8 @@ def data_updates(md: ModelData, settings: dict | None = None) -> dict[str, np.nd
     if md.kind == "binary":
         return {"events": md.obs["events"].to_numpy(float), "total": md.obs["total"].to_numpy(float)}
     out = {"y_obs": md.obs["y"].to_numpy(float), "level_mean": level_mean_of(md)}
+    if md.n_obs <= DENSE_MAX_ROWS:
+        return {**out, "cov_scale": np.asarray(md.A, float)}
     for i, g in enumerate(structure_blocks(md, settings or {})):
         out[f"cov_scale_{i}"] = g.cov_scale
     return out
@@ -173,7 +178,8 @@ def _bin_label(v: float) -> str:
 def _build_continuous_model(md: ModelData, settings: dict, tc: str):
     """The continuous model with the Gaussian layers integrated out analytically (see module docstring):
     y ~ MvNormal(level_mean, V), V = A o corr_w(rho_w) + tau^2 between_mask o corr_b(rho_b)
-    + baseline_sd^2 level_mask + Z H H' Z', evaluated by study block (``likelihood.marginal_logp``).
+    + baseline_sd^2 level_mask + Z H H' Z': one dense MvNormal up to ``DENSE_MAX_ROWS`` rows, else by study
+    block (``likelihood.MarginalSpec``).
     Sampled: tau, rho_between, rho_within (and ET50 for emax)."""
     import pymc as pm
 
@@ -182,13 +188,9 @@ def _build_continuous_model(md: ModelData, settings: dict, tc: str):
     pri = resolve_priors(md, settings)
     t = md.post_visits.astype(float)
     K = len(t)
-    groups = structure_blocks(md, settings)
-    Z = visit_loading(md)
-
     with pm.Model(coords=model_coords(md)) as model:
         y_obs = pm.Data("y_obs", md.obs["y"].to_numpy(float), dims="obs")
         level_mean = pm.Data("level_mean", level_mean_of(md), dims="obs")
-        cov_scales = [pm.Data(f"cov_scale_{i}", g.cov_scale) for i, g in enumerate(groups)]
         hyper = {}
         if md.needs_rho_within:    # sampling covariance of the means (within-study correlation)
             wcfg = pri["within_study_correlation"]
@@ -202,13 +204,44 @@ def _build_continuous_model(md: ModelData, settings: dict, tc: str):
         if H is None:              # emax: Delta(t) = E t / (ET50 + t), E ~ N(0, delta_sd^2)
             hyper["et50"] = pm.LogNormal(
                 "et50", mu=math.log(float(settings.get("emax_et50_median_months", 2.0))), sigma=1.0)
-        spec = likelihood.MarginalSpec(groups=groups, cov_scales=cov_scales, Z=Z, H=H, t=t,
-                                       delta_sd=pri["delta_sd"],
-                                       baseline_sd=pri["baseline_sd"] if md.levels else 0.0, names=list(hyper))
-        pm.CustomDist("y", level_mean, *hyper.values(), logp=spec.logp, random=spec.random,
-                      signature=",".join(["(n)"] + ["()"] * len(hyper)) + "->(n)",
-                      observed=y_obs, dims="obs")
+        if md.n_obs <= DENSE_MAX_ROWS:
+            _dense_likelihood(md, settings, pri, H, hyper, y_obs, level_mean)
+        else:
+            groups = structure_blocks(md, settings)
+            cov_scales = [pm.Data(f"cov_scale_{i}", g.cov_scale) for i, g in enumerate(groups)]
+            spec = likelihood.MarginalSpec(groups=groups, cov_scales=cov_scales, Z=visit_loading(md), H=H, t=t,
+                                           delta_sd=pri["delta_sd"],
+                                           baseline_sd=pri["baseline_sd"] if md.levels else 0.0, names=list(hyper))
+            pm.CustomDist("y", level_mean, *hyper.values(), logp=spec.logp, random=spec.random,
+                          signature=",".join(["(n)"] + ["()"] * len(hyper)) + "->(n)", observed=y_obs, dims="obs")
     return model
+
+
+def _dense_likelihood(md: ModelData, settings: dict, pri: dict, H, hyper: dict, y_obs, level_mean) -> None:
+    """y ~ MvNormal(level_mean, V) with V written out (small data: ``DENSE_MAX_ROWS``)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    def corr(rho, lag):
+        return pt.switch(pt.eq(lag, 0.0), 1.0, pt.power(rho, lag))
+
+    mats = structure_matrices(md, settings)
+    cov_scale = pm.Data("cov_scale", mats["cov_scale"])
+    V = cov_scale * corr(hyper["rho_within"], mats["lag_within"]) if "rho_within" in hyper else cov_scale
+    if "tau" in hyper:
+        R = mats["between_mask"]
+        if "rho_between" in hyper:
+            R = R * corr(hyper["rho_between"], mats["lag_between"])
+        V = V + hyper["tau"] ** 2 * R
+    if md.levels:
+        V = V + pri["baseline_sd"] ** 2 * mats["level_mask"]
+    if H is not None:
+        ZH = mats["Z"] @ H
+        V = V + ZH @ ZH.T
+    else:
+        zh = pri["delta_sd"] * pt.dot(mats["Z"], emax_h(md.post_visits.astype(float), hyper["et50"]))
+        V = V + pt.outer(zh, zh)
+    pm.MvNormal("y", mu=level_mean, cov=V, observed=y_obs, dims="obs")
 
 
 def _build_binary_model(md: ModelData, settings: dict):
