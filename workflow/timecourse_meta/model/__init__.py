@@ -1,8 +1,8 @@
 """The model stage: Bayesian hierarchical time-course models (PyMC, sampled with nutpie) for one outcome and study
 set. Modules in the order of a fit: ``model_data`` (rows that enter the likelihood; ``arm_rows``, ``arms``,
-``binary_data``), ``priors``, ``build`` (PyMC model; ``blocks`` and ``likelihood``: the marginal likelihood by study
-block), ``sample`` (nutpie, seeds), ``compare`` (PSIS-LOO and
-the time-course rule), ``posterior`` (draws -> quantities; ``latent``: each study's latent layer), ``summary`` (summary rows; ``evidence`` labels),
+``binary_data``), ``priors``, ``build`` (PyMC model; ``blocks`` and ``likelihood``: the marginal likelihood by
+study block), ``sample`` (nutpie, seeds), ``compare`` (PSIS-LOO and the time-course rule), ``posterior`` (draws ->
+quantities; ``latent``: each study's latent layer), ``summary`` (summary rows; ``evidence`` labels),
 ``diagnostics`` (the convergence gate); ``fit`` runs them for one outcome and writes the files.
 
 Continuous outcomes (analysis scale from the outcome dictionary; see ``model_data``). Study i, visit grid
@@ -43,7 +43,8 @@ studies. V is never formed: all its terms but Z H H' Z' lie within one study, so
 block-diagonal by study, U = Z H with p columns) and the log density takes a batched Cholesky of the study
 blocks and the Woodbury identity / determinant lemma for U (``blocks``, ``likelihood``): memory and time
 linear in the rows. For every posterior draw, gamma = (theta, beta, u) is then drawn from its exact Gaussian
-conditional (``posterior.add_latent_draws``: theta | y, then each study's (beta_i, u_i) | theta, y_i), giving ``delta`` (Delta(t)), ``study_delta`` (the shrunken study
+conditional (``posterior.add_latent_draws``: theta | y, then each study's (beta_i, u_i) | theta, y_i), giving
+``delta`` (Delta(t)), ``study_delta`` (the shrunken study
 changes delta_{i,k}) and ``baseline``. A new study's change (prediction interval) is Delta + u_new,
 u_new ~ MvNormal(0, tau^2 R), drawn with a fixed seed (``predictions`` group). Posterior predictive: y_rep
 ~ MvNormal(beta + delta, Sigma) given the latent draws.

@@ -21,7 +21,8 @@ def _value(x):
 @dataclass
 class MarginalSpec:
     """What the log density needs: the block groups, their ``pm.Data`` sampling-covariance scales, the level
-    mean (the first parameter of ``logp`` and ``random``), the loading Z (N x K) with the time-course design H (K x p; None for emax: H = delta_sd t/(ET50 + t)),
+    mean (the first parameter of ``logp`` and ``random``), the loading Z (N x K) with the time-course design H
+    (K x p; None for emax: H = delta_sd t/(ET50 + t)),
     the visit times ``t``, ``baseline_sd`` (0 without baseline levels), and the names of the hyperparameters
     passed in order (a subset of rho_within, tau, rho_between, et50)."""
 

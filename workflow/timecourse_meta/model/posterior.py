@@ -38,7 +38,8 @@ def _corr(rho: np.ndarray, lag: np.ndarray) -> np.ndarray:
 
 
 def _latent_prior(idata, md: ModelData, settings: dict, tc: str):
-    """Dense reference (``marginal_moments`` only). Per draw: the latent gamma = (theta of Delta, beta, u) -- prior mean m_g (G), prior covariance P_g
+    """Dense reference (``marginal_moments`` only). Per draw: the latent gamma = (theta of Delta, beta, u) --
+    prior mean m_g (G), prior covariance P_g
     (D, G, G) -- the loading W (D, N, G) with y = W gamma + e, and Sigma (D, N, N), the covariance of e."""
     pri = resolve_priors(md, settings)
     mats = structure_matrices(md, settings)
