@@ -105,6 +105,7 @@ def run_workflow(args, out: dict) -> None:
     progress(f"cold full run ({'second review' if args.quick else 'shipped review'}, --cores {args.cores}) ...")
     cold, jobs, _ = snakemake(project, workdir, args.cores)
     out["cold"] = {"seconds": cold, "jobs": len(jobs)}
+    out["fit_shares"] = fit_shares(workdir)          # before the reruns rewrite some of the logs
     progress(f"cold run: {cold:.1f} s, {len(jobs)} jobs; no-op rerun ...")
     noop, jobs, _ = snakemake(project, workdir, args.cores)
     out["noop"] = {"seconds": noop, "jobs": len(jobs)}
@@ -114,7 +115,6 @@ def run_workflow(args, out: dict) -> None:
         wall, jobs, _ = snakemake(project, workdir, args.cores)
         out[name] = {"change": what, "seconds": wall, "share_of_cold": wall / cold, "jobs": len(jobs),
                      "jobs_run": sorted(jobs)}
-    out["fit_shares"] = fit_shares(workdir)
     if args.keep:
         progress(f"kept {tmp}")
     else:
@@ -238,7 +238,7 @@ def table(out: dict) -> str:
     fs = out.get("fit_shares")
     if fs and fs["seconds_total"]:
         for key in ("seconds_compile", "seconds_sample", "seconds_postprocess"):
-            lines.append(f"| fits: {key[8:]} ({fs['fit_logs']} logs) | {fs[key]:.1f} s | "
+            lines.append(f"| cold run's fits: {key[8:]} ({fs['fit_logs']} logs) | {fs[key]:.1f} s | "
                          f"{fs[key] / fs['seconds_total']:.2f} of fit time |")
     scale = [r for r in out.get("scale", []) if "error" not in r]
     for r in scale:
