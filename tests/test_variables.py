@@ -294,6 +294,9 @@ def test_pinned_packages_and_versions():
     pandas_row = next(r for r in rows if r["name"] == "pandas")
     import pandas
     assert pandas_row["installed"] == pandas.__version__
+    # the appendix (and the rule's rerun trigger) lists what computes the results, not the test or cluster tools
+    assert "pytest" not in {r["name"] for r in rows} and {r["group"] for r in rows} == {"runtime"}
+    assert "pytest" in {r["name"] for r in P.package_versions(ROOT / "pyproject.toml", groups=("runtime", "test"))}
 
 
 def test_hashes_git_and_markdown(tmp_path):
