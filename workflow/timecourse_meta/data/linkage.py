@@ -108,9 +108,9 @@ def _labels(studies: pd.DataFrame) -> dict[str, str]:
 
 def _patients(row, arms: Arms) -> float:
     """Patients of one report: intervention plus comparator arm, from the studies-sheet columns config
-    review.arms names (a missing arm counts 0; both missing -> NaN)."""
+    review.arms names (a missing comparator counts 0; a missing intervention count -> NaN, not reported)."""
     a, b = _num(row.get(arms.intervention.n_column)), _num(row.get(arms.comparator.n_column))
-    if not (np.isfinite(a) or np.isfinite(b)):
+    if not np.isfinite(a):
         return math.nan
     return (a if np.isfinite(a) else 0.0) + (b if np.isfinite(b) else 0.0)
 

@@ -168,8 +168,17 @@ def study_labels(studies: pd.DataFrame) -> dict[str, str]:
     return labels
 
 
+def _excluded(row) -> bool:
+    from timecourse_meta.data.harmonise import excluded  # the one rule of which records are analysed
+
+    return excluded(row)
+
+
 def studies_in_set(studies: pd.DataFrame, study_set: str | None) -> pd.DataFrame:
-    """Rows of the studies sheet in `study_set` (the `;`-separated `study_sets` column); all rows if None."""
+    """Analysed rows of the studies sheet in `study_set` (the `;`-separated `study_sets` column; a row with an
+    `exclusion_reason` is a record of the set, never analysed); all analysed rows if None."""
+    if "exclusion_reason" in studies:
+        studies = studies[~studies.apply(_excluded, axis=1)] if len(studies) else studies
     if study_set is None:
         return studies.copy()
     mask = studies["study_sets"].fillna("").astype(str).map(lambda s: study_set in [x.strip() for x in s.split(";")])
