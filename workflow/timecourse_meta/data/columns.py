@@ -21,6 +21,8 @@ ID_PATTERN = r"^[a-z0-9_]+$"
 # records identified by these kinds.
 RECORD_TYPES = ("journal_article", "conference_abstract", "thesis", "registry_record", "secondary_table",
                 "news_summary")
+# The authors' judgement of an adverse event's relation to the intervention (outcomes sheet, column `relation`)
+RELATIONS = ("related", "possibly_related", "not_related", "not_stated")
 TIME_UNITS = {"months": 1.0, "weeks": 12.0 / 52.0, "days": 12.0 / 365.25}
 
 # statistic -> (required value columns, optional value columns)
@@ -146,6 +148,9 @@ ENGINE_COLUMNS: dict[str, dict[str, Col]] = {
         "source_url": URL,
         "locator": Col(required=True),
         "notes": Col(),
+        # an adverse event's relation to the intervention as the authors judged it (safety table); a sheet
+        # without the column reads it as empty (not an adverse event, or no judgement)
+        "relation": Col(allowed=RELATIONS, in_header=False, note="the relations of the engine"),
     },
     "appraisal": {
         "study_id": Col(required=True, pattern=ID_PATTERN),
