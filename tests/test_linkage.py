@@ -226,7 +226,7 @@ def test_unclear_overlap_is_a_warning_naming_the_reports(tmp_path):
     data_steps.run_validate(settings=str(config), report=str(out / "report.md"), tables_dir=str(out))
     text = (out / "report.md").read_text()
     assert "All sheets passed validation." in text
-    assert "2 reports in 1 patient groups; patients counted once per group (its largest report): 20." in text
+    assert "2 analysed reports in 1 patient groups; patients counted once per group (its largest report): 20." in text
     assert "| Shared | Alpha 2020 (20, unclear), Beta 2021 (18, same patients) | 20 |" in text
     warnings = [line for line in text.splitlines() if line.startswith("- WARNING:")]
     assert warnings == ["- WARNING: Alpha 2020 (alpha2020): overlap unclear; other reports of patient group "
@@ -301,3 +301,20 @@ def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path
     assert list(seen["table"]["analysis_id"]) == ["a12", "b60"]
     dropped = pd.read_csv(tmp_path / "dropped_reports.csv")
     assert list(dropped["reason"]) == ["overlapping patients: Cohort G, Alpha 2014 used at 12 months"]
+
+
+def test_validation_report_counts_analysed_reports_and_lists_the_others(tmp_path):
+    """A record with an exclusion_reason is listed with its reason, and its patients are not counted."""
+    frames = _validated_fixture(tmp_path)
+    assert list(frames["studies"]["study_id"]) == ["alpha2020", "beta2021"]
+    frames["studies"]["exclusion_reason"] = ["", "no_usable_data"]
+    frames["studies"].to_csv(tmp_path / "studies.csv", index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**review_config(data={"raw_dir": str(tmp_path)})}))
+    out = tmp_path / "validated"
+    data_steps.run_validate(settings=str(config), report=str(out / "report.md"), tables_dir=str(out))
+    text = (out / "report.md").read_text()
+    assert "1 analysed reports in 1 patient groups; patients counted once per group (its largest report): 20." \
+        in text
+    assert "1 further records are listed, not analysed (column `exclusion_reason`): Beta 2021 (beta2021): " \
+        "no_usable_data." in text

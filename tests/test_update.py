@@ -81,6 +81,9 @@ def test_overlap_of_the_update_is_recorded(studies):
     assert sheet.loc["tang2016", "patient_group"] == "deng2017"
     assert sheet.loc["tang2016", "overlap"] == "unclear" == sheet.loc["deng2017", "overlap"]
     assert "duplicate" in sheet.loc["tang2016", "overlap_reason"]
+    groups = linkage.study_groups(studies, harmonise.study_sets(studies)["updated_review"],
+                                  arms=review.arms(config_mod.load(ROOT / "config.yaml"))).set_index("patient_group")
+    assert groups.loc["deng2017", "label"] == "Deng 2017"  # a group named after its report is named by it
 
 
 def test_each_patient_group_is_counted_once_in_the_updated_review(studies, cfg):
