@@ -198,3 +198,29 @@ def test_shipped_safety_rows_of_the_update(cfg):
     pooled_deaths = events[(events["outcome"] == "death") & (events["pooled"] == "yes")]
     assert set(pooled_deaths["study_id"]) == {"deng2017", "wang2013", "li2016"}
     assert math.isclose(len(events[events["study_id"] == "li2016"]), 7)
+
+
+def test_safety_variables_count_the_table(tmp_path):
+    """The manuscript's `<set>.safety.*` are the safety table's counts, with the table's raw rows as lineage."""
+    from types import SimpleNamespace
+
+    from timecourse_meta.manuscript.variables.context import Collector
+    from timecourse_meta.manuscript.variables.safety import put_safety
+
+    events = safety.events_table(_rows(), ["a", "b"], ["death", "adverse_event"], labels={"a": "A 2014"},
+                                 outcome_labels={}, arms=ARMS, pooled_outcomes=["death"])
+    path = tmp_path / "safety.csv"
+    events.to_csv(path, index=False)
+    ctx = SimpleNamespace(files=SimpleNamespace(safety={"s": path}, config=tmp_path / "c.yaml"),
+                          raw_index={"a-001": {"row_id": "a-001", "source_url": "u", "locator": "l"}},
+                          labels={"a": "A 2014", "b": "B 2016"})
+    c = Collector(str)
+    put_safety(c, ctx, "s", ["main"])
+    flat = c.nested()["main"]["safety"]
+    assert (flat["n_studies"], flat["n_rows"], flat["n_related"], flat["n_not_related"], flat["n_not_stated"],
+            flat["n_pooled_rows"], flat["studies"]) == ("2", "3", "1", "1", "1", "1", "A 2014 and B 2016")
+    assert {"row_id": "a-001", "source_url": "u", "locator": "l"} in c.lineage["main.safety.n_rows"]["raw_rows"]
+    ctx.files.safety = {}
+    c = Collector(str)
+    put_safety(c, ctx, "s", ["main"])
+    assert c.nested()["main"]["safety"]["n_rows"] == "not reported (no safety table)"
