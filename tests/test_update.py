@@ -224,3 +224,15 @@ def test_safety_variables_count_the_table(tmp_path):
     c = Collector(str)
     put_safety(c, ctx, "s", ["main"])
     assert c.nested()["main"]["safety"]["n_rows"] == "not reported (no safety table)"
+
+
+def test_review_inclusion_not_applicable_is_shown_once():
+    from timecourse_meta.report import tables
+
+    vocabulary = review.load_vocabulary(ROOT / "data/review/vocabulary.yaml")
+    column = vocabulary.characteristics[1]
+    assert tables._review_cell({"review_inclusion": "not_applicable",
+                                "review_inclusion_confidence": "not_applicable"}, column, vocabulary) == \
+        "not applicable"
+    assert tables._review_cell({"review_inclusion": "candidate", "review_inclusion_confidence": "low"}, column,
+                               vocabulary) == "candidate (low confidence)"
