@@ -23,7 +23,7 @@ from test_incremental import copy_project, jobs_run, snakemake
 
 # a pooled model, so that the fit samples (it compiles for several seconds after logging "sampling"): the kill
 # lands inside the fit, not after an instant single-study summary has already been written
-SET = "all_candidates"
+SET = "updated_review"
 OUTCOME = "sledai"
 SUMMARY = f"results/models/{SET}/{OUTCOME}/summary.csv"
 TARGETS = [f"results/models/{SET}/{OUTCOME}/diagnostics.csv", "results/harmonised/analysis_table.csv"]

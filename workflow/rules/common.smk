@@ -82,6 +82,7 @@ def code(script):
 
 
 CONTINUOUS = CONFIG["outcomes"]
+SAFETY_POOLED = CONFIG["safety"]["pooled"]  # binary outcomes whose fitted models the safety table reads
 DICTIONARY = CONFIG["data"]["outcome_dictionary"]
 
 
@@ -100,6 +101,8 @@ def figure_targets():
                     f"results/tables/{s}/time_course_comparison.csv"]
         if CONFIG["data"]["claims"]:  # config data.claims: null = a review without claims to check
             targets.append(f"results/tables/{s}/claims_check.csv")
+        if CONFIG["safety"]["outcomes"]:  # config safety.outcomes: empty = no safety table
+            targets.append(f"results/tables/{s}/safety.csv")
         targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]

@@ -17,11 +17,12 @@ never 0 or 1; Unicode minus). Thin evidence gives words, never a blank or a cras
 study-set names come from config `review` (`timecourse_meta.core.review`), checklist names and judgements from
 the review's vocabulary file.
 
-Keys (S = a study set of config `study_sets`; the blocks `main` and `other` repeat the block of the main study set
-and of the first other study set, so index.qmd does not name a set; `other` is the main set when only one set is
-configured):
+Keys (S = a study set of config `study_sets`; the blocks `main`, `other` and `claims_set` repeat the block of the
+main study set, of the first other study set and of the set the claims check reads (config
+`data.claims_study_set`, else the main set), so index.qmd does not name a set; `other` is the main set when only
+one set is configured):
 
-* `main.*`, `other.*`, `sets.S.*`
+* `main.*`, `other.*`, `claims_set.*`, `sets.S.*`
   - `id`, `name` (config `review.study_sets.S.name`), `n_studies`, `n_patients` (unique patients, both arms),
     `n_intervention`, `n_comparator` (the arms' `n_column` summed), `n_rct`, `n_single_arm`, `n_case_series`,
     `n_cohort` and `n_<code>` for every other design code of the vocabulary, `designs` (e.g. "1 randomised controlled trial, 3 single-arm studies"), `study_list`
@@ -31,6 +32,9 @@ configured):
   - `diag.n_models`, `diag.n_fitted`, `diag.n_passed`, `diag.n_not_fitted`, `diag.max_rhat`, `diag.min_ess_bulk`,
     `diag.min_ess_tail`, `diag.divergences`, `diag.min_bfmi`
   - `claims.n`, `claims.supported`, `claims.contradicted`, `claims.not_assessable`
+  - `description` (config `review.study_sets.S.description`)
+  - `safety.{n_studies, n_rows, n_related, n_not_related, n_not_stated, n_pooled_rows, studies}`: the safety
+    table's counts (config `safety`); the pooled incidence is the binary outcome's own block
   - `rct.*`: the first controlled study: `n_studies`, `study`, `design`, `n_intervention`, `n_comparator`, and per
     outcome O `rct.O.{primary, primary_estimand, follow_up_means, change_scores, intervention, comparator,
     visit_text, summary}`; `n_outcomes`, `n_clear`, `clear_list`, `conclusion`
