@@ -4,8 +4,10 @@ One row of the studies sheet is one report (and one record: the sheets hold the 
 reports sharing a `patient_group` are one study (`timecourse_meta.data.linkage`). The flow has one column per
 search of the studies sheet's `search` column (`original`, `update`): with one search the plain PRISMA 2020
 layout, with both the layout for updated reviews ("previous studies" from the original search, "new studies"
-from the update). A study belongs to the original search's column when any of its reports came from it (a new
-report of an earlier study is a report of an earlier study, counted once with it).
+from the update). The flow of a study set covers the searches its reports came from (a set of the original
+search alone has the plain layout; the update search's records are not part of its flow). A study belongs to the
+original search's column when any of its reports came from it (a new report of an earlier study is a report of
+an earlier study, counted once with it).
 
 Each column's boxes (`box` ids, with `c` the search):
 
@@ -27,8 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from timecourse_meta.data.linkage import groups_of
 
@@ -101,8 +105,11 @@ def prisma_flow(studies: pd.DataFrame, usable: Iterable[str], study_set: str) ->
         "search": _cell(r, "search", "original"), "type": _cell(r, "record_type", "journal_article"),
         "reason": _cell(r, "exclusion_reason", ""), "sets": _members(r.get("study_sets", "")),
     } for r in records}
-    searches = tuple(s for s in SEARCHES if any(x["search"] == s for x in report.values())) or ("original",)
-    searches += tuple(sorted({x["search"] for x in report.values()} - set(searches)))
+    drawn_from = {x["search"] for x in report.values() if study_set in x["sets"]} or \
+        {x["search"] for x in report.values()}
+    report = {sid: x for sid, x in report.items() if x["search"] in drawn_from}
+    searches = tuple(s for s in SEARCHES if s in drawn_from) or ("original",)
+    searches += tuple(sorted(drawn_from - set(searches)))
     by_group: dict[str, list[str]] = {}
     for sid in report:
         by_group.setdefault(groups[sid], []).append(sid)
@@ -171,3 +178,12 @@ def label_of(box: str, labels: Mapping[str, str] | None = None) -> str:
     key = box.split(".")[-1]
     labels = labels or {}
     return labels.get(key) or RECORD_WORDS.get(key) or REASON_WORDS.get(key) or key.replace("_", " ")
+
+
+def exclusion_labels(vocabulary: str | Path) -> dict[str, str]:
+    """Exclusion reason -> its label (the vocabulary file's `exclusion_reasons`; a vocabulary without it: none)."""
+    data = yaml.safe_load(Path(vocabulary).read_text(encoding="utf-8")) or {}
+    out = {}
+    for code, spec in (data.get("exclusion_reasons") or {}).items():
+        out[str(code)] = str(spec.get("label", code)) if isinstance(spec, Mapping) else str(spec)
+    return out

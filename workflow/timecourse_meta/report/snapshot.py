@@ -4,7 +4,7 @@ and a later run can say what changed (`timecourse_meta.report.what_changed`).
 Content (JSON, sorted keys, no timestamps: an unchanged run writes the same bytes):
 
 * `files`: SHA-256 of each raw sheet and review file (paths as the workflow names them), `config`: SHA-256 of the
-  resolved config, `sheets`: one SHA-256 over the raw sheets' hashes (names a recorded snapshot);
+  resolved config (without its `update` section), `sheets`: one SHA-256 over the raw sheets' hashes (names a recorded snapshot);
 * `studies`: per report (`study_id`) a hash of its studies-sheet row and of its outcome rows together;
   `rows`: per outcome row (`row_id`) its study and a hash of the row. A row's hash is over its non-empty cells,
   so a new empty column changes nothing;
@@ -28,7 +28,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+from timecourse_meta.core import atomic
 from timecourse_meta.core.errors import EngineError
 
 FORMAT = 1
@@ -48,6 +50,14 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 16), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def config_hash(resolved_config: str | Path) -> str:
+    """SHA-256 of the resolved config without its `update` section (which snapshot to compare with is not an
+    input of the analysis)."""
+    data = yaml.safe_load(Path(resolved_config).read_text(encoding="utf-8")) or {}
+    data.pop("update", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _row_hash(row: Mapping) -> str:
@@ -140,7 +150,7 @@ def build_snapshot(*, files: Iterable[str], config: str, studies: str, outcomes:
     estimates = {}
     for (study_set, outcome), (summary_csv, diagnostics_csv) in sorted(results.items()):
         estimates.update(estimate_rows(pd.read_csv(summary_csv), pd.read_csv(diagnostics_csv)))
-    return {"format": FORMAT, "files": hashes, "config": sha256_file(config), "sheets": sheets_hash,
+    return {"format": FORMAT, "files": hashes, "config": config_hash(config), "sheets": sheets_hash,
             "studies": per_study, "rows": rows, "estimates": estimates,
             "mcse_rule": "sd / sqrt(min ess_bulk), sd = 95% interval width / 3.92; 0 when not sampled"}
 
@@ -174,3 +184,19 @@ def latest(folder: str | Path) -> Path | None:
     folder = Path(folder)
     found = sorted(folder.glob("*.json")) if folder.is_dir() else []
     return found[-1] if found else None
+
+
+def record(current: str | Path, folder: str | Path, date: str) -> tuple[Path, bool]:
+    """Copy the current snapshot into the snapshots folder as `recorded_name`; (path, False) when a file of that
+    name with the same content is there already. A file of that name with other content is an error."""
+    text = Path(current).read_text(encoding="utf-8")
+    snap = load(current)
+    target = Path(folder) / recorded_name(snap, date)
+    if target.is_file():
+        if target.read_text(encoding="utf-8") == text:
+            return target, False
+        raise SnapshotError(f"{target}: a recorded snapshot of that date and sheets exists with other content "
+                            "(the results changed without a change of the sheets); remove it or record another day")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(target, text)
+    return target, True

@@ -29,6 +29,7 @@ from timecourse_meta.report.format import fmt_count, fmt_number
 
 COLUMNS = ["kind", "item", "before", "after", "detail"]
 CLEAR = 0.95
+NOTHING_TO_COMPARE = "There is no earlier snapshot to compare with"
 MC_RULE = ("an estimate moved when |after - before| > 2 x sqrt(MCSE_before^2 + MCSE_after^2), MCSE being the "
            "Monte Carlo standard error of each run's estimate")
 SECTIONS = [
@@ -176,10 +177,21 @@ def summary_sentence(changes: pd.DataFrame, *, compared: bool, before: str | Non
     return f"since the recorded snapshot {before}: " + "; ".join(parts)
 
 
+def status_of(report_text: str) -> tuple[str, str | None]:
+    """(status, snapshot compared with) of a what-changed report written by `markdown`: status `none` (nothing
+    to compare with), `unchanged` or `changed`."""
+    import re
+
+    if report_text.startswith(NOTHING_TO_COMPARE):
+        return "none", None
+    found = re.search(r"snapshot `([^`]+)`", report_text)
+    return ("unchanged" if report_text.startswith("No change") else "changed"), found.group(1) if found else None
+
+
 def markdown(changes: pd.DataFrame, *, compared: bool, before: str | None = None) -> str:
     """The what-changed report as Markdown (readable alone and when included in the manuscript)."""
     if not compared:
-        return ("There is no earlier snapshot to compare with: none is recorded in the snapshots folder (config "
+        return (f"{NOTHING_TO_COMPARE}: none is recorded in the snapshots folder (config "
                 "`update.snapshots_dir`) and config `update.compare_with` names none. Record this run's snapshot "
                 "to compare the next update with it.\n")
     if changes.empty:

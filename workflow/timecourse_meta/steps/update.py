@@ -13,7 +13,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
 
 from timecourse_meta.core import atomic  # noqa: E402
 from timecourse_meta.core import review as review_mod  # noqa: E402
@@ -22,15 +21,6 @@ from timecourse_meta.report import snapshot as snapshot_mod  # noqa: E402
 from timecourse_meta.report import what_changed as what_changed_mod  # noqa: E402
 from timecourse_meta.report.plots import common as plot_common  # noqa: E402
 from timecourse_meta.report.plots.prisma import prisma_figure  # noqa: E402
-
-
-def vocabulary_labels(vocabulary: str) -> dict[str, str]:
-    """Exclusion reason -> its label (vocabulary key `exclusion_reasons`; a vocabulary without it: none)."""
-    data = yaml.safe_load(Path(vocabulary).read_text(encoding="utf-8")) or {}
-    out = {}
-    for code, spec in (data.get("exclusion_reasons") or {}).items():
-        out[str(code)] = str(spec.get("label", code)) if isinstance(spec, Mapping) else str(spec)
-    return out
 
 
 def search_names(review: Mapping) -> dict[str, str]:
@@ -51,7 +41,7 @@ def run_prisma(*, studies: str, outcomes: str, table: str, vocabulary: str, stud
     flow = prisma.prisma_flow(sheet, usable, study_set)
     atomic.write_csv(csv, flow.table())
     fig = prisma_figure(flow, set_name=review_mod.set_name({"review": review}, study_set),
-                        search_names=search_names(review), labels=vocabulary_labels(vocabulary))
+                        search_names=search_names(review), labels=prisma.exclusion_labels(vocabulary))
     plot_common.save_figure(fig, Path(png).with_suffix(""))
     plt.close(fig)
 
@@ -66,7 +56,8 @@ def run_snapshot(*, files: list, config: str, studies: str, outcomes: str, summa
 
 
 def run_what_changed(*, current: str, md: str, csv: str, compare_with: str | None = None) -> None:
-    """The what-changed report between the current snapshot and `compare_with` (None: nothing to compare)."""
+    """The what-changed report between the current snapshot and `compare_with` (None or "": nothing to compare
+    with)."""
     now = snapshot_mod.load(current)
     before = snapshot_mod.load(compare_with) if compare_with else None
     changes = what_changed_mod.compare(before, now) if before is not None else what_changed_mod.empty()

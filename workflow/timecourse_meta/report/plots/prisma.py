@@ -78,7 +78,7 @@ class _Canvas:
             elif item[0] == "text":
                 _, x, y, text, gid, bold = item
                 ax.text(x, y, text, ha="left", va="top", fontsize=FONT, fontweight="bold" if bold else "normal",
-                        gid=gid, linespacing=1.15)
+                        gid=gid, linespacing=1.15, fontstyle="italic" if gid.startswith("search.") else "normal")
             else:
                 _, x0, y0, x1, y1 = item
                 ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
@@ -102,9 +102,9 @@ def prisma_figure(flow: Flow, *, set_name: str, search_names: Mapping[str, str] 
         return [canvas.box(x_of[i], top, w, parts_of(c)) for i, c in enumerate(flow.searches)]
 
     def records(c):
-        title = (f"{SEARCH_WORDS.get(c, c).capitalize()}: {search_names.get(c, c + ' search')}" if two
-                 else f"Records identified: {search_names.get(c, c + ' search')}")
-        return [(f"{title} {_n(b[f'{c}.records'])}", f"{c}.records", True)] + [
+        title = f"{SEARCH_WORDS.get(c, c).capitalize()}: records identified" if two else "Records identified"
+        about = search_names.get(c, f"{c} search")
+        return [(f"{title} {_n(b[f'{c}.records'])}", f"{c}.records", True), (about, f"search.{c}", False)] + [
             (f"{label_of(k, labels)} {_n(v)}", k, False) for k, v in b.items() if k.startswith(f"{c}.records.")]
 
     def excluded(c):
