@@ -4,9 +4,15 @@ and an unchanged rerun reporting no change."""
 
 import json
 import math
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
+import yaml
+
+from conftest import EXAMPLE, ROOT
 
 from timecourse_meta.report import snapshot, what_changed
 from timecourse_meta.steps.update import run_what_changed
@@ -128,3 +134,54 @@ def test_recorded_names_and_latest(tmp_path):
     assert snapshot.recorded_name({"sheets": "0123456789abcdef"}, "2026-12-02") == "2026-12-02_0123456789ab.json"
     with pytest.raises(snapshot.SnapshotError, match="snapshot without the key"):
         snapshot.load(tmp_path / "2026-01-05_aaa.json")
+
+
+# ------------------------------------------------------------------------------------ the rules, in a workflow
+
+def _snakemake(project, *args):
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                           str(project), "--cores", "1", *args], cwd=project, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_dry_run_compares_with_the_latest_recorded_snapshot(tmp_path):
+    """`snakemake -n`: the what_changed job reads the latest snapshot of update.snapshots_dir (none: no input)."""
+    project = tmp_path / "review"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("results", ".snakemake", "__pycache__"))
+    target = "results/update/what_changed.md"
+    first = _snakemake(project, "-n", "-p", target)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "rule snapshot:" in first.stdout and "rule what_changed:" in first.stdout
+    (project / "data" / "snapshots").mkdir()
+    for name in ("2026-01-05_aaaaaaaaaaaa.json", "2026-03-01_bbbbbbbbbbbb.json"):
+        (project / "data" / "snapshots" / name).write_text("{}")
+    second = _snakemake(project, "-n", "-p", target)
+    assert second.returncode == 0, second.stderr[-3000:]
+    job = second.stdout[second.stdout.index("rule what_changed:"):]
+    assert "data/snapshots/2026-03-01_bbbbbbbbbbbb.json" in job.split("output:")[0]
+
+
+def test_second_review_run_records_and_an_unchanged_rerun_reports_no_change(second_review_run, tmp_path):
+    """The second review after its run: nothing to compare with; record the snapshot with the script; the rerun
+    of what_changed (the only job that reruns) reports no change."""
+    project = tmp_path / "review"
+    shutil.copytree(second_review_run, project, symlinks=True)
+    md = project / "results" / "update" / "what_changed.md"
+    assert md.read_text().startswith(what_changed.NOTHING_TO_COMPARE)
+    snap = snapshot.load(project / "results" / "snapshot" / "snapshot.json")
+    studies = pd.read_csv(project / "data" / "raw" / "studies.csv", dtype=str)
+    assert sorted(snap["studies"]) == sorted(studies["study_id"])
+    assert any(e["evidence"] == "pooled" and e["mcse"] > 0 for e in snap["estimates"].values())
+    for s in yaml.safe_load((project / "config.yaml").read_text())["study_sets"]:
+        counts = pd.read_csv(project / "results" / "tables" / s / "prisma_counts.csv")
+        assert (project / "results" / "figures" / s / "prisma.svg").is_file()
+        boxes = dict(zip(counts["box"], counts["count"]))
+        assert boxes["original.records"] == len(studies)
+    recorded = subprocess.run([sys.executable, str(ROOT / "workflow" / "scripts" / "record_snapshot.py"),
+                               "--date", "2026-01-01"], cwd=project, capture_output=True, text=True)
+    assert recorded.returncode == 0 and "recorded" in recorded.stdout, recorded.stderr
+    assert len(list((project / "data" / "snapshots").glob("2026-01-01_*.json"))) == 1
+    rerun = _snakemake(project, "results/update/what_changed.md")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "rule fit_model" not in rerun.stderr and "rule snapshot" not in rerun.stderr
+    assert md.read_text().startswith("No change")

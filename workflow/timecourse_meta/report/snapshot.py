@@ -4,7 +4,8 @@ and a later run can say what changed (`timecourse_meta.report.what_changed`).
 Content (JSON, sorted keys, no timestamps: an unchanged run writes the same bytes):
 
 * `files`: SHA-256 of each raw sheet and review file (paths as the workflow names them), `config`: SHA-256 of the
-  resolved config (without its `update` section), `sheets`: one SHA-256 over the raw sheets' hashes (names a recorded snapshot);
+  resolved config (without its `update` section), `sheets`: one SHA-256 over the raw sheets' hashes (it names
+  a recorded snapshot);
 * `studies`: per report (`study_id`) a hash of its studies-sheet row and of its outcome rows together;
   `rows`: per outcome row (`row_id`) its study and a hash of the row. A row's hash is over its non-empty cells,
   so a new empty column changes nothing;
