@@ -18,6 +18,8 @@ REPORTS = [
     ("d1", "d1", "update", "registry_record", "registry_no_results", "s2"),
     ("e1", "e1", "update", "journal_article", "", "s2"),            # only unusable rows
 ]
+# with a report the team excluded for no usable data (recorded, not derived): a box of its own
+RECORDED = [("f1", "f1", "original", "thesis", "no_usable_data", "s2")]
 
 
 def _studies(rows=REPORTS, drop=()):
@@ -36,7 +38,7 @@ EXPECTED_S2 = {
     "original.excluded.outside_question": 1, "original.included": 2, "original.included_reports": 4,
     "update.records": 3, "update.records.journal_article": 2, "update.records.registry_record": 1,
     "update.overlap": 1, "update.studies": 2, "update.excluded": 2, "update.excluded.registry_no_results": 1,
-    "update.excluded.no_usable_data": 1, "update.included": 0, "update.included_reports": 0,
+    "update.excluded.no_usable_rows": 1, "update.included": 0, "update.included_reports": 0,
     "total.included": 2, "total.included_reports": 4,
 }
 
@@ -76,7 +78,13 @@ def test_plain_layout_and_missing_columns_read_tolerantly():
     assert flow.searches == ("original",) and "total.included" not in flow.boxes
     assert flow.boxes["original.records.journal_article"] == 4  # missing record_type = journal article
     no_reasons = prisma.prisma_flow(_studies(drop=("exclusion_reason",)), {"a1", "b1", "c1"}, "s2")
-    assert no_reasons.boxes["original.included"] == 3 and no_reasons.boxes["update.excluded.no_usable_data"] == 2
+    assert no_reasons.boxes["original.included"] == 3 and no_reasons.boxes["update.excluded.no_usable_rows"] == 2
+
+
+def test_recorded_and_derived_lack_of_data_are_separate_boxes():
+    boxes = _flow(studies=_studies(REPORTS + RECORDED)).boxes
+    assert boxes["original.excluded.no_usable_data"] == 1 and boxes["update.excluded.no_usable_rows"] == 1
+    assert boxes["original.records.thesis"] == 1 and boxes["original.studies"] == 4
 
 
 def test_table_has_every_box_with_its_definition():

@@ -16,8 +16,8 @@ Each column's boxes (`box` ids, with `c` the search):
 * `c.studies`: studies (patient groups) assessed;
 * `c.excluded` and `c.excluded.<reason>`: studies excluded or not analysed, each in exactly one reason, taken in
   this order: the sheet's `exclusion_reason` (when no report of the study is eligible: the first report's
-  reason), then `no_usable_data` (no report of the study has a usable outcome row that reached the harmonised
-  analysis table), then `not_in_set` (the study is eligible but no report of it names this study set);
+  reason), then `no_usable_rows` (no eligible report of the study has a usable outcome row that reached the
+  harmonised analysis table; the recorded reason `no_usable_data` is the team's decision), then `not_in_set` (the study is eligible but no report of it names this study set);
 * `c.included` and `c.included_reports`: studies in this set's analysis and their reports;
 * with two searches, `total.included` and `total.included_reports`.
 
@@ -40,13 +40,15 @@ SEARCHES = ("original", "update")
 RECORD_TYPES = ("journal_article", "conference_abstract", "thesis", "registry_record", "secondary_table",
                 "news_summary")
 REASONS = ("registry_no_results", "outside_question", "no_usable_data")
+NO_USABLE_ROWS = "no_usable_rows"  # derived from the outcomes sheet, not a recorded exclusion_reason
 NOT_IN_SET = "not_in_set"
 RECORD_WORDS = {"journal_article": "journal articles", "conference_abstract": "conference abstracts",
                 "thesis": "theses", "registry_record": "trial registry records",
                 "secondary_table": "another review's tables", "news_summary": "news summaries"}
 REASON_WORDS = {"registry_no_results": "registry record only (ongoing or no results)",
                 "outside_question": "outside the review question",
-                "no_usable_data": "no usable outcome data",
+                "no_usable_data": "no usable data (the review team's decision)",
+                NO_USABLE_ROWS: "no usable outcome row in the sheets",
                 NOT_IN_SET: "not in this study set"}
 SEARCH_WORDS = {"original": "previous studies", "update": "new studies"}
 COLUMNS = ["box", "search", "stage", "count", "definition"]
@@ -135,7 +137,7 @@ def _final_box(members: list[str], report: Mapping, usable: set, study_set: str)
     if not eligible:
         return report[members[0]]["reason"]
     if not any(m in usable for m in eligible):
-        return "no_usable_data"
+        return NO_USABLE_ROWS
     if not any(study_set in report[m]["sets"] for m in eligible):
         return NOT_IN_SET
     return "included"
@@ -159,8 +161,9 @@ def _column(c: str, report: Mapping, by_group: Mapping, column_of: Mapping, fina
                              "patients of another report): collated into one study")
     boxes[f"{c}.studies"] = len(studies)
     words[f"{c}.studies"] = "studies (patient groups) assessed for this study set"
-    reasons = [r for r in (*REASONS, NOT_IN_SET) if any(final[g] == r for g in studies)]
-    reasons += sorted({final[g] for g in studies} - {*REASONS, NOT_IN_SET, "included"})
+    known = (*REASONS, NO_USABLE_ROWS, NOT_IN_SET)
+    reasons = [r for r in known if any(final[g] == r for g in studies)]
+    reasons += sorted({final[g] for g in studies} - {*known, "included"})
     boxes[f"{c}.excluded"] = sum(final[g] != "included" for g in studies)
     words[f"{c}.excluded"] = "studies excluded or not analysed in this study set (each with one reason)"
     for r in reasons:
@@ -174,7 +177,8 @@ def _column(c: str, report: Mapping, by_group: Mapping, column_of: Mapping, fina
 
 
 def label_of(box: str, labels: Mapping[str, str] | None = None) -> str:
-    """A reader's words for a record type or exclusion reason box (the vocabulary's labels first)."""
+    """A reader's words for a record type or exclusion reason box (the vocabulary's labels first, for the
+    recorded reasons)."""
     key = box.split(".")[-1]
     labels = labels or {}
     return labels.get(key) or RECORD_WORDS.get(key) or REASON_WORDS.get(key) or key.replace("_", " ")
