@@ -156,25 +156,35 @@ def compare(before: Mapping, now: Mapping) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-def summary_sentence(changes: pd.DataFrame, *, compared: bool, before: str | None = None) -> str:
-    """One sentence for the manuscript: what the report found."""
-    if not compared:
-        return "there is no earlier recorded snapshot of this review to compare with, so nothing is reported as changed"
-    if changes.empty:
-        return f"nothing changed since the recorded snapshot {before}"
-    count = changes["kind"].value_counts()
+def _many(n: int, one: str, many: str) -> str:
+    return f"{fmt_count(n)} {one if n == 1 else many}"
+
+
+def counts_phrase(changes: pd.DataFrame) -> str:
+    """The changes counted in words ('1 report added and 0 removed; ...')."""
+    count = changes["kind"].value_counts() if len(changes) else pd.Series(dtype=int)
 
     def n(*kinds):
         return int(sum(count.get(k, 0) for k in kinds))
 
-    parts = [f"{fmt_count(n('study_added'))} reports added and {fmt_count(n('study_removed'))} removed",
-             f"{fmt_count(n('row_added'))} outcome rows added, {fmt_count(n('row_removed'))} removed and "
-             f"{fmt_count(n('row_changed'))} changed",
-             f"{fmt_count(n('estimate_moved'))} estimates moved beyond Monte Carlo error",
-             f"{fmt_count(n('conclusion_changed'))} conclusions changed",
-             f"{fmt_count(n('became_poolable'))} outcome visits became poolable and "
-             f"{fmt_count(n('stopped_poolable'))} stopped being poolable"]
-    return f"since the recorded snapshot {before}: " + "; ".join(parts)
+    return "; ".join([
+        f"{_many(n('study_added'), 'report', 'reports')} added and {fmt_count(n('study_removed'))} removed",
+        f"{_many(n('row_added'), 'outcome row', 'outcome rows')} added, {fmt_count(n('row_removed'))} removed and "
+        f"{fmt_count(n('row_changed'))} changed",
+        f"{_many(n('estimate_moved'), 'estimate', 'estimates')} moved beyond Monte Carlo error",
+        f"{_many(n('conclusion_changed'), 'conclusion', 'conclusions')} changed",
+        f"{_many(n('became_poolable'), 'outcome visit', 'outcome visits')} became poolable and "
+        f"{fmt_count(n('stopped_poolable'))} stopped being poolable"])
+
+
+def summary_sentence(changes: pd.DataFrame, *, compared: bool, before: str | None = None) -> str:
+    """One sentence for the manuscript: what the report found."""
+    if not compared:
+        return ("there is no earlier recorded snapshot of this review to compare with, so nothing is reported as "
+                "changed")
+    if changes.empty:
+        return f"nothing changed since the recorded snapshot {before}"
+    return f"since the recorded snapshot {before}: {counts_phrase(changes)}"
 
 
 def status_of(report_text: str) -> tuple[str, str | None]:
@@ -197,9 +207,10 @@ def markdown(changes: pd.DataFrame, *, compared: bool, before: str | None = None
     if changes.empty:
         return (f"No change: the sheets, the review files, the resolved config and every estimate are the same as "
                 f"in the snapshot `{before}` (rule: {MC_RULE}).\n")
-    lines = [f"Compared with the snapshot `{before}`: {summary_sentence(changes, compared=True, before=before)}. "
-             f"Rule: {MC_RULE}; a conclusion is a clear improvement when P(improvement) >= 0.95 and a clear "
-             "worsening when P(improvement) <= 0.05.", ""]
+    lines = [f"Compared with the snapshot `{before}`: {counts_phrase(changes)}. Rule: {MC_RULE}; a conclusion "
+             "is a clear improvement when P(improvement) >= 0.95 and a clear worsening when P(improvement) <= "
+             "0.05. Estimates are named outcome|study set|visit (months)|quantity|study (empty for a pooled "
+             "estimate); outcome visits outcome|study set|visit.", ""]
     for title, kinds in SECTIONS:
         part = changes[changes["kind"].isin(kinds)]
         if part.empty:
