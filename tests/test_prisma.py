@@ -107,3 +107,21 @@ def test_every_count_is_drawn(one_search):
     assert {"stage.Identification", "stage.Screening", "stage.Included"} <= set(texts)
     assert fig.get_figwidth() <= 7.5
     plt.close(fig)
+
+
+def test_manuscript_variables_repeat_the_counts_table():
+    """The manuscript's numbers are the counts table's (fixture results: four studies, one search)."""
+    from pathlib import Path
+
+    from timecourse_meta.manuscript import variables as V
+
+    root = Path(__file__).resolve().parents[1]
+    results = Path(__file__).parent / "fixtures" / "results"
+    flat = V.build_variables(results / "config" / "resolved_config.yaml", results, root).flat()
+    counts = pd.read_csv(results / "tables" / "review_2023" / "prisma_counts.csv")
+    boxes = dict(zip(counts["box"], counts["count"]))
+    assert flat["main.prisma.n_included"] == str(boxes["original.included"])
+    assert flat["main.prisma.box.original_excluded_not_in_set"] == str(boxes["original.excluded.not_in_set"])
+    assert flat["main.prisma.n_records"] == str(boxes["original.records"]) == "4"
+    assert flat["main.prisma.sentence"].startswith("4 records were reports of 4 studies")
+    assert flat["update.status"] == "none" and flat["update.sentence"].startswith("there is no earlier")

@@ -29,8 +29,11 @@ def put_prisma(c: Collector, ctx: Context, s: str, prefixes: list[str], labels: 
     boxes = dict(zip(counts["box"], counts["count"].astype(int)))
     searches = list(dict.fromkeys(b.split(".")[0] for b in boxes if b.count(".") == 1 and b.endswith(".records")))
 
+    rows = ctx.study_rows(ctx.studies["study_id"].tolist())  # the flow counts every row of the studies sheet
+
     def put(suffix, value):
         c.put([f"{p}.prisma.{suffix}" for p in prefixes], value, kind="data", files=[path, ctx.files.studies],
+              raw_rows=rows,
               note="PRISMA 2020 flow counts of the studies sheet (prisma_counts.csv gives each box's definition)")
 
     for box, n in boxes.items():
