@@ -95,7 +95,8 @@ def figure_targets():
     """The figures and tables rule `all` asks for (the rest follow from them or from the manuscript)."""
     targets = ["results/figures/appraisal_traffic_light.png", "results/tables/appraisal.csv"]
     for s in STUDY_SETS:
-        targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
+        targets += [f"results/figures/{s}/trajectories.png", f"results/figures/{s}/prisma.png",
+                    f"results/tables/{s}/prisma_counts.csv", f"results/tables/{s}/characteristics.csv",
                     f"results/tables/{s}/summary_of_findings.csv",
                     f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv",
                     f"results/tables/{s}/time_course_comparison.csv"]

@@ -302,3 +302,28 @@ rule safety_table:
         "../../envs/analysis.yaml"
     script:
         "../scripts/safety_table.py"
+
+
+rule prisma:
+    """PRISMA 2020 flow of one study set from the sheets: records by source type and search, reports collated
+    into studies, studies excluded or not analysed with reasons, studies included (counts with definitions)."""
+    input:
+        studies="results/validated/studies.csv",
+        outcomes="results/validated/outcomes.csv",  # the `usable` column: studies without usable data
+        table="results/harmonised/analysis_table.csv",
+        vocabulary=CONFIG["data"]["vocabulary"],  # the exclusion reasons' labels
+        code=code("prisma.py"),
+    params:
+        review=CONFIG["review"],  # the study set's name and the searches' descriptions
+    output:
+        png=report("results/figures/{study_set}/prisma.png", caption="../report/prisma.rst", category="Figures",
+                   subcategory="{study_set}"),
+        svg="results/figures/{study_set}/prisma.svg",
+        csv=report("results/tables/{study_set}/prisma_counts.csv", caption="../report/prisma_counts.rst",
+                   category="Tables", subcategory="{study_set}"),
+    log:
+        "results/logs/report/prisma_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/prisma.py"

@@ -7,7 +7,7 @@ the lineage of each (results file -> harmonised rows -> raw extraction rows with
 `write_variables` writes `_variables.yml`, `lineage.json` and `priors.md`, each atomically.
 
 Modules: `layout` (which files), `context` (the results read once, the collector of keys), `words` (phrases and
-formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`), and `build` (the blocks in
+formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`, `selection`), and `build` (the blocks in
 order, and the writer). The manuscript step itself (what index.qmd reads, the copies of the study sets' files,
 lint and render) is `timecourse_meta.manuscript.document`; its names are re-exported here for the workflow.
 
@@ -48,6 +48,12 @@ one set is configured):
   - per binary outcome O (config `binary_outcomes`), at the visit with most studies (ties: the later):
     `O.label`, `O.visit`, `O.visit_text`, `O.n_studies`, `O.n_patients`, `O.status`, `O.proportion`,
     `O.prediction`, `O.tau` (logit scale), `O.summary`
+  - `prisma.*` (`selection.put_prisma`, from `results/tables/S/prisma_counts.csv`): `box.<box id, dots as
+    underscores>` for every box of the PRISMA 2020 flow, the totals over the searches `n_records`,
+    `n_reports_collated`, `n_studies_assessed`, `n_excluded`, `n_included`, `n_included_reports`, `n_searches`,
+    `records_by_type`, `excluded_reasons` and `sentence` (the flow in words)
+* `update.*` (`selection.put_update`, from `results/update/what_changed.md` and `.csv`): `status` (none,
+  unchanged, changed), `sentence`, `n_changes`, `n_studies_added`, `n_estimates_moved`, `n_conclusions_changed`
 * `methods.*` (from the resolved config, so editing config.yaml edits the methods section): `main_set`,
   `main_set_name`, `other_set_name`, `study_sets`, `n_study_sets`, `r`, `r_sensitivity`, `visit_grid`,
   `time_course`, `time_course_alternatives`, `time_course_description`, `loo` (a sentence),
