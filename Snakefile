@@ -33,6 +33,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/manuscript.smk"
 
@@ -45,4 +46,5 @@ rule all:
         expand("results/models/{study_set}/{outcome}/diagnostics.csv", study_set=STUDY_SETS, outcome=OUTCOMES),
         figure_targets(),
         MANUSCRIPT_TARGETS,
+        SENSITIVITY_TARGETS,
     default_target: True
