@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from timecourse_meta import testing
-from timecourse_meta.model import power_scaling, sample
+from timecourse_meta.model import posterior, power_scaling, sample
 from timecourse_meta.model import sensitivity as sens
 from timecourse_meta.model import sensitivity_fit as sfit
 from timecourse_meta.model.model_data import build_model_data
@@ -187,6 +187,11 @@ def test_power_scaling_flags_a_tight_conflicting_prior_and_not_the_default():
     table = simulated([-6.0, -8.0], tau=0.3, seed=5)
     default_main, default_idata, _ = main_fit(table)
     default = power_scaling.sensitivity_table(default_idata, default_main.model_data, SETTINGS, SEED)
+    # the latent draws power-scaling scores are the fit's own (same seed): Delta from them is the stored Delta
+    gamma, (_, _, _, _, Hd, p, _) = posterior.draw_latent(default_idata, default_main.model_data, SETTINGS, SEED,
+                                                          "random_walk")
+    np.testing.assert_allclose(np.einsum("dkp,dp->dk", Hd, gamma[:, :p]),
+                               posterior.flat_draws(default_idata, "delta"))
     tight_settings = {**SETTINGS, "priors": {"sim_outcome": {**PRIORS, "delta_sd": 0.5, "step_sd": 0.25}}}
     tight_main, tight_idata, _ = main_fit(table, tight_settings)
     tight = power_scaling.sensitivity_table(tight_idata, tight_main.model_data, tight_settings, SEED)

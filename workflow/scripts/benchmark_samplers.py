@@ -62,8 +62,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-compare", action="store_true", help="skip the time-course comparison when fitting all")
     ap.add_argument("--skip-all", action="store_true", help="only the sampler comparison")
     ap.add_argument("--sensitivity", action="store_true",
-                    help="in [2], also refit every sensitivity variant of each pooled outcome (as rule sensitivity_fit: "
-                         "one compilation per model structure) and print the layer's cost against the main fits")
+                    help="in [2], also refit every sensitivity variant of each pooled outcome (as rule "
+                         "sensitivity_fit: one compilation per model structure) and print the layer's cost")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
 

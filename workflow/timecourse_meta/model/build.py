@@ -109,8 +109,8 @@ def data_updates(md: ModelData, settings: dict | None = None, time_course: str |
     settings = resolved_settings(settings)
     pri = resolve_priors(md, settings)
     if md.kind == "binary":
-        out = {"events": md.obs["events"].to_numpy().astype("int64"), "total": md.obs["total"].to_numpy().astype("int64"),
-               "mu_sd": np.asarray(pri["mu_sd"], float)}
+        out = {"events": md.obs["events"].to_numpy().astype("int64"),
+               "total": md.obs["total"].to_numpy().astype("int64"), "mu_sd": np.asarray(pri["mu_sd"], float)}
         if md.status == "pooled":
             out["tau_scale"] = np.asarray(pri["tau_scale"], float)
         return out

@@ -136,7 +136,7 @@ def _default_label(change: dict) -> str:
     if kind == "without_assumed_rows":
         return "Without rows that needed an assumption (converted medians, imputed n or SD)"
     if kind == "report_rule":
-        return f"One report per patient group chosen as {RULE_WORDS.get(change['rule'], change['rule'])}"
+        return f"Report selection: {RULE_WORDS.get(change['rule'], change['rule'])}"
     return kind
 
 
@@ -212,7 +212,9 @@ def _prior_settings(change: dict, main: MainAnalysis) -> VariantInput:
 
 def _within_settings(change: dict, main: MainAnalysis) -> VariantInput:
     md = main.model_data
-    if md.kind != "continuous" or not (md.needs_rho_within or md.rho_within_fixed is not None):
+    if md.kind != "continuous":
+        return VariantInput(status="not_applicable", note="a binary outcome has no within-study correlation")
+    if not (md.needs_rho_within or md.rho_within_fixed is not None):
         return VariantInput(status="same_as_main", note="no study reports the same patients at more than one "
                                                        "visit: the within-study correlation does not enter")
     settings = copy.deepcopy(main.settings)
@@ -228,21 +230,23 @@ def _within_settings(change: dict, main: MainAnalysis) -> VariantInput:
 
 def rederive_change_scores(rows: pd.DataFrame, r: float) -> pd.DataFrame:
     """The rows with every derived change score computed again from its baseline and follow-up rows with
-    within-person correlation ``r`` (``data.harmonise.derive_changes``, as harmonisation does); each keeps the
-    analysis id of the derived row it replaces (same raw rows)."""
+    within-person correlation ``r`` (``data.harmonise.derive_changes``, as harmonisation does); each replaces the
+    derived row of the same raw rows and arm and keeps its analysis id. Only the derived rows already in the table
+    are replaced (a derived row whose source rows are not there stays as it was)."""
     derived = rows["origin"].astype(str) == "derived"
     reported = rows.loc[~derived].copy()
     reported["poolable"] = reported["poolable"].map(lambda v: str(v).strip().lower() in ("true", "1", "yes"))
     new = harmonise_mod.derive_changes(reported, r)
-    if new.empty:
-        return reported
-    old_ids = dict(zip(zip(rows.loc[derived, "raw_row_ids"].astype(str), rows.loc[derived, "arm"].astype(str)),
-                       rows.loc[derived, "analysis_id"]))
-    new["analysis_id"] = [old_ids.get((str(a), str(b)), f"{i}-r{r:g}") for a, b, i in
-                          zip(new["raw_row_ids"], new["arm"], new["analysis_id"])]
-    sd, n = pd.to_numeric(new["sd"], errors="coerce"), pd.to_numeric(new["n"], errors="coerce")
-    new["se"] = pd.to_numeric(new["se"], errors="coerce").fillna(sd / np.sqrt(n))
-    return pd.concat([reported, new], ignore_index=True)
+    key = lambda df: list(zip(df["raw_row_ids"].astype(str), df["arm"].astype(str)))  # noqa: E731
+    old = rows.loc[derived]
+    old_ids = dict(zip(key(old), old["analysis_id"]))
+    new = new[[k in old_ids for k in key(new)]].copy() if not new.empty else new
+    if "se" in new and not new.empty:  # the analysis table's SE of a mean: sd / sqrt(n) where the change has an SD
+        sd, n = pd.to_numeric(new["sd"], errors="coerce"), pd.to_numeric(new["n"], errors="coerce")
+        new["se"] = pd.to_numeric(new["se"], errors="coerce").fillna(sd / np.sqrt(n))
+    new["analysis_id"] = [old_ids[k] for k in key(new)]
+    kept_old = old[[k not in set(key(new)) for k in key(old)]]
+    return pd.concat([reported, new, kept_old], ignore_index=True)
 
 
 def _correlation_rows(change: dict, main: MainAnalysis) -> VariantInput:
