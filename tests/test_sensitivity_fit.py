@@ -166,7 +166,7 @@ def test_change_score_correlation_rederives_the_sd():
     rows = pd.DataFrame([
         {"analysis_id": "h1", "study_id": "a", "arm": "treatment", "outcome": "o", "kind": "continuous",
          "measure": "absolute", "origin": "reported", "cohort": "all", "time_months": 0.0, "n": 10, "mean": 10.0,
-         "sd": 3.0, "se": 3 / np.sqrt(10), "assumption": "", "skewness_flag": False, "poolable": True,
+         "sd": 3.0, "se": 3 / np.sqrt(10), "assumption": np.nan, "skewness_flag": False, "poolable": True,
          "raw_row_ids": "r1", "source": "x"},
         {"analysis_id": "h2", "study_id": "a", "arm": "treatment", "outcome": "o", "kind": "continuous",
          "measure": "absolute", "origin": "reported", "cohort": "all", "time_months": 6.0, "n": 10, "mean": 7.0,

@@ -236,6 +236,9 @@ def rederive_change_scores(rows: pd.DataFrame, r: float) -> pd.DataFrame:
     derived = rows["origin"].astype(str) == "derived"
     reported = rows.loc[~derived].copy()
     reported["poolable"] = reported["poolable"].map(lambda v: str(v).strip().lower() in ("true", "1", "yes"))
+    for column in ("assumption", "raw_row_ids", "source"):  # empty cells read back from the CSV as NaN
+        if column in reported:
+            reported[column] = reported[column].fillna("").astype(str)
     new = harmonise_mod.derive_changes(reported, r)
     key = lambda df: list(zip(df["raw_row_ids"].astype(str), df["arm"].astype(str)))  # noqa: E731
     old = rows.loc[derived]
