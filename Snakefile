@@ -33,6 +33,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/update.smk"
 include: "workflow/rules/manuscript.smk"
@@ -47,4 +48,5 @@ rule all:
         figure_targets(),
         UPDATE_TARGETS,
         MANUSCRIPT_TARGETS,
+        SENSITIVITY_TARGETS,
     default_target: True

@@ -51,6 +51,7 @@ OUTCOMES = CONFIG["outcomes"] + CONFIG["binary_outcomes"]
 from timecourse_meta.data import incremental as incremental_mod
 from timecourse_meta.data import outputs as outputs_mod
 from timecourse_meta.model import settings as model_settings_mod
+from timecourse_meta.model import sensitivity as sensitivity_mod
 
 MODEL_INPUTS = incremental_mod.compute(CONFIG, OUTCOMES)
 
@@ -63,6 +64,18 @@ def slice_text(wildcards):
 def model_settings_text(wildcards):
     """Param: the YAML text of the settings one outcome's model depends on (timecourse_meta.model.settings.model_settings)."""
     return config_mod.dump(model_settings_mod.model_settings(CONFIG, wildcards.outcome))
+
+
+def sensitivity_settings(wildcards=None):
+    """Param: what the variants depend on besides the outcome's files (the config's sensitivity section, the
+    change-score correlations and the secondary-source pattern)."""
+    return sensitivity_mod.job_settings(CONFIG)
+
+
+SENSITIVITY_TARGETS = (
+    expand("results/sensitivity/{study_set}/{outcome}/variants.csv", study_set=STUDY_SETS, outcome=OUTCOMES)
+    if CONFIG["sensitivity"]["enabled"] else []
+)
 
 
 from timecourse_meta.core.code_deps import script_sources

@@ -7,7 +7,9 @@ Prints, from one run:
      nutpie (``nutpie.compile_pymc_model`` + ``nutpie.sample``) and for ``pymc.sample`` (PyMC's NUTS, C
      backend), same model, chains, draws, tune and target_accept;
   2. for every outcome of the table that is in the outcome dictionary: status, seconds (compile / sample /
-     post-processing incl. the time-course comparison when on), the diagnostics gate's verdict, and the total.
+     post-processing incl. the time-course comparison when on), the diagnostics gate's verdict, and the total;
+     with --sensitivity also each pooled outcome's sensitivity variants (the config's sensitivity.variants, else
+     the schema's default list): seconds, variants, compilations, and the layer's total against the main fits'.
 
 Without --table / --dictionary the synthetic table of ``testing.example_analysis_table`` is used.
 
@@ -59,6 +61,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=20231127)
     ap.add_argument("--no-compare", action="store_true", help="skip the time-course comparison when fitting all")
     ap.add_argument("--skip-all", action="store_true", help="only the sampler comparison")
+    ap.add_argument("--sensitivity", action="store_true",
+                    help="in [2], also refit every sensitivity variant of each pooled outcome (as rule "
+                         "sensitivity_fit: one compilation per model structure) and print the layer's cost")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -143,8 +148,41 @@ def main(argv=None) -> None:
                     "compile_s": meta.get("seconds_compile", 0.0), "sample_s": meta.get("seconds_sample", 0.0),
                     "post_s": meta.get("seconds_postprocess", 0.0), "total_s": time.perf_counter() - t0,
                     "gate": "pass" if not failures else "FAIL: " + "; ".join(failures)})
+        if args.sensitivity:
+            res[-1].update(_sensitivity_cost(table, o, studies, dictionary[o], settings, args, mdo, idata))
     print(pd.DataFrame(res).to_string(index=False, float_format=lambda x: f"{x:.1f}"))
-    print(f"time to fit all outcomes: {time.perf_counter() - t_all:.1f} s")
+    main_s = sum(r["total_s"] for r in res)
+    print(f"time to fit all outcomes: {main_s:.1f} s")
+    if args.sensitivity:
+        sens_s = sum(r["sensitivity_s"] for r in res)
+        print(f"sensitivity layer: {sens_s:.1f} s for {sum(r['variants'] for r in res)} variants with "
+              f"{sum(r['compilations'] for r in res)} compilations; main + sensitivity = {main_s + sens_s:.1f} s "
+              f"({(main_s + sens_s) / max(main_s, 1e-9):.2f} x the main fits)")
+
+
+def _sensitivity_cost(table, outcome, studies, spec, settings, args, md, idata) -> dict:
+    """Seconds, variants and compilations of one outcome's sensitivity refits (as rule sensitivity_fit)."""
+    from timecourse_meta.core import config as config_mod
+    from timecourse_meta.model import sensitivity as sens_mod
+    from timecourse_meta.model import sensitivity_fit as sfit
+
+    if md.status != "pooled":
+        return {"sensitivity_s": 0.0, "variants": 0, "compilations": 0}
+    entries = (settings.get("sensitivity") or {}).get("variants") or \
+        config_mod.load_schema()["properties"]["sensitivity"]["properties"]["variants"]["default"]
+    sheet = pd.DataFrame({"study_id": studies, "patient_group": studies, "overlap": "none", "study_sets": "all"})
+    rows = table[table["outcome"].astype(str) == outcome].reset_index(drop=True)
+    main = sens_mod.MainAnalysis(rows=rows, settings=settings, study_ids=list(studies), study_sheet=sheet,
+                                 model_data=md, time_course=str(idata.constant_data.attrs.get("time_course")),
+                                 spec=spec, correlations=[0.2, 0.8])
+    variants = sens_mod.expand_variants(entries, main)
+    models = sfit.CompiledModels()
+    t0 = time.perf_counter()
+    summary_main = summary.summarise(idata, md, settings)
+    sfit.run_variants(main, summary_main, variants, sample.outcome_seed(args.seed, outcome),
+                      settings["diagnostics"], models)
+    return {"sensitivity_s": time.perf_counter() - t0, "variants": len(variants),
+            "compilations": len(models.compiled_keys)}
 
 
 if __name__ == "__main__":

@@ -101,13 +101,54 @@ def emax_h(t, et50):
     return t / (et50 + t)
 
 
-def data_updates(md: ModelData, settings: dict | None = None) -> dict[str, np.ndarray]:
-    """Values of the model's ``pm.Data`` containers for this data set (for ``compiled.with_data``; the design
-    -- studies, visits, n, SDs -- must be the one the model was built with)."""
+def data_updates(md: ModelData, settings: dict | None = None, time_course: str | None = None
+                 ) -> dict[str, np.ndarray]:
+    """Values of the model's ``pm.Data`` containers for this data set and these prior scales (for
+    ``compiled.with_data``): observed data, the data-dependent matrices and the prior parameters, so one
+    compilation serves every data set and prior of one design (``structure_key``), whatever its number of rows."""
+    settings = resolved_settings(settings)
+    pri = resolve_priors(md, settings)
     if md.kind == "binary":
-        return {"events": md.obs["events"].to_numpy(float), "total": md.obs["total"].to_numpy(float)}
-    m = structure_matrices(md, settings or {})
-    return {"y_obs": md.obs["y"].to_numpy(float), "cov_scale": m["cov_scale"], "level_mean": m["level_mean"]}
+        out = {"events": md.obs["events"].to_numpy().astype("int64"),
+               "total": md.obs["total"].to_numpy().astype("int64"), "mu_sd": np.asarray(pri["mu_sd"], float)}
+        if md.status == "pooled":
+            out["tau_scale"] = np.asarray(pri["tau_scale"], float)
+        return out
+    tc = effective_time_course(md, settings, time_course)
+    m = structure_matrices(md, settings)
+    K = len(md.post_visits)
+    out = {"y_obs": md.obs["y"].to_numpy(float), "cov_scale": m["cov_scale"], "level_mean": m["level_mean"]}
+    if md.needs_rho_within:
+        wcfg = pri["within_study_correlation"]
+        out.update(lag_within=m["lag_within"], rho_within_alpha=np.asarray(wcfg["alpha"], float),
+                   rho_within_beta=np.asarray(wcfg["beta"], float))
+    if tc != "independent":
+        out.update(between_mask=m["between_mask"], tau_scale=np.asarray(pri["tau_scale"], float))
+        if K >= 2:
+            bcfg = pri["between_visit_correlation"]
+            out.update(lag_between=m["lag_between"], rho_between_alpha=np.asarray(bcfg["alpha"], float),
+                       rho_between_beta=np.asarray(bcfg["beta"], float))
+    fixed = (pri["baseline_sd"] ** 2 * m["level_mask"]) if md.levels else np.zeros((md.n_obs, md.n_obs))
+    H = time_course_design(md, settings, tc)
+    if H is not None:
+        ZH = m["Z"] @ H
+        fixed = fixed + ZH @ ZH.T
+    else:
+        out.update(Z=m["Z"], visit_times=md.post_visits.astype(float), delta_sd=np.asarray(pri["delta_sd"], float))
+    out["fixed_cov"] = fixed
+    return out
+
+
+def structure_key(md: ModelData, settings: dict, time_course: str | None = None) -> tuple:
+    """What a compiled model depends on beyond its ``pm.Data``: two data sets with the same key share one
+    compilation (``compiled.with_data(**data_updates(...))``). Continuous: time course, heterogeneity family,
+    which correlations are sampled; binary: also the numbers of rows and time bins (one random effect per row)."""
+    settings = resolved_settings(settings)
+    family = resolve_priors(md, settings)["tau_family"]
+    if md.kind == "binary":
+        return ("binary", md.status, family, md.n_obs, len(md.visits))
+    tc = effective_time_course(md, settings, time_course)
+    return ("continuous", tc, family, bool(md.needs_rho_within), tc != "independent" and len(md.post_visits) >= 2)
 
 
 def model_coords(md: ModelData) -> dict:
@@ -136,46 +177,34 @@ def _build_continuous_model(md: ModelData, settings: dict, tc: str):
     import pytensor.tensor as pt
 
     pri = resolve_priors(md, settings)
-    t = md.post_visits.astype(float)
-    K = len(t)
-    mats = structure_matrices(md, settings)
-    Z = mats["Z"]
+    K = len(md.post_visits)
 
+    data = data_updates(md, settings, tc)
     with pm.Model(coords=model_coords(md)) as model:
-        y_obs = pm.Data("y_obs", md.obs["y"].to_numpy(float), dims="obs")
-        cov_scale = pm.Data("cov_scale", mats["cov_scale"])
-        level_mean = pm.Data("level_mean", mats["level_mean"], dims="obs")
-
+        y_obs = pm.Data("y_obs", data["y_obs"], dims="obs")
+        level_mean = pm.Data("level_mean", data["level_mean"], dims="obs")
+        box = {k: pm.Data(k, v) for k, v in data.items() if k not in ("y_obs", "level_mean")}
         # sampling covariance of the means (within-study correlation)
+        V = box["cov_scale"]
         if md.needs_rho_within:
-            wcfg = pri["within_study_correlation"]
-            rho_w = pm.Beta("rho_within", alpha=wcfg["alpha"], beta=wcfg["beta"])
-            lag_w = mats["lag_within"]
-            V = cov_scale * pt.switch(pt.eq(lag_w, 0.0), 1.0, pt.power(rho_w, lag_w))
-        else:
-            V = cov_scale
+            rho_w = pm.Beta("rho_within", alpha=box["rho_within_alpha"], beta=box["rho_within_beta"])
+            lag_w = box["lag_within"]
+            V = V * pt.switch(pt.eq(lag_w, 0.0), 1.0, pt.power(rho_w, lag_w))
         # study random effects (integrated out)
         if tc != "independent":
-            tau = tau_rv(pm, pri)
-            R = mats["between_mask"]
+            tau = tau_rv(pm, pri, box["tau_scale"])
+            R = box["between_mask"]
             if K >= 2:
-                bcfg = pri["between_visit_correlation"]
-                rho_b = pm.Beta("rho_between", alpha=bcfg["alpha"], beta=bcfg["beta"])
-                lag_b = mats["lag_between"]
+                rho_b = pm.Beta("rho_between", alpha=box["rho_between_alpha"], beta=box["rho_between_beta"])
+                lag_b = box["lag_between"]
                 R = R * pt.switch(pt.eq(lag_b, 0.0), 1.0, pt.power(rho_b, lag_b))
             V = V + tau ** 2 * R
-        # baseline levels (integrated out)
-        if md.levels:
-            V = V + pri["baseline_sd"] ** 2 * mats["level_mask"]
-        # time course (integrated out)
-        H = time_course_design(md, settings, tc)
-        if H is not None:
-            ZH = Z @ H
-            V = V + ZH @ ZH.T
-        else:  # emax: Delta(t) = E t / (ET50 + t), E ~ N(0, delta_sd^2)
+        # baseline levels and a linear time course (integrated out): a constant matrix (data_updates)
+        V = V + box["fixed_cov"]
+        if tc == "emax":  # Delta(t) = E t / (ET50 + t), E ~ N(0, delta_sd^2)
             et50 = pm.LogNormal("et50", mu=math.log(float(settings.get("emax_et50_median_months", 2.0))),
                                 sigma=1.0)
-            zh = pri["delta_sd"] * pt.dot(Z, emax_h(t, et50))
+            zh = box["delta_sd"] * pt.dot(box["Z"], emax_h(box["visit_times"], et50))
             V = V + pt.outer(zh, zh)
         pm.MvNormal("y", mu=level_mean, cov=V, observed=y_obs, dims="obs")
     return model
@@ -190,9 +219,10 @@ def _build_binary_model(md: ModelData, settings: dict):
     with pm.Model(coords=model_coords(md)) as model:
         events = pm.Data("events", obs["events"].to_numpy().astype("int64"), dims="obs")
         total = pm.Data("total", obs["total"].to_numpy().astype("int64"), dims="obs")
-        mu_bin = pm.Normal("mu_bin", 0.0, pri["mu_sd"], dims="bin")
+        mu_sd = pm.Data("mu_sd", float(pri["mu_sd"]))
+        mu_bin = pm.Normal("mu_bin", 0.0, mu_sd, dims="bin")
         if md.status == "pooled":
-            tau = tau_rv(pm, pri)
+            tau = tau_rv(pm, pri, pm.Data("tau_scale", float(pri["tau_scale"])))
             z = pm.Normal("z_study", 0.0, 1.0, dims="obs")
             theta = mu_bin[bin_idx] + tau * z
         else:

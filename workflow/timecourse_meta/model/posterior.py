@@ -91,16 +91,12 @@ def marginal_moments(idata, md: ModelData, settings: dict, tc: str) -> tuple[np.
     return W[0] @ m_g, V
 
 
-def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str) -> None:
-    """Draw gamma = (theta, beta, u) from its exact Gaussian conditional given y and each posterior draw of
-    the hyperparameters: gamma | y ~ N(m_g + P_g W' V^-1 (y - W m_g), P_g - P_g W' V^-1 W P_g), and add
-    ``delta`` (visit), ``study_delta`` (study x visit, pooled models) and ``baseline`` (level) to the
-    posterior."""
-    post = idata.posterior
-    nc, nd = post.sizes["chain"], post.sizes["draw"]
+def draw_latent(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str):
+    """gamma = (theta, beta, u) per posterior draw of the hyperparameters, from its exact Gaussian conditional
+    given y: gamma | y ~ N(m_g + P_g W' V^-1 (y - W m_g), P_g - P_g W' V^-1 W P_g). Returns gamma (D, G) and the
+    pieces of ``_latent_prior`` (m_g, P_g, W, Sigma, Hd, p, B); the same seed gives the same draws."""
     m_g, Pg, W, Sigma, Hd, p, B = _latent_prior(idata, md, settings, tc)
     D, N, G = W.shape
-    K, S = len(md.post_visits), len(md.studies)
     y = md.obs["y"].to_numpy(float)
     PgWt = Pg @ np.transpose(W, (0, 2, 1))                                   # (D, G, N)
     V = Sigma + W @ PgWt
@@ -112,6 +108,18 @@ def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, see
     w, Q = np.linalg.eigh(cov)
     rng = np.random.default_rng([int(seed), 4242])
     gamma = mean + np.einsum("dgh,dh->dg", Q, np.sqrt(np.clip(w, 0.0, None)) * rng.standard_normal((D, G)))
+    return gamma, (m_g, Pg, W, Sigma, Hd, p, B)
+
+
+def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str) -> None:
+    """Draw gamma = (theta, beta, u) given y and each posterior draw of the hyperparameters (``draw_latent``)
+    and add ``delta`` (visit), ``study_delta`` (study x visit, pooled models) and ``baseline`` (level) to the
+    posterior."""
+    post = idata.posterior
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    gamma, (m_g, Pg, W, Sigma, Hd, p, B) = draw_latent(idata, md, settings, seed, tc)
+    D = gamma.shape[0]
+    K, S = len(md.post_visits), len(md.studies)
     delta = np.einsum("dkp,dp->dk", Hd, gamma[:, :p])
     coords = model_coords(md)
     cd = {"chain": post["chain"].values, "draw": post["draw"].values}
