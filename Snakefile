@@ -34,6 +34,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/sensitivity_report.smk"
 include: "workflow/rules/manuscript.smk"
 
 
@@ -44,5 +45,6 @@ rule all:
         "results/harmonised/coverage.csv",
         expand("results/models/{study_set}/{outcome}/diagnostics.csv", study_set=STUDY_SETS, outcome=OUTCOMES),
         figure_targets(),
+        sensitivity_targets(),
         MANUSCRIPT_TARGETS,
     default_target: True
