@@ -33,6 +33,7 @@ from timecourse_meta.core.values import to_float
 from timecourse_meta.model.base import VISIT_TOLERANCE_MONTHS
 from timecourse_meta.model.summary import SUMMARY_COLUMNS
 from timecourse_meta.report.figure_data import display_unit
+from timecourse_meta.report.tables import midsentence
 from timecourse_meta.report.format import (DASH, fmt_count, fmt_estimate, fmt_interval, fmt_months, fmt_number,
                                            fmt_probability, outcome_digits, sig_digits)
 
@@ -240,12 +241,13 @@ def judge(results: pd.DataFrame, spec, visit: float | None, p_threshold: float, 
     others = results[results["variant"] != "main"]
     fitted = others[others["assessable"]]
     lost = others[(~others["assessable"]) & others["status"].isin(["fitted", "failed_gate"])]
-    unassessed = [(r["label"], _reason(r)) for _, r in lost.iterrows()]
+    unassessed = [(midsentence(r["label"]), _reason(r)) for _, r in lost.iterrows()]
     if spec.kind == "binary":
         lo, hi = float(m["lower"]), float(m["upper"])
         held = "its median inside the main 95% CrI"
         moved = fitted[~fitted["estimate"].between(lo, hi)]
-        overturn = [(r["label"], f"{fmt_number(r['estimate'], digits)}% (outside {fmt_interval(lo, hi, digits, True)})")
+        overturn = [(midsentence(r["label"]),
+                     f"{fmt_number(r['estimate'], digits)}% (outside {fmt_interval(lo, hi, digits, True)})")
                     for _, r in moved.iterrows()]
         main_conclusion = DASH
     else:
@@ -254,7 +256,7 @@ def judge(results: pd.DataFrame, spec, visit: float | None, p_threshold: float, 
                 WORSENING: f"worsening (P(improvement) \u2264 {fmt_number(1 - p_threshold, 2)})"}.get(
             main_conclusion, main_conclusion)
         moved = fitted[fitted["conclusion"] != main_conclusion]
-        overturn = [(r["label"], _p_text(r["p_improvement"])) for _, r in moved.iterrows()]
+        overturn = [(midsentence(r["label"]), _p_text(r["p_improvement"])) for _, r in moved.iterrows()]
     common = dict(conclusion=main_conclusion, main=m.to_dict(), not_assessable=unassessed,
                   n_fitted=len(fitted), **base)
     tail = f"; not assessable: {', '.join(lab for lab, _ in unassessed)}" if unassessed else ""

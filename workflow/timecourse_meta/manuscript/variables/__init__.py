@@ -7,7 +7,7 @@ the lineage of each (results file -> harmonised rows -> raw extraction rows with
 `write_variables` writes `_variables.yml`, `lineage.json` and `priors.md`, each atomically.
 
 Modules: `layout` (which files), `context` (the results read once, the collector of keys), `words` (phrases and
-formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`), and `build` (the blocks in
+formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`, `sensitivity`), and `build` (the blocks in
 order, and the writer). The manuscript step itself (what index.qmd reads, the copies of the study sets' files,
 lint and render) is `timecourse_meta.manuscript.document`; its names are re-exported here for the workflow.
 
@@ -44,6 +44,8 @@ configured):
   - per binary outcome O (config `binary_outcomes`), at the visit with most studies (ties: the later):
     `O.label`, `O.visit`, `O.visit_text`, `O.n_studies`, `O.n_patients`, `O.status`, `O.proportion`,
     `O.prediction`, `O.tau` (logit scale), `O.summary`
+* `main.sensitivity.*`, `other.sensitivity.*`, `sets.S.sensitivity.*` and `methods.sensitivity.*`: the
+  sensitivity verdicts and the variants run (`variables.sensitivity`)
 * `methods.*` (from the resolved config, so editing config.yaml edits the methods section): `main_set`,
   `main_set_name`, `other_set_name`, `study_sets`, `n_study_sets`, `r`, `r_sensitivity`, `visit_grid`,
   `time_course`, `time_course_alternatives`, `time_course_description`, `loo` (a sentence),

@@ -17,6 +17,7 @@ from timecourse_meta.manuscript.variables.context import Collector, Context, Var
 from timecourse_meta.manuscript.variables.data import put_appraisal, put_set, put_warnings
 from timecourse_meta.manuscript.variables.methods import put_methods
 from timecourse_meta.manuscript.variables.outcomes import put_binary, put_continuous
+from timecourse_meta.manuscript.variables.sensitivity import put_sensitivity, put_sensitivity_methods
 from timecourse_meta.manuscript.variables.words import join_words
 from timecourse_meta.report import tables
 from timecourse_meta.report.format import fmt_count
@@ -49,7 +50,9 @@ def build_variables(config_yml: str | Path, results_dir: str | Path = "results",
         put_comparison(c, ctx, s, prefixes)
         put_diagnostics(c, ctx, s, prefixes)
         put_claims(c, ctx, s, prefixes)
+        put_sensitivity(c, ctx, s, prefixes)
     priors = put_methods(c, ctx)
+    put_sensitivity_methods(c, ctx)
     put_appraisal(c, ctx)
     put_warnings(c, ctx)
     return Variables(values=c.nested(), lineage=c.lineage, priors=priors)

@@ -24,12 +24,15 @@ class ResultsFiles:
     diagnostics: dict = field(default_factory=dict)   # (set, outcome) -> diagnostics.csv
     key_visits: dict = field(default_factory=dict)    # (set, continuous outcome) -> key_visits/O.csv
     claims: dict = field(default_factory=dict)        # set -> claims_check.csv
+    sensitivity_verdicts: dict = field(default_factory=dict)  # set -> sensitivity_verdicts.full.csv
+    sensitivity_variants: dict = field(default_factory=dict)  # set -> sensitivity_variants.csv
 
     def all(self) -> list[str]:
         """The files in a stable order (the Snakemake rule's inputs)."""
         paths = [self.config, self.dictionary, self.vocabulary, self.studies, self.outcomes, self.appraisal,
                  self.warnings, self.analysis_table, self.coverage]
-        for mapping in (self.summaries, self.diagnostics, self.key_visits, self.claims):
+        for mapping in (self.summaries, self.diagnostics, self.key_visits, self.claims, self.sensitivity_verdicts,
+                        self.sensitivity_variants):
             paths += list(mapping.values())
         return [str(p) for p in paths]
 
@@ -56,6 +59,8 @@ def results_files(cfg: Mapping, results_dir: str | Path = "results", root: str |
             files.key_visits[(s, o)] = r / "tables" / s / "key_visits" / f"{o}.csv"
         if cfg["data"].get("claims"):  # no claims file: the text says the claims were not checked
             files.claims[s] = r / "tables" / s / "claims_check.csv"
+        files.sensitivity_verdicts[s] = r / "tables" / s / "sensitivity_verdicts.full.csv"
+        files.sensitivity_variants[s] = r / "tables" / s / "sensitivity_variants.csv"
     return files
 
 
