@@ -45,6 +45,6 @@ rule all:
         "results/harmonised/coverage.csv",
         expand("results/models/{study_set}/{outcome}/diagnostics.csv", study_set=STUDY_SETS, outcome=OUTCOMES),
         figure_targets(),
-        sensitivity_targets(),
+        sensitivity_report_targets(),
         MANUSCRIPT_TARGETS,
     default_target: True

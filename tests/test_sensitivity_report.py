@@ -31,7 +31,7 @@ from timecourse_meta.manuscript import variables as V  # noqa: E402
 from timecourse_meta.report import sensitivity as S  # noqa: E402
 from timecourse_meta.report.plots import common as plot_common  # noqa: E402
 from timecourse_meta.report.plots import sensitivity as sensitivity_plots  # noqa: E402
-from timecourse_meta.steps import sensitivity as steps  # noqa: E402
+from timecourse_meta.steps import sensitivity_report as steps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -116,7 +116,7 @@ def sensitivity_key_visit(wildcards):
     return []
 
 
-def sensitivity_targets():
+def sensitivity_report_targets():
     """The targets of `all`: every set's verdicts (they need every outcome's figure, through the supplement's
     figure list) and every outcome's table."""
     targets = []
