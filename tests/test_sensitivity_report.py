@@ -119,6 +119,16 @@ def test_a_failed_gate_variant_is_not_assessable_and_never_overturns():
     assert judged(only_failed)[1].verdict == S.NOT_ASSESSABLE
 
 
+def test_a_fitted_variant_without_an_estimate_at_the_key_visit_is_not_assessable():
+    summary = helpers.main_summary()
+    early = helpers.variant_rows(summary, "tc_short", "time_course", "Short time course")
+    early = early[~((early["quantity"] == "delta") & early["visit_months"].notna())]  # no delta at any visit
+    frame = pd.concat([helpers.variants(summary, []), early], ignore_index=True)
+    results, v = judged(frame)
+    assert v.verdict == S.NOT_ASSESSABLE and v.not_assessable == [("short time course", "no estimate at 6 months")]
+    assert S.variant_table(results, SPECS["sledai"]).loc[1, "Status"] == "not assessable: no estimate at 6 months"
+
+
 def test_not_applicable_and_same_as_main_variants_take_no_part():
     _, v = judged(S.load_variants(EXAMPLE / "variants.csv"), power=S.load_power_scaling(EXAMPLE / "power_scaling.csv"))
     # the example: 3 fitted variants agree; Li 2016 failed the gate; Emax not applicable; primary-source same as main
@@ -379,3 +389,35 @@ def test_every_sensitivity_key_of_the_manuscript_exists_and_renders(with_sensiti
     assert "held in every fitted sensitivity analysis" in " ".join(html.split())
     assert 'id="fig-sensitivity-all_candidates-sledai"' in html and "data:image/png" in html
     assert "XVAR" not in html and "??" not in html
+
+
+def test_another_reviews_outcomes_go_through_the_same_steps(tmp_path):
+    """The second review's dictionary (a log-scale, an identity-scale and a binary outcome): real-shaped
+    variants for each, renamed, give a verdict table and figures; nothing names this review's outcomes."""
+    review_dir = ROOT / "tests" / "examples" / "second_review"
+    cfg = yaml.safe_load((review_dir / "config.yaml").read_text())
+    dictionary = review_dir / cfg["data"]["outcome_dictionary"]
+    sources = {"womac_pain": "sledai", "effusion_volume": "proteinuria_24h", "oarsi_response": "renal_remission"}
+    outcomes = cfg["outcomes"] + cfg["binary_outcomes"]
+    variants, powers, figures = [], [], []
+    for o in outcomes:
+        frame = helpers.variants(helpers.main_summary(sources[o]), []).assign(outcome=o)
+        variants.append(tmp_path / f"{o}.csv")
+        frame.to_csv(variants[-1], index=False)
+        powers.append(tmp_path / f"{o}_power.csv")
+        helpers.power_scaling([]).reindex(columns=S.POWER_COLUMNS).to_csv(powers[-1], index=False)
+        figures.append(str(tmp_path / f"{o}.png"))
+        key = tmp_path / f"{o}_key.csv"
+        key.write_text(f"outcome,study_set,key_visit_months,n_studies\n{o},all_eligible,6.0,2\n")
+        steps.run_sensitivity_figure(variants=str(variants[-1]), power_scaling=str(powers[-1]), key_visit=str(key),
+                                     dictionary=str(dictionary), outcome=o, png=figures[-1], verdict={})
+    steps.run_sensitivity_verdicts(
+        variants=[str(p) for p in variants], power_scalings=[str(p) for p in powers], outcomes=outcomes,
+        dictionary=str(dictionary), study_set="all_eligible", csv=str(tmp_path / "v.csv"), full=str(tmp_path / "f.csv"),
+        variant_list=str(tmp_path / "l.csv"), figures_md=str(tmp_path / "figures.md"), verdict={},
+        review=cfg["review"], key_visits=[str(tmp_path / f"{o}_key.csv") for o in cfg["outcomes"]],
+        continuous=cfg["outcomes"], figures=figures)
+    full = pd.read_csv(tmp_path / "f.csv").set_index("outcome")
+    # no variant beside the main analysis: nothing to compare, but every outcome is judged on its own quantity
+    assert (full["verdict"] == S.NOT_ASSESSABLE).all() and full.loc["oarsi_response", "visit_months"] == 12.0
+    assert all(Path(f).exists() for f in figures)

@@ -80,7 +80,9 @@ def sensitivity_plot(results: pd.DataFrame, *, title: str, verdict: str, xlabel:
     span = (hi_all - lo_all) or 1.0
     if decimals is None:
         decimals = decimals_for(*values) if values else 1
-    wrapped = textwrap.wrap(verdict, 100)[:4]
+    wrapped = textwrap.wrap(verdict, 100)
+    if len(wrapped) > 4:  # the table has the full list
+        wrapped = wrapped[:3] + [textwrap.shorten(" ".join(wrapped[3:]), 96, placeholder=" \u2026")]
     head_in = 0.5 + 0.17 * len(wrapped)
     axes_h = ROW_H * (n + 0.6)
     height = head_in + axes_h + 0.75
@@ -116,8 +118,11 @@ def _draw_variant(ax, r, y: int, overturning: Collection[str]) -> None:
     vid = str(r["variant"])
     if not math.isfinite(est):
         reason = {"failed_gate": "not assessable: failed the convergence gate",
-                  "not_applicable": "not applicable", "same_as_main": "same as the main analysis"}.get(r["status"], "no estimate")
-        note = f"{reason}: {r['note']}" if r["note"] and r["note"] not in reason else reason
+                  "not_applicable": "not applicable", "same_as_main": "same as the main analysis"}.get(r["status"])
+        if reason is None:  # fitted, but without an estimate at the visit: its note says so
+            note = f"not assessable: {r['note'] or 'no estimate at this visit'}"
+        else:
+            note = f"{reason}: {r['note']}" if r["note"] else reason
         ax.text(0.01, y, note, transform=ax.get_yaxis_transform(), ha="left", va="center",
                 fontsize=FONT, style="italic", color=NOTE_COLOUR, gid=f"variant_note:{vid}", zorder=5,
                 bbox=dict(facecolor="white", edgecolor="none", pad=0.5, alpha=0.85))
