@@ -130,7 +130,8 @@ def test_a_fitted_variant_without_an_estimate_at_the_key_visit_is_not_assessable
 
 
 def test_not_applicable_and_same_as_main_variants_take_no_part():
-    _, v = judged(S.load_variants(EXAMPLE / "variants.csv"), power=S.load_power_scaling(EXAMPLE / "power_scaling.csv"))
+    power = S.load_power_scaling(EXAMPLE / "power_scaling.csv")
+    _, v = judged(S.load_variants(EXAMPLE / "variants.csv"), power=power)
     # the example: 3 fitted variants agree; Li 2016 failed the gate; Emax not applicable; primary-source same as main
     assert v.verdict == S.ROBUST and v.n_fitted == 3
     assert [lab for lab, _ in v.not_assessable] == ["without study Li 2016"]
@@ -197,8 +198,9 @@ def test_the_variant_table_goes_through_the_formatter():
 
 def test_power_scaling_flags_join_the_verdict_for_the_key_visit_and_hyperparameters():
     power = S.load_power_scaling(EXAMPLE / "power_scaling.csv")
-    assert S.prior_flags(power, 6.0) == ("prior-dominated / weak likelihood (\u03c4); prior-dominated / weak "
-                                         "likelihood (\u03c1 between studies); prior-data conflict (\u0394 at 6 months)")
+    assert S.prior_flags(power, 6.0) == (
+        "prior-dominated / weak likelihood (\u03c4); prior-dominated / weak likelihood (\u03c1 between studies); "
+        "prior-data conflict (\u0394 at 6 months)")
     assert S.prior_flags(power, 3.0).endswith("(\u03c1 between studies)")  # the 6-month conflict is not at 3
     assert S.prior_flags(helpers.power_scaling([("tau", None, 0.01, 0.1, "-")]), 6.0) == "none flagged"
     assert S.prior_flags(None, 6.0) == "not assessed"

@@ -2,7 +2,8 @@
 # the outcome's key visit, per set the verdicts of all outcomes (robust / fragile, config sensitivity.verdict).
 # The inputs results/sensitivity/{study_set}/{outcome}/{variants,power_scaling}.csv are the sensitivity fits'.
 
-# CONTINUOUS, OUTCOMES, per_outcome, SENSITIVITY_VERDICT, sensitivity_key_visit and sensitivity_report_targets: common.smk.
+# CONTINUOUS, OUTCOMES, per_outcome, SENSITIVITY_VERDICT, sensitivity_key_visit, sensitivity_report_targets:
+# common.smk.
 
 rule sensitivity_table:
     """One outcome's sensitivity variants at its key visit: estimate, 95% CrI, P(improvement), studies, status."""
