@@ -212,6 +212,9 @@ def test_bad_variant_files_name_file_row_column_and_value(tmp_path):
     frame.to_csv(tmp_path / "variants.csv", index=False)
     with pytest.raises(S.SensitivityError, match=r"variants.csv, row 4, column 'variant_status': value 'converged'"):
         S.load_variants(tmp_path / "variants.csv")
+    frame[frame["variant"] != "main"].assign(variant_status="fitted").to_csv(tmp_path / "no_main.csv", index=False)
+    with pytest.raises(S.SensitivityError, match=r"no_main.csv, column 'variant': no row of variant 'main'"):
+        S.load_variants(tmp_path / "no_main.csv")
     frame.drop(columns=["variant_group"]).to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(S.SensitivityError, match="missing column.*variant_group"):
         S.load_variants(tmp_path / "short.csv")

@@ -83,6 +83,9 @@ def load_variants(path: str | Path) -> pd.DataFrame:
         if r["variant_group"] not in GROUPS:
             raise SensitivityError(f"{path}, row {i + 2}, column 'variant_group': value {r['variant_group']!r}; "
                                    f"expected one of {', '.join(GROUPS)}")
+    if not (frame["variant"] == "main").any():
+        raise SensitivityError(f"{path}, column 'variant': no row of variant 'main' (the main analysis, which every "
+                               "other variant is compared with)")
     for column in ("variant_note", "variant_label"):
         frame[column] = frame[column].fillna("").astype(str)
     return frame
