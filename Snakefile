@@ -36,6 +36,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/update.smk"
+include: "workflow/rules/sensitivity_report.smk"
 include: "workflow/rules/manuscript.smk"
 
 
@@ -47,6 +48,7 @@ rule all:
         expand("results/models/{study_set}/{outcome}/diagnostics.csv", study_set=STUDY_SETS, outcome=OUTCOMES),
         figure_targets(),
         UPDATE_TARGETS,
+        sensitivity_report_targets(),
         MANUSCRIPT_TARGETS,
         SENSITIVITY_TARGETS,
     default_target: True

@@ -121,3 +121,23 @@ def figure_targets():
         targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
     return targets
+
+
+SENSITIVITY_VERDICT = CONFIG["sensitivity"]["verdict"]  # the verdict's thresholds
+
+
+def sensitivity_key_visit(wildcards):
+    """A continuous outcome's key visit (the forest plot's); a binary outcome's report picks its own duration."""
+    if wildcards.outcome in CONTINUOUS:
+        return f"results/tables/{wildcards.study_set}/key_visits/{wildcards.outcome}.csv"
+    return []
+
+
+def sensitivity_report_targets():
+    """The targets of `all`: every set's verdicts (they need every outcome's figure, through the supplement's
+    figure list) and every outcome's table."""
+    targets = []
+    for s in STUDY_SETS:
+        targets.append(f"results/tables/{s}/sensitivity_verdicts.csv")
+        targets += per_outcome("results/tables/{study_set}/sensitivity/{outcome}.csv", s, OUTCOMES)
+    return targets

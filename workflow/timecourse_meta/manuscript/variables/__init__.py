@@ -7,7 +7,7 @@ the lineage of each (results file -> harmonised rows -> raw extraction rows with
 `write_variables` writes `_variables.yml`, `lineage.json` and `priors.md`, each atomically.
 
 Modules: `layout` (which files), `context` (the results read once, the collector of keys), `words` (phrases and
-formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`, `selection`), and `build` (the blocks in
+formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`, `selection`, `sensitivity`), and `build` (the blocks in
 order, and the writer). The manuscript step itself (what index.qmd reads, the copies of the study sets' files,
 lint and render) is `timecourse_meta.manuscript.document`; its names are re-exported here for the workflow.
 
@@ -54,6 +54,8 @@ one set is configured):
     `records_by_type`, `excluded_reasons` and `sentence` (the flow in words)
 * `update.*` (`selection.put_update`, from `results/update/what_changed.md` and `.csv`): `status` (none,
   unchanged, changed), `sentence`, `n_changes`, `n_studies_added`, `n_estimates_moved`, `n_conclusions_changed`
+* `main.sensitivity.*`, `other.sensitivity.*`, `sets.S.sensitivity.*` and `methods.sensitivity.*`: the
+  sensitivity verdicts and the variants run (`variables.sensitivity`)
 * `methods.*` (from the resolved config, so editing config.yaml edits the methods section): `main_set`,
   `main_set_name`, `other_set_name`, `study_sets`, `n_study_sets`, `r`, `r_sensitivity`, `visit_grid`,
   `time_course`, `time_course_alternatives`, `time_course_description`, `loo` (a sentence),

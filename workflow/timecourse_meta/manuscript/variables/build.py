@@ -19,6 +19,7 @@ from timecourse_meta.manuscript.variables.methods import put_methods
 from timecourse_meta.manuscript.variables.outcomes import put_binary, put_continuous
 from timecourse_meta.manuscript.variables.safety import put_safety
 from timecourse_meta.manuscript.variables.selection import put_prisma, put_update
+from timecourse_meta.manuscript.variables.sensitivity import put_sensitivity, put_sensitivity_methods
 from timecourse_meta.manuscript.variables.words import join_words
 from timecourse_meta.report import tables
 from timecourse_meta.report.prisma import exclusion_labels
@@ -55,7 +56,9 @@ def build_variables(config_yml: str | Path, results_dir: str | Path = "results",
         put_diagnostics(c, ctx, s, prefixes)
         put_claims(c, ctx, s, prefixes)
         put_safety(c, ctx, s, prefixes)
+        put_sensitivity(c, ctx, s, prefixes)
     priors = put_methods(c, ctx)
+    put_sensitivity_methods(c, ctx)
     put_appraisal(c, ctx)
     put_warnings(c, ctx)
     put_update(c, ctx)

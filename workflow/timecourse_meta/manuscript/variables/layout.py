@@ -28,12 +28,15 @@ class ResultsFiles:
     prisma: dict = field(default_factory=dict)        # set -> prisma_counts.csv
     what_changed_md: Path = Path("results/update/what_changed.md")
     what_changed_csv: Path = Path("results/update/what_changed.csv")
+    sensitivity_verdicts: dict = field(default_factory=dict)  # set -> sensitivity_verdicts.full.csv
+    sensitivity_variants: dict = field(default_factory=dict)  # set -> sensitivity_variants.csv
 
     def all(self) -> list[str]:
         """The files in a stable order (the Snakemake rule's inputs)."""
         paths = [self.config, self.dictionary, self.vocabulary, self.studies, self.outcomes, self.appraisal,
                  self.warnings, self.analysis_table, self.coverage]
-        for mapping in (self.summaries, self.diagnostics, self.key_visits, self.claims, self.safety, self.prisma):
+        for mapping in (self.summaries, self.diagnostics, self.key_visits, self.claims, self.safety, self.prisma,
+                        self.sensitivity_verdicts, self.sensitivity_variants):
             paths += list(mapping.values())
         paths += [self.what_changed_md, self.what_changed_csv]
         return [str(p) for p in paths]
@@ -66,6 +69,8 @@ def results_files(cfg: Mapping, results_dir: str | Path = "results", root: str |
             files.claims[s] = r / "tables" / s / "claims_check.csv"
         if (cfg.get("safety") or {}).get("outcomes"):  # no safety outcomes: the text says so
             files.safety[s] = r / "tables" / s / "safety.csv"
+        files.sensitivity_verdicts[s] = r / "tables" / s / "sensitivity_verdicts.full.csv"
+        files.sensitivity_variants[s] = r / "tables" / s / "sensitivity_variants.csv"
     return files
 
 
