@@ -33,7 +33,10 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/update.smk"
+include: "workflow/rules/sensitivity_report.smk"
 include: "workflow/rules/manuscript.smk"
 
 
@@ -44,5 +47,8 @@ rule all:
         "results/harmonised/coverage.csv",
         expand("results/models/{study_set}/{outcome}/diagnostics.csv", study_set=STUDY_SETS, outcome=OUTCOMES),
         figure_targets(),
+        UPDATE_TARGETS,
+        sensitivity_report_targets(),
         MANUSCRIPT_TARGETS,
+        SENSITIVITY_TARGETS,
     default_target: True

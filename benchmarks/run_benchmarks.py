@@ -30,6 +30,7 @@ SKIP = shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycac
                               ".pytest_cache")
 JOB = re.compile(r"^(?:local)?rule (\w+):\n(?:(?:    .*\n)*?    wildcards: (.*)\n)?", re.M)
 DONE = re.compile(r"done in ([\d.]+) s \((.*)\)")
+SENS = re.compile(r"(\d+) variants in ([\d.]+) s, (\d+) compilations")
 PARTS = ("workflow", "scale", "samplers")
 
 
@@ -82,7 +83,8 @@ def change_one_prior(workdir: Path, outcome: str | None) -> str:
 
 
 def fit_shares(workdir: Path) -> dict:
-    """Compile / sample / post-processing seconds summed over results/logs/models/fit_model_*.log."""
+    """Compile / sample / post-processing seconds summed over results/logs/models/fit_model_*.log, and the
+    sensitivity refits' seconds, variants and compilations over results/logs/sensitivity/sensitivity_fit_*.log."""
     total = {"seconds_total": 0.0, "seconds_compile": 0.0, "seconds_sample": 0.0, "seconds_postprocess": 0.0}
     logs = sorted((workdir / "results/logs/models").glob("fit_model_*.log"))
     for log in logs:
@@ -92,6 +94,13 @@ def fit_shares(workdir: Path) -> dict:
                 if key in total:
                     total[key] += float(value)
     total["fit_logs"] = len(logs)
+    # the sensitivity layer (rule sensitivity_fit): seconds, variants and compilations per outcome
+    total.update(sensitivity_seconds=0.0, sensitivity_variants=0, sensitivity_compilations=0)
+    for log in sorted((workdir / "results/logs/sensitivity").glob("sensitivity_fit_*.log")):
+        for m in SENS.finditer(log.read_text(errors="replace")):
+            total["sensitivity_variants"] += int(m.group(1))
+            total["sensitivity_seconds"] += float(m.group(2))
+            total["sensitivity_compilations"] += int(m.group(3))
     return total
 
 
@@ -240,6 +249,10 @@ def table(out: dict) -> str:
         for key in ("seconds_compile", "seconds_sample", "seconds_postprocess"):
             lines.append(f"| cold run's fits: {key[8:]} ({fs['fit_logs']} logs) | {fs[key]:.1f} s | "
                          f"{fs[key] / fs['seconds_total']:.2f} of fit time |")
+        if fs.get("sensitivity_variants"):
+            lines.append(f"| cold run's sensitivity refits | {fs['sensitivity_seconds']:.1f} s for "
+                         f"{fs['sensitivity_variants']} variants, {fs['sensitivity_compilations']} compilations | "
+                         f"{fs['sensitivity_seconds'] / fs['seconds_total']:.2f}x the main fits' time |")
     scale = [r for r in out.get("scale", []) if "error" not in r]
     for r in scale:
         ratio = f"{r['seconds'] / scale[0]['seconds']:.1f}x time, {r['peak_rss_mb'] / scale[0]['peak_rss_mb']:.1f}x " \

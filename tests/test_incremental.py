@@ -40,6 +40,8 @@ TARGETS = [*(f"results/models/{SET}/{o}/diagnostics.csv" for o in FITTED), "resu
            "results/validated/report.md"]
 # the shortest sampling the schema allows, and a gate that lets such short chains pass
 FAST = ("sampling: {chains: 2, draws: 100, tune: 100, progress_bar: false}\n"
+        # one time course, not the three of the comparison: a third of the compilation per fit
+        "model: {compare_time_courses: false}\n"
         "diagnostics: {max_rhat: 10.0, min_ess_bulk: 1, min_ess_tail: 1, max_divergences: 100000, min_bfmi: 0.0}\n")
 JOB = re.compile(r"^(?:local)?rule (\w+):\n(?:(?:    .*\n)*?    wildcards: (.*)\n)?", re.M)
 

@@ -23,7 +23,7 @@ from test_incremental import copy_project, jobs_run, snakemake
 
 # a pooled model, so that the fit samples (it compiles for several seconds after logging "sampling"): the kill
 # lands inside the fit, not after an instant single-study summary has already been written
-SET = "all_candidates"
+SET = "updated_review"
 OUTCOME = "sledai"
 SUMMARY = f"results/models/{SET}/{OUTCOME}/summary.csv"
 TARGETS = [f"results/models/{SET}/{OUTCOME}/diagnostics.csv", "results/harmonised/analysis_table.csv"]
@@ -35,6 +35,18 @@ RESULTS = (SUMMARY, f"results/models/{SET}/{OUTCOME}/dropped_reports.csv", "resu
 
 def results(project: Path) -> dict[str, bytes]:
     return {name: (project / name).read_bytes() for name in RESULTS}
+
+
+def differences(got: dict[str, bytes], expected: dict[str, bytes]) -> str:
+    """The lines that differ between two runs' files (an assertion message that shows what moved)."""
+    import difflib
+    out = []
+    for name in expected:
+        if got.get(name) != expected[name]:
+            a = expected[name].decode("utf-8", "replace").splitlines()
+            b = got.get(name, b"").decode("utf-8", "replace").splitlines()
+            out += [name, *difflib.unified_diff(a, b, lineterm="", n=0)]
+    return "\n".join(out)
 
 
 def kill_during_fit(project: Path, sig: int) -> None:
@@ -80,11 +92,11 @@ def test_a_run_killed_during_a_fit_finishes_on_a_plain_rerun_with_identical_resu
     assert "IncompleteFilesException" not in rerun.stdout + rerun.stderr
     ran = jobs_run(rerun)
     assert f"fit_model[study_set={SET}, outcome={OUTCOME}]" in ran
-    assert results(project) == clean
+    assert results(project) == clean, differences(results(project), clean)
     assert not [p.name for p in (project / f"results/models/{SET}/{OUTCOME}").iterdir() if p.name.startswith(".")]
 
 
 def test_two_clean_runs_give_byte_identical_results(tmp_path, clean):
     project = copy_project(tmp_path / "project")
     jobs_run(snakemake(project, *TARGETS))
-    assert results(project) == clean
+    assert results(project) == clean, differences(results(project), clean)

@@ -174,19 +174,23 @@ def test_unique_patients_on_the_shipped_sheet():
     assert linkage.set_counts(studies, sets["review_2023"], arms=ARMS) == {
         "n_studies": 4, "n_reports": 4, "n_patients_unique": 111, "n_patients_reports": 111,
         "patients_basis": "each patient group counted once, by its largest report"}
-    # all_candidates: 11 reports; the seven Nanjing Drum Tower reports (liang2010 15, sun2010 16, sun_cn_ucmsc12 12,
-    # gu2014 81, wang2013 87, wang2014 40, wang2018 81) count once, by the largest (wang2013, 87); plus ranjbar2022 9,
-    # barbado2018 3, deng2017 18, li2016 20: 87 + 9 + 3 + 18 + 20 = 137 patients in 5 studies. Summed over
-    # reports: 376 MSCT + 6 control = 382 (the count that counted people more than once).
-    counts = linkage.set_counts(studies, sets["all_candidates"], arms=ARMS)
+    # updated_review: 16 analysed reports; the nine Nanjing Drum Tower reports (liang2010 15, sun2010 16,
+    # sun_cn_ucmsc12 12, gu2014 81, wang2013 87, wang2014 40, wang2018 81, wen2019 69, bao2023 92) count once, by the
+    # largest (bao2023, 92); Tang 2016 (12) counts inside Deng 2017's group (18); plus ranjbar2022 9, barbado2018 3,
+    # li2016 20, zhou_xy2017 67, zeng2016 15: 92 + 9 + 3 + 18 + 20 + 67 + 15 = 224 patients in 7 studies. Summed over
+    # reports: 637 (the count that counted people more than once). Registry records and studies outside the
+    # question are not analysed.
+    counts = linkage.set_counts(studies, sets["updated_review"], arms=ARMS)
     assert (counts["n_studies"], counts["n_reports"], counts["n_patients_unique"], counts["n_patients_reports"]) \
-        == (5, 11, 137, 382)
-    groups = linkage.study_groups(studies, sets["all_candidates"], arms=ARMS).set_index("patient_group")
+        == (7, 16, 224, 637)
+    groups = linkage.study_groups(studies, sets["updated_review"], arms=ARMS).set_index("patient_group")
     nanjing = groups.loc["nanjing_drum_tower"]
     assert (nanjing["label"], nanjing["n_reports"], nanjing["largest_report"], nanjing["patients"]) == \
-        ("Nanjing Drum Tower", 7, "wang2013", 87)
+        ("Nanjing Drum Tower", 9, "bao2023", 92)
     assert "Gu 2014 (81, partial overlap)" in nanjing["reports"]
     assert "Wang 2018 (81, later follow-up)" in nanjing["reports"]
+    assert "Bao 2023 (92, partial overlap)" in nanjing["reports"]
+    assert groups.loc["deng2017", "n_reports"] == 2 and groups.loc["deng2017", "patients"] == 18
     assert groups.loc["li2016", "reports"] == "Li 2016 (20)"
 
 
@@ -195,7 +199,8 @@ def test_shipped_sheet_overlap_is_filled_and_consistent():
     assert set(studies["overlap"]) <= set(linkage.OVERLAPS)
     assert (studies["overlap_reason"].str.len() > 20).all()
     nanjing = set(studies.loc[studies["patient_group"] == "nanjing_drum_tower", "study_id"])
-    assert nanjing == {"liang2010", "sun2010", "sun_cn_ucmsc12", "gu2014", "wang2013", "wang2014", "wang2018"}
+    assert nanjing == {"liang2010", "sun2010", "sun_cn_ucmsc12", "gu2014", "wang2013", "wang2014", "wang2018",
+                       "wen2019", "bao2023"}
     assert studies.set_index("study_id").loc["wang2018", "overlap"] == "later_follow_up"
 
 
@@ -221,7 +226,7 @@ def test_unclear_overlap_is_a_warning_naming_the_reports(tmp_path):
     data_steps.run_validate(settings=str(config), report=str(out / "report.md"), tables_dir=str(out))
     text = (out / "report.md").read_text()
     assert "All sheets passed validation." in text
-    assert "2 reports in 1 patient groups; patients counted once per group (its largest report): 20." in text
+    assert "2 analysed reports in 1 patient groups; patients counted once per group (its largest report): 20." in text
     assert "| Shared | Alpha 2020 (20, unclear), Beta 2021 (18, same patients) | 20 |" in text
     warnings = [line for line in text.splitlines() if line.startswith("- WARNING:")]
     assert warnings == ["- WARNING: Alpha 2020 (alpha2020): overlap unclear; other reports of patient group "
@@ -296,3 +301,20 @@ def test_run_fit_selects_binary_rows_in_the_default_follow_up_durations(tmp_path
     assert list(seen["table"]["analysis_id"]) == ["a12", "b60"]
     dropped = pd.read_csv(tmp_path / "dropped_reports.csv")
     assert list(dropped["reason"]) == ["overlapping patients: Cohort G, Alpha 2014 used at 12 months"]
+
+
+def test_validation_report_counts_analysed_reports_and_lists_the_others(tmp_path):
+    """A record with an exclusion_reason is listed with its reason, and its patients are not counted."""
+    frames = _validated_fixture(tmp_path)
+    assert list(frames["studies"]["study_id"]) == ["alpha2020", "beta2021"]
+    frames["studies"]["exclusion_reason"] = ["", "no_usable_data"]
+    frames["studies"].to_csv(tmp_path / "studies.csv", index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**review_config(data={"raw_dir": str(tmp_path)})}))
+    out = tmp_path / "validated"
+    data_steps.run_validate(settings=str(config), report=str(out / "report.md"), tables_dir=str(out))
+    text = (out / "report.md").read_text()
+    assert "1 analysed reports in 1 patient groups; patients counted once per group (its largest report): 20." \
+        in text
+    assert "1 further records are listed, not analysed (column `exclusion_reason`): Beta 2021 (beta2021): " \
+        "no_usable_data." in text

@@ -21,6 +21,8 @@ from conftest import ROOT
 SKIP = shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__", "*.egg-info",
                               ".pytest_cache", "tests")
 FAST = ("sampling: {chains: 2, draws: 100, tune: 100, progress_bar: false}\n"
+        # one time course, not the three of the comparison: a third of the compilation per fit
+        "model: {compare_time_courses: false}\n"
         "diagnostics: {max_rhat: 10.0, min_ess_bulk: 1, min_ess_tail: 1, max_divergences: 100000, min_bfmi: 0.0}\n")
 ENTRY = '''
   urine_pcr:

@@ -96,6 +96,34 @@ def test_small_data_dense_and_block_likelihoods_agree(outcome, monkeypatch):
         assert float(f_block(point)) == pytest.approx(float(f_dense(point)), abs=1e-8, rel=0)
 
 
+@pytest.mark.parametrize("tc", ["random_walk", "emax"])
+def test_a_prior_variant_of_a_block_model_is_a_data_change(tc):
+    """By block (148 rows), other prior scales (delta_sd, step_sd, tau scale, baseline_sd) keep the structure
+    key, and the model built with the main priors, given the variant's ``data_updates``, has the log density of
+    the model built with the variant's priors (so one compilation serves both, as ``sensitivity_fit`` uses it)."""
+    md = model_data(30)
+    assert md.n_obs > build.DENSE_MAX_ROWS
+    other = {**SETTINGS, "priors": {"sim_outcome": {"delta_sd": 2.0, "tau_scale": 0.5, "step_sd": 1.0,
+                                                    "baseline_sd": 7.0}}}
+    assert build.structure_key(md, SETTINGS, tc) == build.structure_key(md, other, tc)
+    main, variant = build.build_model(md, SETTINGS, tc), build.build_model(md, other, tc)
+    f_variant = variant.compile_fn(variant.logp(), inputs=variant.value_vars, on_unused_input="ignore")
+    point = main.initial_point()
+    before = float(main.compile_fn(main.logp(), inputs=main.value_vars, on_unused_input="ignore")(point))
+    assert abs(before - float(f_variant(point))) > 1.0
+    for name, value in build.data_updates(md, other, tc).items():
+        main[name].set_value(value)
+    f_main = main.compile_fn(main.logp(), inputs=main.value_vars, on_unused_input="ignore")
+    assert float(f_main(point)) == pytest.approx(float(f_variant(point)), abs=1e-8, rel=0)
+
+
+def test_block_structure_key_tells_layouts_apart():
+    """Without a study the block layout differs (static shapes): another key; the dense path keeps one key."""
+    md, fewer = model_data(30), model_data(29)
+    assert build.structure_key(md, SETTINGS) != build.structure_key(fewer, SETTINGS)
+    assert build.structure_key(model_data(5), SETTINGS) == build.structure_key(model_data(4), SETTINGS)
+
+
 def test_pointwise_loo_density_equals_the_dense_formula():
     md = model_data(12)
     rng = np.random.default_rng(2)

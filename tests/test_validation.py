@@ -116,7 +116,7 @@ CASES = [
      "matching ^https?://"),
     ("required_empty", set_cell("outcomes", 3, "locator", ""), "outcomes", 5, "locator", "this column is required"),
     ("design_unknown", set_cell("studies", 1, "design", "RCT"), "studies", 3, "design", "one of rct, single_arm"),
-    ("n_msct_missing", set_cell("studies", 0, "n_msct", ""), "studies", 2, "n_msct", "required"),
+    ("n_msct_not_a_count", set_cell("studies", 0, "n_msct", "0"), "studies", 2, "n_msct", ">= 1"),
     ("study_id_duplicate", set_cell("studies", 1, "study_id", "alpha2020"), "studies", 3, "study_id", "unique"),
     ("judgement_unknown", set_cell("appraisal", 0, "judgement", "probably"), "appraisal", 2, "judgement",
      "one of yes, no, unclear, not_reported"),
@@ -237,7 +237,7 @@ def test_design_the_vocabulary_lacks_names_the_studies_file_and_the_vocabulary(t
     problems = _problems(tmp_path / "sheets", fixture_frames(), config, fixture_dictionary)
     assert [str(p) for p in problems if p.column == "design"] == [
         f"{tmp_path / 'sheets' / 'studies.csv'}, row 3, column 'design': value 'rct'; expected one of single_arm, "
-        f"case_series, cohort (the designs of {vocabulary})"]
+        f"case_series, cohort, nonrandomised_trial, controlled_trial (the designs of {vocabulary})"]
 
 
 def test_arm_ids_and_patient_columns_come_from_the_config(tmp_path, fixture_dictionary):
@@ -267,7 +267,7 @@ def test_review_study_fields_take_required_and_allowed_from_the_vocabulary(tmp_p
     frames["studies"].loc[1, "review_inclusion_confidence"] = ""
     problems = {(p.row, p.column): p for p in _problems(tmp_path, frames, review_config(), fixture_dictionary)}
     assert problems[(2, "review_inclusion")].expected.startswith(
-        "one of likely_included, possibly_included, candidate (study_fields of")
+        "one of likely_included, possibly_included, candidate, not_applicable (study_fields of")
     assert "this column is required" in problems[(3, "review_inclusion_confidence")].expected
 
 
@@ -292,3 +292,28 @@ def test_enrolled_n_check_reads_the_arm_column_the_config_names(tmp_path, fixtur
                          fixture_dictionary)
     assert (4, "n", "at most the 19 patients enrolled in the treated arm (n_treated of alpha2020 in the studies "
                     "sheet, row 2)") in {(p.row, p.column, p.expected) for p in problems}
+
+
+def test_an_analysed_study_without_its_patient_count_is_a_warning_an_excluded_one_is_not(tmp_path,
+                                                                                          fixture_dictionary):
+    """A patient count may be unreported (a registry record, a trial known from a table): a warning when the study
+    is analysed, nothing when it is listed with an exclusion_reason; a search the config does not define is an
+    error."""
+    frames = fixture_frames()
+    frames["studies"].loc[0, "n_msct"] = ""
+    frames["studies"].loc[1, "n_msct"] = ""
+    frames["studies"]["exclusion_reason"] = ["", "registry_no_results"] + [""] * (len(frames["studies"]) - 2)
+    frames["studies"]["search"] = ["original", "later"] + [""] * (len(frames["studies"]) - 2)
+    config = review_config(review={**FIXTURE_REVIEW, "searches": {"original": {"description": "first"}}})
+    notices = []
+    with pytest.raises(ValidationError) as info:
+        validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), fixture_dictionary, config,
+                            warnings=notices)
+    problems = info.value.problems
+    assert [(p.row, p.column, p.value) for p in problems if p.column == "search"] == [(3, "search", "later")]
+    assert [(n.row, n.column) for n in notices if "patient count" in n.message] == [(2, "n_msct")]
+    frames["studies"].loc[1, "search"] = "original"
+    notices = []
+    validation.validate(sheets_mod.read_sheets(**write(frames, tmp_path, "csv")), fixture_dictionary, config,
+                        warnings=notices)
+    assert [(n.row, n.column) for n in notices if "patient count" in n.message] == [(2, "n_msct")]

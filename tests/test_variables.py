@@ -266,14 +266,24 @@ def test_manuscript_sources_and_asset_map():
     assert all(not s.startswith("manuscript/") for s in sources)
     cfg = yaml.safe_load(CONFIG.read_text())
     assets = V.asset_map(sources, cfg)
+    # the fixture's config: review_2023 leads, data.claims_study_set null (= the main set)
     assert assets["results/manuscript/main/figures/forest/sledai.png"] == \
         "results/figures/review_2023/forest/sledai.png"
-    assert assets["results/manuscript/other/tables/summary_of_findings.md"] == \
-        "results/tables/all_candidates/summary_of_findings.md"
+    assert assets["results/manuscript/other/tables/characteristics.md"] == \
+        "results/tables/all_candidates/characteristics.md"
+    assert assets["results/manuscript/claims_set/tables/claims_check.md"] == \
+        "results/tables/review_2023/claims_check.md"
+    assert assets["results/manuscript/main/tables/safety.md"] == "results/tables/review_2023/safety.md"
+    # the wider set leads, the claims check stays on the reconstructed set
     cfg["main_study_set"] = "all_candidates"
+    cfg["data"]["claims_study_set"] = "review_2023"
     flipped = V.asset_map(sources, cfg)
     assert flipped["results/manuscript/main/figures/forest/sledai.png"] == \
         "results/figures/all_candidates/forest/sledai.png"
+    assert flipped["results/manuscript/other/tables/characteristics.md"] == \
+        "results/tables/review_2023/characteristics.md"
+    assert flipped["results/manuscript/claims_set/tables/claims_check.md"] == \
+        "results/tables/review_2023/claims_check.md"
 
 
 def test_sources_skip_code_and_comments(tmp_path):
@@ -294,6 +304,9 @@ def test_pinned_packages_and_versions():
     pandas_row = next(r for r in rows if r["name"] == "pandas")
     import pandas
     assert pandas_row["installed"] == pandas.__version__
+    # the appendix (and the rule's rerun trigger) lists what computes the results, not the test or cluster tools
+    assert "pytest" not in {r["name"] for r in rows} and {r["group"] for r in rows} == {"runtime"}
+    assert "pytest" in {r["name"] for r in P.package_versions(ROOT / "pyproject.toml", groups=("runtime", "test"))}
 
 
 def test_hashes_git_and_markdown(tmp_path):

@@ -105,10 +105,10 @@ def test_configfile_and_config_reach_the_resolved_config_and_rerun_only_on_chang
     again = snakemake(project, RESOLVED, "--configfile", "other.yaml")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     assert (project / RESOLVED).stat().st_mtime_ns == mtime  # same content: not rewritten
-    override = snakemake(project, RESOLVED, "--configfile", "other.yaml", "--config", "main_study_set=all_candidates")
+    override = snakemake(project, RESOLVED, "--configfile", "other.yaml", "--config", "main_study_set=review_2023")
     assert override.returncode == 0, override.stderr[-3000:]
     resolved = yaml.safe_load((project / RESOLVED).read_text())
-    assert resolved["main_study_set"] == "all_candidates" and resolved["sampling"]["draws"] == 321
+    assert resolved["main_study_set"] == "review_2023" and resolved["sampling"]["draws"] == 321
     shipped = snakemake(project, RESOLVED)
     assert shipped.returncode == 0
     assert yaml.safe_load((project / RESOLVED).read_text())["sampling"]["draws"] == 2000

@@ -51,6 +51,7 @@ OUTCOMES = CONFIG["outcomes"] + CONFIG["binary_outcomes"]
 from timecourse_meta.data import incremental as incremental_mod
 from timecourse_meta.data import outputs as outputs_mod
 from timecourse_meta.model import settings as model_settings_mod
+from timecourse_meta.model import sensitivity as sensitivity_mod
 
 MODEL_INPUTS = incremental_mod.compute(CONFIG, OUTCOMES)
 
@@ -63,6 +64,18 @@ def slice_text(wildcards):
 def model_settings_text(wildcards):
     """Param: the YAML text of the settings one outcome's model depends on (timecourse_meta.model.settings.model_settings)."""
     return config_mod.dump(model_settings_mod.model_settings(CONFIG, wildcards.outcome))
+
+
+def sensitivity_settings(wildcards=None):
+    """Param: what the variants depend on besides the outcome's files (the config's sensitivity section, the
+    change-score correlations and the secondary-source pattern)."""
+    return sensitivity_mod.job_settings(CONFIG)
+
+
+SENSITIVITY_TARGETS = (
+    expand("results/sensitivity/{study_set}/{outcome}/variants.csv", study_set=STUDY_SETS, outcome=OUTCOMES)
+    if CONFIG["sensitivity"]["enabled"] else []
+)
 
 
 from timecourse_meta.core.code_deps import script_sources
@@ -82,6 +95,7 @@ def code(script):
 
 
 CONTINUOUS = CONFIG["outcomes"]
+SAFETY_POOLED = CONFIG["safety"]["pooled"]  # binary outcomes whose fitted models the safety table reads
 DICTIONARY = CONFIG["data"]["outcome_dictionary"]
 
 
@@ -94,13 +108,36 @@ def figure_targets():
     """The figures and tables rule `all` asks for (the rest follow from them or from the manuscript)."""
     targets = ["results/figures/appraisal_traffic_light.png", "results/tables/appraisal.csv"]
     for s in STUDY_SETS:
-        targets += [f"results/figures/{s}/trajectories.png", f"results/tables/{s}/characteristics.csv",
+        targets += [f"results/figures/{s}/trajectories.png", f"results/figures/{s}/prisma.png",
+                    f"results/tables/{s}/prisma_counts.csv", f"results/tables/{s}/characteristics.csv",
                     f"results/tables/{s}/summary_of_findings.csv",
                     f"results/tables/{s}/diagnostics.csv", f"results/tables/{s}/between_arm.csv",
                     f"results/tables/{s}/time_course_comparison.csv"]
         if CONFIG["data"]["claims"]:  # config data.claims: null = a review without claims to check
             targets.append(f"results/tables/{s}/claims_check.csv")
+        if CONFIG["safety"]["outcomes"]:  # config safety.outcomes: empty = no safety table
+            targets.append(f"results/tables/{s}/safety.csv")
         targets += [f"results/figures/{s}/forest/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/trajectories/{o}.png" for o in CONTINUOUS]
         targets += [f"results/figures/{s}/model/{o}_prior_posterior.png" for o in CONTINUOUS]
+    return targets
+
+
+SENSITIVITY_VERDICT = CONFIG["sensitivity"]["verdict"]  # the verdict's thresholds
+
+
+def sensitivity_key_visit(wildcards):
+    """A continuous outcome's key visit (the forest plot's); a binary outcome's report picks its own duration."""
+    if wildcards.outcome in CONTINUOUS:
+        return f"results/tables/{wildcards.study_set}/key_visits/{wildcards.outcome}.csv"
+    return []
+
+
+def sensitivity_report_targets():
+    """The targets of `all`: every set's verdicts (they need every outcome's figure, through the supplement's
+    figure list) and every outcome's table."""
+    targets = []
+    for s in STUDY_SETS:
+        targets.append(f"results/tables/{s}/sensitivity_verdicts.csv")
+        targets += per_outcome("results/tables/{study_set}/sensitivity/{outcome}.csv", s, OUTCOMES)
     return targets

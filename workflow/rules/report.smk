@@ -273,3 +273,57 @@ rule diagnostics_table:
     script:
         "../scripts/diagnostics_table.py"
 
+
+
+rule safety_table:
+    """Adverse events by study (config safety.outcomes) and the pooled incidence of safety.pooled."""
+    input:
+        outcomes="results/validated/outcomes.csv",
+        studies="results/validated/studies.csv",
+        dictionary=DICTIONARY,
+        summaries=lambda w: per_outcome("results/models/{study_set}/{outcome}/summary.csv", w.study_set,
+                                        SAFETY_POOLED),
+        gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set,
+                                    SAFETY_POOLED),
+        code=code("safety_table.py"),
+    params:
+        review=CONFIG["review"],  # arm names in the table
+        safety_outcomes=CONFIG["safety"]["outcomes"],
+        pooled_outcomes=SAFETY_POOLED,
+    output:
+        csv=report("results/tables/{study_set}/safety.csv",
+                   caption="../report/safety_table.rst", category="Tables", subcategory="{study_set}"),
+        md="results/tables/{study_set}/safety.md",
+        pooled_csv="results/tables/{study_set}/safety_pooled.csv",
+        pooled_md="results/tables/{study_set}/safety_pooled.md",
+    log:
+        "results/logs/report/safety_table_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/safety_table.py"
+
+
+rule prisma:
+    """PRISMA 2020 flow of one study set from the sheets: records by source type and search, reports collated
+    into studies, studies excluded or not analysed with reasons, studies included (counts with definitions)."""
+    input:
+        studies="results/validated/studies.csv",
+        outcomes="results/validated/outcomes.csv",  # the `usable` column: studies without usable data
+        table="results/harmonised/analysis_table.csv",
+        vocabulary=CONFIG["data"]["vocabulary"],  # the exclusion reasons' labels
+        code=code("prisma.py"),
+    params:
+        review=CONFIG["review"],  # the study set's name and the searches' descriptions
+    output:
+        png=report("results/figures/{study_set}/prisma.png", caption="../report/prisma.rst", category="Figures",
+                   subcategory="{study_set}"),
+        svg="results/figures/{study_set}/prisma.svg",
+        csv=report("results/tables/{study_set}/prisma_counts.csv", caption="../report/prisma_counts.rst",
+                   category="Tables", subcategory="{study_set}"),
+    log:
+        "results/logs/report/prisma_{study_set}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/prisma.py"

@@ -108,6 +108,16 @@ def resolve(raw: dict | None, source: str = "config.yaml") -> dict:
             f"{source}: key 'main_study_set' = \"{config['main_study_set']}\": expected one of study_sets "
             f"{config['study_sets']}"
         )
+    if not problems:
+        binary = set(config.get("binary_outcomes") or [])
+        for name in config["safety"]["pooled"]:
+            if name not in binary or name not in config["safety"]["outcomes"]:
+                problems.append(f"{source}: key 'safety.pooled' item \"{name}\": expected an outcome of both "
+                                f"binary_outcomes and safety.outcomes (its binary model is reused)")
+    claims_set = config["data"].get("claims_study_set") if not problems else None
+    if claims_set is not None and claims_set not in config["study_sets"]:
+        problems.append(f"{source}: key 'data.claims_study_set' = \"{claims_set}\": expected one of study_sets "
+                        f"{config['study_sets']} (or null: the main study set)")
     defined = config["review"]["study_sets"]
     if not problems and defined:
         for name in config["study_sets"]:
@@ -199,6 +209,10 @@ def check_inputs(config: dict, source: str = "config.yaml") -> None:
                 elif outcomes[name].kind != kind:
                     problems.append(f"{source}: key '{key}' item \"{name}\": the dictionary defines it as "
                                     f"{outcomes[name].kind}; expected a {kind} outcome here")
+        for name in config["safety"]["outcomes"]:
+            if name not in outcomes:
+                problems.append(f"{source}: key 'safety.outcomes' item \"{name}\": not in the outcome dictionary "
+                                f"({data['outcome_dictionary']}){_did_you_mean(name, outcomes)}")
         for name, keys in (config["model"]["priors"] or {}).items():
             if name in outcomes and outcomes[name].kind in PRIOR_KEYS:
                 allowed = PRIOR_KEYS[outcomes[name].kind]

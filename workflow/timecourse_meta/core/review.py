@@ -67,6 +67,7 @@ class Vocabulary:
     judgements: dict[str, Judgement] = field(default_factory=dict)
     study_fields: dict[str, dict] = field(default_factory=dict)
     characteristics: list[dict] = field(default_factory=list)
+    exclusion_reasons: dict[str, str] = field(default_factory=dict)  # code -> label (studies sheet)
     lint_allow: list[str] = field(default_factory=list)
     source: str = ""  # the file it was read from, for messages
 
@@ -99,7 +100,9 @@ def _load(path: str, mtime: float) -> Vocabulary:
     return Vocabulary(designs=dict(doc["designs"]),
                       checklists={k: v["label"] for k, v in doc["checklists"].items()},
                       judgements=judgements, study_fields=dict(doc["study_fields"]),
-                      characteristics=list(doc["characteristics"]), lint_allow=list(doc["lint"]["allow"]),
+                      characteristics=list(doc["characteristics"]),
+                      exclusion_reasons={k: v["label"] for k, v in doc["exclusion_reasons"].items()},
+                      lint_allow=list(doc["lint"]["allow"]),
                       source=path)
 
 

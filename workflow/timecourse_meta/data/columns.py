@@ -17,6 +17,12 @@ from timecourse_meta.core.review import Arms, Vocabulary
 from timecourse_meta.data import linkage
 
 ID_PATTERN = r"^[a-z0-9_]+$"
+# What kind of record a study was identified from (studies sheet, column `record_type`): the PRISMA flow counts
+# records identified by these kinds.
+RECORD_TYPES = ("journal_article", "conference_abstract", "thesis", "registry_record", "secondary_table",
+                "news_summary")
+# The authors' judgement of an adverse event's relation to the intervention (outcomes sheet, column `relation`)
+RELATIONS = ("related", "possibly_related", "not_related", "not_stated")
 TIME_UNITS = {"months": 1.0, "weeks": 12.0 / 52.0, "days": 12.0 / 365.25}
 
 # statistic -> (required value columns, optional value columns)
@@ -97,6 +103,12 @@ ENGINE_COLUMNS: dict[str, dict[str, Col]] = {
         "overlap_basis": Col(required=True, allowed=linkage.BASES),
         "overlap_reason": Col(),
         "overlap_source": Col(pattern=r"^https?://\S+$"),
+        # where the record came from and whether it is analysed (added with the first update of a review; a
+        # sheet without them reads them as empty): `search` is checked against config review.searches,
+        # `exclusion_reason` against the vocabulary's exclusion_reasons (empty = eligible for analysis)
+        "record_type": Col(allowed=RECORD_TYPES, in_header=False, note="the record types of the engine"),
+        "search": Col(pattern=ID_PATTERN, in_header=False),
+        "exclusion_reason": REVIEW,
     },
     "outcomes": {
         "row_id": Col(required=True, pattern=r"^[a-z0-9_]+-[0-9]+$", unique=True),
@@ -136,6 +148,9 @@ ENGINE_COLUMNS: dict[str, dict[str, Col]] = {
         "source_url": URL,
         "locator": Col(required=True),
         "notes": Col(),
+        # an adverse event's relation to the intervention as the authors judged it (safety table); a sheet
+        # without the column reads it as empty (not an adverse event, or no judgement)
+        "relation": Col(allowed=RELATIONS, in_header=False, note="the relations of the engine"),
     },
     "appraisal": {
         "study_id": Col(required=True, pattern=ID_PATTERN),
@@ -163,14 +178,21 @@ def sheet_columns(arms: Arms, vocabulary: Vocabulary) -> dict[str, dict[str, Col
             studies[name] = Col(required=True, allowed=tuple(vocabulary.designs),
                                 note=f"the designs of {source}")
         if name == "population":
-            studies[arms.intervention.n_column] = Col("integer", required=True, minimum=1,
+            # empty = not reported (a registry record, a study known only from another review's table);
+            # validation warns when an analysed study leaves them empty
+            studies[arms.intervention.n_column] = Col("integer", minimum=1,
                                                       note=f"patients in the {arms.intervention.id} arm")
-            studies[arms.comparator.n_column] = Col("integer", required=True, minimum=0,
+            studies[arms.comparator.n_column] = Col("integer", minimum=0,
                                                     note=f"patients in the {arms.comparator.id} arm; 0 if none")
             for field_name, spec in vocabulary.study_fields.items():
                 allowed = tuple(spec.get("allowed") or ()) or None
                 studies[field_name] = Col(required=bool(spec.get("required")), allowed=allowed,
                                           note=f"study_fields of {source}" if allowed else "")
+        if name == "exclusion_reason":
+            reasons = tuple(vocabulary.exclusion_reasons)
+            studies[name] = (Col(allowed=reasons, in_header=False, note=f"the exclusion_reasons of {source}")
+                             if reasons else Col(pattern=r"^$", in_header=False,
+                                                 note=f"empty: {source} defines no exclusion_reasons"))
     outcomes = dict(ENGINE_COLUMNS["outcomes"])
     outcomes["arm"] = Col(required=True, allowed=arm_ids, note="the arm ids of config review.arms")
     appraisal = dict(ENGINE_COLUMNS["appraisal"])

@@ -228,10 +228,20 @@ def harmonise(outcomes: pd.DataFrame, studies: pd.DataFrame, dictionary: dict[st
     return table
 
 
-def study_sets(studies: pd.DataFrame) -> dict[str, list[str]]:
-    """Study set name -> study ids, from the studies sheet's `study_sets` column."""
+def excluded(row) -> bool:
+    """True when a studies-sheet row has an `exclusion_reason`: listed in its sets' records, never analysed."""
+    reason = row.get("exclusion_reason")
+    return isinstance(reason, str) and reason.strip() not in ("", "nan")
+
+
+def study_sets(studies: pd.DataFrame, *, analysed_only: bool = True) -> dict[str, list[str]]:
+    """Study set name -> study ids, from the studies sheet's `study_sets` column: the studies each analysis
+    uses (those without an `exclusion_reason`), or with `analysed_only=False` every record of the set (as the
+    PRISMA flow counts them)."""
     sets: dict[str, list[str]] = {}
     for _, r in studies.iterrows():
+        if analysed_only and excluded(r):
+            continue
         for name in str(r["study_sets"]).split(";"):
             sets.setdefault(name, []).append(r["study_id"])
     return sets

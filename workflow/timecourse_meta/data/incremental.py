@@ -33,7 +33,7 @@ from timecourse_meta.data import outputs
 # are descriptive too: the engine reads none of them. Every other column is given to the fits, so a column
 # added later errs on the side of a rerun. tests/test_incremental.py checks the fit code names none.
 DESCRIPTIVE_STUDY_COLUMNS = ("journal", "volume_pages", "doi", "design_detail", "population", "follow_up_months",
-                             "source_url", "locator", "notes")
+                             "source_url", "locator", "notes", "record_type", "search")
 
 
 class InputsUnavailable(EngineError, RuntimeError):

@@ -93,9 +93,9 @@ def groups_of(studies: pd.DataFrame) -> dict[str, str]:
 
 
 def group_label(group: str, members: list[str], labels: dict[str, str]) -> str:
-    """A group of one report is named by that report ('Ames 2017'); a larger group by its id in words
-    ('north_clinic' -> 'North Clinic')."""
-    if len(members) == 1 and members[0] == group:
+    """A group named after one of its reports (its study_id) is named by that report ('Ames 2017'); another
+    group by its id in words ('north_clinic' -> 'North Clinic')."""
+    if group in members:
         return labels.get(group, group)
     return " ".join(w[:1].upper() + w[1:] for w in group.replace("_", " ").split())
 
@@ -108,9 +108,9 @@ def _labels(studies: pd.DataFrame) -> dict[str, str]:
 
 def _patients(row, arms: Arms) -> float:
     """Patients of one report: intervention plus comparator arm, from the studies-sheet columns config
-    review.arms names (a missing arm counts 0; both missing -> NaN)."""
+    review.arms names (a missing comparator counts 0; a missing intervention count -> NaN, not reported)."""
     a, b = _num(row.get(arms.intervention.n_column)), _num(row.get(arms.comparator.n_column))
-    if not (np.isfinite(a) or np.isfinite(b)):
+    if not np.isfinite(a):
         return math.nan
     return (a if np.isfinite(a) else 0.0) + (b if np.isfinite(b) else 0.0)
 
@@ -225,16 +225,25 @@ def warnings_markdown(studies: pd.DataFrame) -> str:
 def report_section(studies: pd.DataFrame, *, arms: Arms) -> str:
     """The validation report's account of reports and patient groups: each group with its reports and the
     patients counted once, then the warnings of `warnings_markdown`."""
+    from timecourse_meta.data.harmonise import excluded  # harmonise -> columns -> this module
+
     if "patient_group" not in studies:
         return ""
-    groups = study_groups(studies, arms=arms)
+    listed = studies[studies.apply(excluded, axis=1)] if len(studies) else studies
+    analysed = studies.drop(index=listed.index)
+    groups = study_groups(analysed, arms=arms)
     lines = ["", "## Reports and patient groups (studies)", "",
-             f"{len(studies)} reports in {len(groups)} patient groups; patients counted once per group (its "
-             f"largest report): {unique_patients(studies, arms=arms)}.", "",
+             f"{len(analysed)} analysed reports in {len(groups)} patient groups; patients counted once per group "
+             f"(its largest report): {unique_patients(analysed, arms=arms)}.", "",
              "| patient group | reports (patients, overlap) | patients counted |", "|---|---|---|"]
     for g in groups.to_dict("records"):
         n = f"{int(g['patients'])}" if np.isfinite(g["patients"]) else "not reported"
         lines.append(f"| {g['label']} | {g['reports']} | {n} |")
+    if len(listed):
+        labels = _labels(studies)
+        lines += ["", f"{len(listed)} further records are listed, not analysed (column `exclusion_reason`): "
+                  + "; ".join(f"{labels.get(r['study_id'], r['study_id'])} ({r['study_id']}): {r['exclusion_reason']}"
+                              for r in listed.to_dict("records")) + "."]
     return "\n".join(lines) + "\n" + warnings_markdown(studies)
 
 

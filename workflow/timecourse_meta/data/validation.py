@@ -307,6 +307,27 @@ def check_study_sets(sheet: Sheet, studies: pd.DataFrame, config: dict) -> tuple
     return problems, notices
 
 
+def check_searches(sheet: Sheet, studies: pd.DataFrame, config: dict, *,
+                   n_columns: tuple[str, ...] = ()) -> tuple[list[Problem], list[Notice]]:
+    """A `search` cell must name a search of config review.searches; an analysed study (no exclusion_reason)
+    without its patient counts is a warning: its patients cannot be counted."""
+    problems: list[Problem] = []
+    notices: list[Notice] = []
+    defined = list((config.get("review") or {}).get("searches") or {})
+    for _, r in studies.iterrows():
+        row, search = int(r[ROW]), r.get("search")
+        if isinstance(search, str) and search and search not in defined:
+            problems.append(Problem(sheet.where(), row, "search", search,
+                                    f"a search defined in config review.searches ({', '.join(defined) or 'none defined'})"))
+        excluded = isinstance(r.get("exclusion_reason"), str) and bool(r.get("exclusion_reason"))
+        empty = [c for c in n_columns if c in r and pd.isna(r[c])]
+        if not excluded and empty:
+            notices.append(_notice(sheet, row, empty[0], "",
+                                   f"study {r.get('study_id')} is analysed but its patient count "
+                                   f"({', '.join(empty)}) is not reported, so its patients are not counted"))
+    return problems, notices
+
+
 def check_plausibility(sheets: dict[str, Sheet], tables: dict[str, pd.DataFrame], config: dict, reported: set,
                        *, arms: Arms) -> tuple[list[Problem], list[Notice]]:
     """Rules across sheets and against the config: a visit's n or an event total above its arm's enrolled n
@@ -347,6 +368,11 @@ def check_plausibility(sheets: dict[str, Sheet], tables: dict[str, pd.DataFrame]
     set_problems, set_notices = check_study_sets(s_sheet, studies, config)
     problems += set_problems
     notices += set_notices
+    review_arms = (config.get("review") or {}).get("arms") or {}
+    n_columns = tuple(a["n_column"] for a in review_arms.values() if isinstance(a, dict) and "n_column" in a)
+    search_problems, search_notices = check_searches(s_sheet, studies, config, n_columns=n_columns)
+    problems += search_problems
+    notices += search_notices
     named = set(outcomes["outcome"].dropna()) if "outcome" in outcomes else set()
     for key in ("outcomes", "binary_outcomes"):
         for name in config.get(key) or []:

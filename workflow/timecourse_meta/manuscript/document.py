@@ -4,9 +4,10 @@ Conventions of index.qmd:
 * figures are referenced by paths relative to the project root (`results/...`; the renderer gets the project
   root as its resource path), includes relative to the .qmd (`../results/...`: the pre-pass resolves includes
   from the including file);
-* results of a study set are read through the aliases `results/manuscript/main/` and
-  `results/manuscript/other/` (figures/ and tables/ below them, as under results/figures/S/ and
-  results/tables/S/), so that config `main_study_set` chooses the set without editing the .qmd;
+* results of a study set are read through the aliases `results/manuscript/main/`,
+  `results/manuscript/other/` and `results/manuscript/claims_set/` (figures/ and tables/ below them, as under
+  results/figures/S/ and results/tables/S/), so that config `main_study_set` (and `data.claims_study_set`)
+  choose the sets without editing the .qmd;
   `stage_assets` copies the configured sets' files there.
 """
 
@@ -22,14 +23,16 @@ from timecourse_meta.core import atomic
 _INCLUDE = re.compile(r"^\s*\{\{<\s*include\s+(?P<path>\"[^\"]+\"|'[^']+'|\S+?)\s*>\}\}\s*$")
 _IMAGE = re.compile(r"!\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*<?(?P<path>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
-_ALIAS = re.compile(r"^results/manuscript/(?P<alias>main|other)/(?P<kind>figures|tables)/(?P<rest>.+)$")
+_ALIAS = re.compile(r"^results/manuscript/(?P<alias>main|other|claims_set)/(?P<kind>figures|tables)/(?P<rest>.+)$")
 
 
 def study_set_aliases(cfg: Mapping) -> dict[str, str]:
-    """{'main': main set, 'other': first other set (the main set when there is none)}."""
+    """{'main': main set, 'other': first other set (the main set when there is none), 'claims_set': the set the
+    claims check reads (config data.claims_study_set; the main set when it is null)}."""
     main = cfg["main_study_set"]
     others = [s for s in cfg["study_sets"] if s != main]
-    return {"main": main, "other": others[0] if others else main}
+    claims_set = (cfg.get("data") or {}).get("claims_study_set") or main
+    return {"main": main, "other": others[0] if others else main, "claims_set": claims_set}
 
 
 def manuscript_sources(qmd: str | Path, root: str | Path = ".") -> list[str]:

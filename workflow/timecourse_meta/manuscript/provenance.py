@@ -57,10 +57,14 @@ def installed_version(name: str) -> str:
         return "not installed"
 
 
-def package_versions(pyproject: str | Path) -> list[dict]:
-    """One record per pinned package: name, pinned, installed, matches, group."""
+def package_versions(pyproject: str | Path, groups: Sequence[str] = ("runtime",)) -> list[dict]:
+    """One record per pinned package of ``groups``: name, pinned, installed, matches, group. By default the
+    runtime dependencies only, the packages that compute the results: installing an extra (the test or
+    cluster tools) changes no result, so it must not rerun the appendix and the manuscript."""
     rows = []
     for name, pinned, group in pinned_packages(pyproject):
+        if group not in groups:
+            continue
         inst = installed_version(name)
         rows.append({"name": name, "pinned": pinned, "installed": inst, "matches": inst == pinned, "group": group})
     return rows

@@ -144,17 +144,92 @@ def emax_h(t, et50):
     return t / (et50 + t)
 
 
-def data_updates(md: ModelData, settings: dict | None = None) -> dict[str, np.ndarray]:
-    """Values of the model's ``pm.Data`` containers for this data set (for ``compiled.with_data``; the design
-    -- studies, visits, n, SDs -- must be the one the model was built with)."""
+def data_updates(md: ModelData, settings: dict | None = None, time_course: str | None = None
+                 ) -> dict[str, np.ndarray]:
+    """Values of the model's ``pm.Data`` containers for this data set and these prior scales (for
+    ``compiled.with_data``): observed data, the data-dependent matrices and the prior parameters, so one
+    compilation serves every data set and prior of one design (``structure_key``). Dense path (up to
+    ``DENSE_MAX_ROWS`` rows): every N x N matrix, whatever the number of rows; block path: the blocks' sampling
+    covariance scales, the baseline SD and the time-course design H (emax: delta_sd)."""
+    settings = resolved_settings(settings)
+    pri = resolve_priors(md, settings)
     if md.kind == "binary":
-        return {"events": md.obs["events"].to_numpy(float), "total": md.obs["total"].to_numpy(float)}
+        out = {"events": md.obs["events"].to_numpy().astype("int64"),
+               "total": md.obs["total"].to_numpy().astype("int64"), "mu_sd": np.asarray(pri["mu_sd"], float)}
+        if md.status == "pooled":
+            out["tau_scale"] = np.asarray(pri["tau_scale"], float)
+        return out
+    tc = effective_time_course(md, settings, time_course)
+    K = len(md.post_visits)
     out = {"y_obs": md.obs["y"].to_numpy(float), "level_mean": level_mean_of(md)}
-    if md.n_obs <= DENSE_MAX_ROWS:
-        return {**out, "cov_scale": np.asarray(md.A, float)}
-    for i, g in enumerate(structure_blocks(md, settings or {})):
-        out[f"cov_scale_{i}"] = g.cov_scale
+    if md.needs_rho_within:
+        wcfg = pri["within_study_correlation"]
+        out.update(rho_within_alpha=np.asarray(wcfg["alpha"], float), rho_within_beta=np.asarray(wcfg["beta"], float))
+    if tc != "independent":
+        out["tau_scale"] = np.asarray(pri["tau_scale"], float)
+        if K >= 2:
+            bcfg = pri["between_visit_correlation"]
+            out.update(rho_between_alpha=np.asarray(bcfg["alpha"], float),
+                       rho_between_beta=np.asarray(bcfg["beta"], float))
+    H = time_course_design(md, settings, tc)
+    if H is None:
+        out["delta_sd"] = np.asarray(pri["delta_sd"], float)
+    if md.n_obs > DENSE_MAX_ROWS:
+        for i, g in enumerate(structure_blocks(md, settings)):
+            out[f"cov_scale_{i}"] = g.cov_scale
+        if md.levels:
+            out["baseline_sd"] = np.asarray(pri["baseline_sd"], float)
+        if H is not None:
+            out["H"] = H
+        return out
+    m = structure_matrices(md, settings)
+    out["cov_scale"] = m["cov_scale"]
+    if md.needs_rho_within:
+        out["lag_within"] = m["lag_within"]
+    if tc != "independent":
+        out["between_mask"] = m["between_mask"]
+        if K >= 2:
+            out["lag_between"] = m["lag_between"]
+    fixed = (pri["baseline_sd"] ** 2 * m["level_mask"]) if md.levels else np.zeros((md.n_obs, md.n_obs))
+    if H is not None:
+        ZH = m["Z"] @ H
+        fixed = fixed + ZH @ ZH.T
+    else:
+        out.update(Z=m["Z"], visit_times=md.post_visits.astype(float))
+    out["fixed_cov"] = fixed
     return out
+
+
+def structure_key(md: ModelData, settings: dict, time_course: str | None = None) -> tuple:
+    """What a compiled model depends on beyond its ``pm.Data``: two data sets with the same key share one
+    compilation (``compiled.with_data(**data_updates(...))``). Continuous: time course, heterogeneity family,
+    which correlations are sampled, dense or by block; by block also the blocks' layout and constants (the log
+    density needs static shapes), so there only the prior parameters, the observed means and their SDs vary
+    within one key; binary: also the numbers of rows and time bins (one random effect per row)."""
+    settings = resolved_settings(settings)
+    family = resolve_priors(md, settings)["tau_family"]
+    if md.kind == "binary":
+        return ("binary", md.status, family, md.n_obs, len(md.visits))
+    tc = effective_time_course(md, settings, time_course)
+    key = ("continuous", tc, family, bool(md.needs_rho_within), tc != "independent" and len(md.post_visits) >= 2)
+    if md.n_obs <= DENSE_MAX_ROWS:
+        return key + ("dense",)
+    return key + ("blocks", _block_layout_digest(md, settings, tc))
+
+
+def _block_layout_digest(md: ModelData, settings: dict, tc: str) -> str:
+    """A digest of what the block likelihood holds as constants: rows, visit times, the groups' index arrays
+    and masks, the time-course design's shape and whether there are baseline levels."""
+    import hashlib
+    h = hashlib.sha256()
+    H = time_course_design(md, settings, tc)
+    h.update(repr((md.n_obs, bool(md.levels), None if H is None else H.shape)).encode())
+    h.update(md.post_visits.astype(float).tobytes())
+    for g in structure_blocks(md, settings):
+        for a in (g.rows, g.lag_within, g.between_mask, g.lag_between, g.level_mask, g.Z):
+            h.update(repr(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def model_coords(md: ModelData) -> dict:
@@ -179,67 +254,63 @@ def _build_continuous_model(md: ModelData, settings: dict, tc: str):
     """The continuous model with the Gaussian layers integrated out analytically (see module docstring):
     y ~ MvNormal(level_mean, V), V = A o corr_w(rho_w) + tau^2 between_mask o corr_b(rho_b)
     + baseline_sd^2 level_mask + Z H H' Z': one dense MvNormal up to ``DENSE_MAX_ROWS`` rows, else by study
-    block (``likelihood.MarginalSpec``).
-    Sampled: tau, rho_between, rho_within (and ET50 for emax)."""
+    block (``likelihood.MarginalSpec``). Data, matrices and prior parameters are the ``pm.Data`` of
+    ``data_updates``. Sampled: tau, rho_between, rho_within (and ET50 for emax)."""
     import pymc as pm
 
     from timecourse_meta.model import likelihood
 
     pri = resolve_priors(md, settings)
-    t = md.post_visits.astype(float)
-    K = len(t)
+    K = len(md.post_visits)
+    data = data_updates(md, settings, tc)
     with pm.Model(coords=model_coords(md)) as model:
-        y_obs = pm.Data("y_obs", md.obs["y"].to_numpy(float), dims="obs")
-        level_mean = pm.Data("level_mean", level_mean_of(md), dims="obs")
+        y_obs = pm.Data("y_obs", data["y_obs"], dims="obs")
+        level_mean = pm.Data("level_mean", data["level_mean"], dims="obs")
+        box = {k: pm.Data(k, v) for k, v in data.items() if k not in ("y_obs", "level_mean")}
         hyper = {}
         if md.needs_rho_within:    # sampling covariance of the means (within-study correlation)
-            wcfg = pri["within_study_correlation"]
-            hyper["rho_within"] = pm.Beta("rho_within", alpha=wcfg["alpha"], beta=wcfg["beta"])
+            hyper["rho_within"] = pm.Beta("rho_within", alpha=box["rho_within_alpha"], beta=box["rho_within_beta"])
         if tc != "independent":    # study random effects (integrated out)
-            hyper["tau"] = tau_rv(pm, pri)
+            hyper["tau"] = tau_rv(pm, pri, box["tau_scale"])
             if K >= 2:
-                bcfg = pri["between_visit_correlation"]
-                hyper["rho_between"] = pm.Beta("rho_between", alpha=bcfg["alpha"], beta=bcfg["beta"])
-        H = time_course_design(md, settings, tc)
-        if H is None:              # emax: Delta(t) = E t / (ET50 + t), E ~ N(0, delta_sd^2)
+                hyper["rho_between"] = pm.Beta("rho_between", alpha=box["rho_between_alpha"],
+                                               beta=box["rho_between_beta"])
+        if tc == "emax":           # Delta(t) = E t / (ET50 + t), E ~ N(0, delta_sd^2)
             hyper["et50"] = pm.LogNormal(
                 "et50", mu=math.log(float(settings.get("emax_et50_median_months", 2.0))), sigma=1.0)
         if md.n_obs <= DENSE_MAX_ROWS:
-            _dense_likelihood(md, settings, pri, H, hyper, y_obs, level_mean)
+            _dense_likelihood(box, hyper, y_obs, level_mean)
         else:
             groups = structure_blocks(md, settings)
-            cov_scales = [pm.Data(f"cov_scale_{i}", g.cov_scale) for i, g in enumerate(groups)]
-            spec = likelihood.MarginalSpec(groups=groups, cov_scales=cov_scales, Z=visit_loading(md), H=H, t=t,
-                                           delta_sd=pri["delta_sd"],
-                                           baseline_sd=pri["baseline_sd"] if md.levels else 0.0, names=list(hyper))
+            spec = likelihood.MarginalSpec(
+                groups=groups, cov_scales=[box[f"cov_scale_{i}"] for i in range(len(groups))], Z=visit_loading(md),
+                H=box.get("H"), t=md.post_visits.astype(float), delta_sd=box.get("delta_sd"),
+                baseline_sd=box.get("baseline_sd", 0.0), names=list(hyper))
             pm.CustomDist("y", level_mean, *hyper.values(), logp=spec.logp, random=spec.random,
                           signature=",".join(["(n)"] + ["()"] * len(hyper)) + "->(n)", observed=y_obs, dims="obs")
     return model
 
 
-def _dense_likelihood(md: ModelData, settings: dict, pri: dict, H, hyper: dict, y_obs, level_mean) -> None:
-    """y ~ MvNormal(level_mean, V) with V written out (small data: ``DENSE_MAX_ROWS``)."""
+def _dense_likelihood(box: dict, hyper: dict, y_obs, level_mean) -> None:
+    """y ~ MvNormal(level_mean, V) with V written out from the ``pm.Data`` matrices of ``data_updates`` (small
+    data: ``DENSE_MAX_ROWS``); baseline levels and a linear time course are the constant ``fixed_cov``."""
     import pymc as pm
     import pytensor.tensor as pt
 
     def corr(rho, lag):
         return pt.switch(pt.eq(lag, 0.0), 1.0, pt.power(rho, lag))
 
-    mats = structure_matrices(md, settings)
-    cov_scale = pm.Data("cov_scale", mats["cov_scale"])
-    V = cov_scale * corr(hyper["rho_within"], mats["lag_within"]) if "rho_within" in hyper else cov_scale
+    V = box["cov_scale"]
+    if "rho_within" in hyper:
+        V = V * corr(hyper["rho_within"], box["lag_within"])
     if "tau" in hyper:
-        R = mats["between_mask"]
+        R = box["between_mask"]
         if "rho_between" in hyper:
-            R = R * corr(hyper["rho_between"], mats["lag_between"])
+            R = R * corr(hyper["rho_between"], box["lag_between"])
         V = V + hyper["tau"] ** 2 * R
-    if md.levels:
-        V = V + pri["baseline_sd"] ** 2 * mats["level_mask"]
-    if H is not None:
-        ZH = mats["Z"] @ H
-        V = V + ZH @ ZH.T
-    else:
-        zh = pri["delta_sd"] * pt.dot(mats["Z"], emax_h(md.post_visits.astype(float), hyper["et50"]))
+    V = V + box["fixed_cov"]
+    if "et50" in hyper:
+        zh = box["delta_sd"] * pt.dot(box["Z"], emax_h(box["visit_times"], hyper["et50"]))
         V = V + pt.outer(zh, zh)
     pm.MvNormal("y", mu=level_mean, cov=V, observed=y_obs, dims="obs")
 
@@ -253,9 +324,10 @@ def _build_binary_model(md: ModelData, settings: dict):
     with pm.Model(coords=model_coords(md)) as model:
         events = pm.Data("events", obs["events"].to_numpy().astype("int64"), dims="obs")
         total = pm.Data("total", obs["total"].to_numpy().astype("int64"), dims="obs")
-        mu_bin = pm.Normal("mu_bin", 0.0, pri["mu_sd"], dims="bin")
+        mu_sd = pm.Data("mu_sd", float(pri["mu_sd"]))
+        mu_bin = pm.Normal("mu_bin", 0.0, mu_sd, dims="bin")
         if md.status == "pooled":
-            tau = tau_rv(pm, pri)
+            tau = tau_rv(pm, pri, pm.Data("tau_scale", float(pri["tau_scale"])))
             z = pm.Normal("z_study", 0.0, 1.0, dims="obs")
             theta = mu_bin[bin_idx] + tau * z
         else:

@@ -22,9 +22,10 @@ def _value(x):
 class MarginalSpec:
     """What the log density needs: the block groups, their ``pm.Data`` sampling-covariance scales, the level
     mean (the first parameter of ``logp`` and ``random``), the loading Z (N x K) with the time-course design H
-    (K x p; None for emax: H = delta_sd t/(ET50 + t)),
-    the visit times ``t``, ``baseline_sd`` (0 without baseline levels), and the names of the hyperparameters
-    passed in order (a subset of rho_within, tau, rho_between, et50)."""
+    (K x p, a ``pm.Data``; None for emax: H = delta_sd t/(ET50 + t), ``delta_sd`` a ``pm.Data``), the visit
+    times ``t``, ``baseline_sd`` (a ``pm.Data``; 0 without baseline levels), and the names of the
+    hyperparameters passed in order (a subset of rho_within, tau, rho_between, et50). The prior parameters are
+    ``pm.Data`` so that another prior is a data change (``build.data_updates``); ``random`` reads their values."""
 
     groups: list[BlockGroup]
     cov_scales: list
@@ -41,7 +42,8 @@ class MarginalSpec:
         if self.H is None:
             h = self.delta_sd * self.t / (hyper["et50"] + self.t)
             return pt.dot(self.Z, h)[:, None]
-        return pt.dot(self.Z, self.H)
+        H = pt.specify_shape(pt.as_tensor_variable(self.H), np.shape(_value(self.H)))
+        return pt.dot(self.Z, H)
 
     def _block_cov(self, g: BlockGroup, cov_scale, hyper):
         import pytensor.tensor as pt

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import arviz as az
@@ -116,15 +117,29 @@ def _chunk(hyper: dict, sl: slice) -> dict:
     return out
 
 
-def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str) -> None:
+@dataclass
+class LatentDraws:
+    """The latent Gaussian layer, one draw per posterior draw (D): ``theta`` (D, p) of Delta = Hd theta with
+    ``Hd`` (D, K, p), the study effects ``u`` (D, S, K; zeros without random effects) and the baseline levels
+    ``baseline`` (D, B)."""
+
+    theta: np.ndarray
+    Hd: np.ndarray
+    u: np.ndarray
+    baseline: np.ndarray
+
+    @property
+    def delta(self) -> np.ndarray:
+        """(D, K) pooled change Delta = H theta per draw."""
+        return np.einsum("dkp,dp->dk", self.Hd, self.theta)
+
+
+def draw_latent(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str) -> LatentDraws:
     """Draw gamma = (theta, beta, u) from its exact Gaussian conditional given y and each posterior draw of
     the hyperparameters, in two exact steps that never form a rows x rows matrix: theta | y ~ N(M^-1 U'D^-1 r,
     M^-1) (``blocks.Woodbury``), then each study's (beta_i, u_i) | theta, y_i from its own block
-    (``latent.study_latents``). Adds ``delta`` (visit), ``study_delta`` (study x visit, pooled models) and
-    ``baseline`` (level) to the posterior."""
+    (``latent.study_latents``). The same seed gives the same draws (``power_scaling`` relies on it)."""
     from timecourse_meta.model.latent import loadings, study_latents
-    post = idata.posterior
-    nc, nd = post.sizes["chain"], post.sizes["draw"]
     D, N, K, S, B = n_draws(idata), md.n_obs, len(md.post_visits), len(md.studies), len(md.levels)
     pri = resolve_priors(md, settings)
     groups = structure_blocks(md, settings)
@@ -136,27 +151,37 @@ def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, see
     baseline_sd = pri["baseline_sd"] if B else 0.0
     rng = np.random.default_rng([int(seed), 4242])
     loads = [loadings(md, g, tc != "independent") for g in groups]
-    delta, u, base = np.zeros((D, K)), np.zeros((D, S, K)), np.zeros((D, B))
+    theta, u, base = np.zeros((D, p)), np.zeros((D, S, K)), np.zeros((D, B))
     for sl in draw_chunks(D, N, p + K + 4 * K * K):
         hyper = _chunk(hyper_all, sl)
         U = np.einsum("nk,ckp->cnp", Z, Hd[sl])
         wb = woodbury(groups, hyper, baseline_sd, np.broadcast_to(resid, (hyper["n"], N)), U)
         mean = wb.solve_M(np.einsum("cnp,cn->cp", U, wb.Dinv_r)[:, :, None])[:, :, 0]
         z = rng.standard_normal(mean.shape)
-        theta = mean + np.linalg.solve(np.transpose(wb.M_chol, (0, 2, 1)), z[:, :, None])[:, :, 0]
-        delta[sl] = np.einsum("ckp,cp->ck", Hd[sl], theta)
-        e = resid[None, :] - np.einsum("cnp,cp->cn", U, theta)
+        theta[sl] = mean + np.linalg.solve(np.transpose(wb.M_chol, (0, 2, 1)), z[:, :, None])[:, :, 0]
+        e = resid[None, :] - np.einsum("cnp,cp->cn", U, theta[sl])
         study_latents(md, settings, groups, loads, hyper, e, baseline_sd, tc != "independent", rng, u[sl], base[sl])
+    return LatentDraws(theta=theta, Hd=np.asarray(Hd), u=u, baseline=base)
+
+
+def add_latent_draws(idata: az.InferenceData, md: ModelData, settings: dict, seed: int, tc: str) -> None:
+    """Add the exactly drawn latent layer (``draw_latent``) to the posterior: ``delta`` (visit),
+    ``study_delta`` (study x visit, pooled models) and ``baseline`` (level)."""
+    post = idata.posterior
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    K, S, B = len(md.post_visits), len(md.studies), len(md.levels)
+    lat = draw_latent(idata, md, settings, seed, tc)
+    delta = lat.delta
     coords = model_coords(md)
     cd = {"chain": post["chain"].values, "draw": post["draw"].values}
     new = {"delta": xr.DataArray(delta.reshape(nc, nd, K), dims=("chain", "draw", "visit"),
                                  coords={**cd, "visit": coords["visit"]})}
     if tc != "independent":
-        new["study_delta"] = xr.DataArray((delta[:, None, :] + u).reshape(nc, nd, S, K),
+        new["study_delta"] = xr.DataArray((delta[:, None, :] + lat.u).reshape(nc, nd, S, K),
                                           dims=("chain", "draw", "study", "visit"),
                                           coords={**cd, "study": coords["study"], "visit": coords["visit"]})
     if B:
-        new["baseline"] = xr.DataArray(base.reshape(nc, nd, B), dims=("chain", "draw", "level"),
+        new["baseline"] = xr.DataArray(lat.baseline.reshape(nc, nd, B), dims=("chain", "draw", "level"),
                                        coords={**cd, "level": coords["level"]})
     idata.posterior = post.assign(**new).drop_vars(PLACEHOLDER, errors="ignore")
     idata.posterior.attrs.update(post.attrs)

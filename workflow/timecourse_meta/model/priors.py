@@ -101,9 +101,11 @@ def tau_prior_quantiles(priors: dict, qs=(0.5, 0.025, 0.975)) -> list[float]:
     return [float(stats.expon.ppf(q, scale=scale)) for q in qs]
 
 
-def tau_rv(pm, priors):
-    """tau with the configured heterogeneity prior family and scale (log transform for sampling)."""
-    fam, scale = priors["tau_family"], priors["tau_scale"]
+def tau_rv(pm, priors, scale=None):
+    """tau with the configured heterogeneity prior family and scale (log transform for sampling); ``scale``: a
+    ``pm.Data`` holding the scale, so that another scale is a data change (default: the number)."""
+    fam = priors["tau_family"]
+    scale = priors["tau_scale"] if scale is None else scale
     if fam == "half_normal":
         return pm.HalfNormal("tau", sigma=scale)
     if fam == "half_cauchy":

@@ -93,7 +93,7 @@ def _fit_time_course(md, settings, seed, tc, compiled, model):
         compiled = compile_model(model)
     t1 = time.perf_counter()
     if model.free_RVs:
-        compiled = compiled.with_data(**data_updates(md, settings))
+        compiled = compiled.with_data(**data_updates(md, settings, tc))
         idata = sample_compiled(compiled, settings, seed)
     else:
         idata = _empty_posterior(settings)

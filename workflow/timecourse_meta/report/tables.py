@@ -168,8 +168,17 @@ def study_labels(studies: pd.DataFrame) -> dict[str, str]:
     return labels
 
 
+def _excluded(row) -> bool:
+    from timecourse_meta.data.harmonise import excluded  # the one rule of which records are analysed
+
+    return excluded(row)
+
+
 def studies_in_set(studies: pd.DataFrame, study_set: str | None) -> pd.DataFrame:
-    """Rows of the studies sheet in `study_set` (the `;`-separated `study_sets` column); all rows if None."""
+    """Analysed rows of the studies sheet in `study_set` (the `;`-separated `study_sets` column; a row with an
+    `exclusion_reason` is a record of the set, never analysed); all analysed rows if None."""
+    if "exclusion_reason" in studies:
+        studies = studies[~studies.apply(_excluded, axis=1)] if len(studies) else studies
     if study_set is None:
         return studies.copy()
     mask = studies["study_sets"].fillna("").astype(str).map(lambda s: study_set in [x.strip() for x in s.split(";")])
@@ -287,7 +296,7 @@ def characteristics_columns(*, arms: Arms, vocabulary: Vocabulary) -> list[str]:
 def _review_cell(row: Mapping, column: Mapping, vocabulary: Vocabulary) -> str:
     """One review-defined cell (vocabulary `characteristics`): its fields joined with '; ', each coded value
     (a field with `allowed` values) with spaces for underscores, each free text with its E notation typeset,
-    and the `confidence` field's value as '(<value> confidence)'."""
+    and the `confidence` field's value as '(<value> confidence)', unless it repeats a field's value."""
     fields = column["fields"]
     missing = list(column.get("missing") or [])
     parts = []
@@ -301,7 +310,9 @@ def _review_cell(row: Mapping, column: Mapping, vocabulary: Vocabulary) -> str:
             parts.append(scientific_text(value) if value else default)
     text = "; ".join(parts)
     confidence = _text(row.get(column["confidence"])) if column.get("confidence") else ""
-    return f"{text} ({confidence} confidence)" if confidence else text
+    if confidence and confidence in (_text(row.get(name)) for name in fields):
+        confidence = ""  # e.g. 'not_applicable' in both: the confidence adds nothing
+    return f"{text} ({confidence.replace('_', ' ')} confidence)" if confidence else text
 
 
 def _shared_text(group: str | None, row: Mapping) -> str:

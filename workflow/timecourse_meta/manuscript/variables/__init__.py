@@ -7,7 +7,7 @@ the lineage of each (results file -> harmonised rows -> raw extraction rows with
 `write_variables` writes `_variables.yml`, `lineage.json` and `priors.md`, each atomically.
 
 Modules: `layout` (which files), `context` (the results read once, the collector of keys), `words` (phrases and
-formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`), and `build` (the blocks in
+formats), one per block (`data`, `outcomes`, `comparison`, `checks`, `methods`, `selection`, `sensitivity`), and `build` (the blocks in
 order, and the writer). The manuscript step itself (what index.qmd reads, the copies of the study sets' files,
 lint and render) is `timecourse_meta.manuscript.document`; its names are re-exported here for the workflow.
 
@@ -17,11 +17,12 @@ never 0 or 1; Unicode minus). Thin evidence gives words, never a blank or a cras
 study-set names come from config `review` (`timecourse_meta.core.review`), checklist names and judgements from
 the review's vocabulary file.
 
-Keys (S = a study set of config `study_sets`; the blocks `main` and `other` repeat the block of the main study set
-and of the first other study set, so index.qmd does not name a set; `other` is the main set when only one set is
-configured):
+Keys (S = a study set of config `study_sets`; the blocks `main`, `other` and `claims_set` repeat the block of the
+main study set, of the first other study set and of the set the claims check reads (config
+`data.claims_study_set`, else the main set), so index.qmd does not name a set; `other` is the main set when only
+one set is configured):
 
-* `main.*`, `other.*`, `sets.S.*`
+* `main.*`, `other.*`, `claims_set.*`, `sets.S.*`
   - `id`, `name` (config `review.study_sets.S.name`), `n_studies`, `n_patients` (unique patients, both arms),
     `n_intervention`, `n_comparator` (the arms' `n_column` summed), `n_rct`, `n_single_arm`, `n_case_series`,
     `n_cohort` and `n_<code>` for every other design code of the vocabulary, `designs` (e.g. "1 randomised controlled trial, 3 single-arm studies"), `study_list`
@@ -31,6 +32,9 @@ configured):
   - `diag.n_models`, `diag.n_fitted`, `diag.n_passed`, `diag.n_not_fitted`, `diag.max_rhat`, `diag.min_ess_bulk`,
     `diag.min_ess_tail`, `diag.divergences`, `diag.min_bfmi`
   - `claims.n`, `claims.supported`, `claims.contradicted`, `claims.not_assessable`
+  - `description` (config `review.study_sets.S.description`)
+  - `safety.{n_studies, n_rows, n_related, n_not_related, n_not_stated, n_pooled_rows, studies}`: the safety
+    table's counts (config `safety`); the pooled incidence is the binary outcome's own block
   - `rct.*`: the first controlled study: `n_studies`, `study`, `design`, `n_intervention`, `n_comparator`, and per
     outcome O `rct.O.{primary, primary_estimand, follow_up_means, change_scores, intervention, comparator,
     visit_text, summary}`; `n_outcomes`, `n_clear`, `clear_list`, `conclusion`
@@ -44,6 +48,14 @@ configured):
   - per binary outcome O (config `binary_outcomes`), at the visit with most studies (ties: the later):
     `O.label`, `O.visit`, `O.visit_text`, `O.n_studies`, `O.n_patients`, `O.status`, `O.proportion`,
     `O.prediction`, `O.tau` (logit scale), `O.summary`
+  - `prisma.*` (`selection.put_prisma`, from `results/tables/S/prisma_counts.csv`): `box.<box id, dots as
+    underscores>` for every box of the PRISMA 2020 flow, the totals over the searches `n_records`,
+    `n_reports_collated`, `n_studies_assessed`, `n_excluded`, `n_included`, `n_included_reports`, `n_searches`,
+    `records_by_type`, `excluded_reasons` and `sentence` (the flow in words)
+* `update.*` (`selection.put_update`, from `results/update/what_changed.md` and `.csv`): `status` (none,
+  unchanged, changed), `sentence`, `n_changes`, `n_studies_added`, `n_estimates_moved`, `n_conclusions_changed`
+* `main.sensitivity.*`, `other.sensitivity.*`, `sets.S.sensitivity.*` and `methods.sensitivity.*`: the
+  sensitivity verdicts and the variants run (`variables.sensitivity`)
 * `methods.*` (from the resolved config, so editing config.yaml edits the methods section): `main_set`,
   `main_set_name`, `other_set_name`, `study_sets`, `n_study_sets`, `r`, `r_sensitivity`, `visit_grid`,
   `time_course`, `time_course_alternatives`, `time_course_description`, `loo` (a sentence),

@@ -29,7 +29,11 @@ def put_comparison(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> N
     ids = ctx.sets.get(s, [])
     part = ctx.studies[ctx.studies["study_id"].isin(ids)]
     arms = ctx.arms
-    controlled = part[pd.to_numeric(part[arms.comparator.n_column], errors="coerce").fillna(0) > 0]
+    # a controlled study whose comparator arm has poolable rows (a trial known only from a table, without data,
+    # is no comparison); in sheet order
+    with_data = set(ctx.table.loc[ctx.table["poolable"] & (ctx.table["arm"] == arms.comparator.id), "study_id"])
+    controlled = part[(pd.to_numeric(part[arms.comparator.n_column], errors="coerce").fillna(0) > 0)
+                      & part["study_id"].isin(with_data)]
     files = [ctx.files.studies]
 
     def put(suffix, value, kind="data", files=files, raw_rows=()):

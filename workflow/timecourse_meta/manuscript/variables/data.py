@@ -29,6 +29,9 @@ def put_set(c: Collector, ctx: Context, s: str, prefixes: list[str]) -> None:
     put("name", name, kind="config", files=[ctx.files.config], config_key="review.study_sets")
     put("name_capital", name[:1].upper() + name[1:], kind="config", files=[ctx.files.config],
         config_key="review.study_sets")
+    spec = (ctx.cfg["review"].get("study_sets") or {}).get(s) or {}
+    put("description", str(spec.get("description") or name), kind="config", files=[ctx.files.config],
+        config_key="review.study_sets")
     put("n_studies", fmt_count(len(part)), kind="data", files=files, raw_rows=rows)
     for key, arm in (("n_intervention", ctx.arms.intervention), ("n_comparator", ctx.arms.comparator)):
         n = pd.to_numeric(part[arm.n_column], errors="coerce").fillna(0).sum()
