@@ -426,3 +426,16 @@ def test_another_reviews_outcomes_go_through_the_same_steps(tmp_path):
     # no variant beside the main analysis: nothing to compare, but every outcome is judged on its own quantity
     assert (full["verdict"] == S.NOT_ASSESSABLE).all() and full.loc["oarsi_response", "visit_months"] == 12.0
     assert all(Path(f).exists() for f in figures)
+
+
+def test_a_verdict_on_a_model_based_estimate_is_never_called_pooled():
+    from timecourse_meta.manuscript.variables.sensitivity import verdict_sentence
+    robust = [{"outcome": "a", "evidence": "pooled", "text": "robust"},
+              {"outcome": "b", "evidence": "interpolated", "text": "robust"}]
+    groups = {S.ROBUST: robust, S.FRAGILE: [], S.NOT_ASSESSABLE: []}
+    text = verdict_sentence(groups, {"a": "Score A", "b": "Score B"})
+    pooled_part, model_part = text.split("; ")
+    assert pooled_part.startswith("the pooled conclusion on score A held")
+    assert model_part.startswith("the model-based conclusion on score B") and "pooled" not in model_part
+    assert S.evidence_words({"evidence": "interpolated"}) == "model-based interpolation"
+    assert S.evidence_words({"evidence": "pooled"}) == ""

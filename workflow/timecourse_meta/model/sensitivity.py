@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from timecourse_meta.model.evidence import study_display
+
 from timecourse_meta.core.errors import EngineError
 from timecourse_meta.data import harmonise as harmonise_mod
 from timecourse_meta.data import linkage
@@ -146,7 +148,10 @@ def study_label(study_sheet: pd.DataFrame, study_id: str) -> str:
     if row.empty or "first_author" not in row or not str(row.iloc[0]["first_author"]).strip():
         return str(study_id)
     author = str(row.iloc[0]["first_author"]).split(",")[0].split()[0]
+    if not author[:1].isalpha():  # an institution in brackets, not an author: the study's display id
+        return study_display(study_id)
     year = str(row.iloc[0].get("year", "")).strip()
+    year = year[:-2] if re.fullmatch(r"\d{4}\.0", year) else year  # a year read back as a float
     return f"{author} {year}".strip()
 
 

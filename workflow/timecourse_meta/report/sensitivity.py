@@ -369,11 +369,19 @@ def verdict_row(v: Verdict, spec) -> dict:
     return {"Outcome": head, "Visit (months)": fmt_months(v.visit) if v.visit is not None else DASH,
             "Main estimate (95% CrI)": _estimate_cell(m, digits_of(spec), unit == "%") if has else DASH,
             "P(improvement)": fmt_probability(p) if math.isfinite(p) else DASH,
-            "Main conclusion": v.conclusion if spec.kind != "binary" else (
-                "pooled proportion" if has else DASH),
+            "Main conclusion": (v.conclusion if spec.kind != "binary" else ("pooled proportion" if has else DASH))
+            + (f" ({evidence_words(m)})" if has and evidence_words(m) else ""),
             "Verdict": v.text, "Variants fitted": fmt_count(v.n_fitted),
             "Not assessable": "; ".join(f"{lab} ({why})" for lab, why in v.not_assessable) or DASH,
             "Prior sensitivity": v.prior_sensitivity}
+
+
+def evidence_words(main: Mapping) -> str:
+    """What the main estimate at the key visit is when it is not pooled from two or more studies there (e.g.
+    'model-based interpolation': the time course fitted to several studies, one or none at this visit), so that
+    a verdict is never read as one on a pooled estimate; '' for a pooled estimate."""
+    ev = str((main or {}).get("evidence") or "")
+    return "" if ev in ("", "pooled", "nan") else ev.replace("_", " ").replace("interpolated", "model-based interpolation")
 
 
 def verdict_records(verdicts: Sequence[Verdict]) -> pd.DataFrame:
@@ -382,9 +390,10 @@ def verdict_records(verdicts: Sequence[Verdict]) -> pd.DataFrame:
                           "verdict": v.verdict, "text": v.text, "conclusion": v.conclusion,
                           "n_fitted": v.n_fitted, "n_not_assessable": len(v.not_assessable),
                           "overturning": "; ".join(lab for lab, _ in v.overturning),
-                          "prior_sensitivity": v.prior_sensitivity} for v in verdicts],
+                          "prior_sensitivity": v.prior_sensitivity,
+                          "evidence": str((v.main or {}).get("evidence") or "")} for v in verdicts],
                         columns=["outcome", "label", "kind", "visit_months", "verdict", "text", "conclusion",
-                                 "n_fitted", "n_not_assessable", "overturning", "prior_sensitivity"])
+                                 "n_fitted", "n_not_assessable", "overturning", "prior_sensitivity", "evidence"])
 
 
 def variant_records(results: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -77,14 +77,25 @@ def verdict_sentence(groups: dict, labels: dict) -> str:
     unassessed = groups[sensitivity_mod.NOT_ASSESSABLE]
     if not (robust or fragile or unassessed):
         return "no outcome had a pooled conclusion whose sensitivity could be assessed"
+    def pooled(r):  # the main estimate at the key visit pooled from two or more studies there
+        return str(r.get("evidence") or "pooled") in ("pooled", "nan")
+
     parts = []
-    if robust:
-        noun = "conclusion" if len(robust) == 1 else "conclusions"
-        parts.append(f"the pooled {noun} on {join_words([name(r) for r in robust])} held in every fitted "
+    robust_pooled = [r for r in robust if pooled(r)]
+    robust_model = [r for r in robust if not pooled(r)]
+    if robust_pooled:
+        noun = "conclusion" if len(robust_pooled) == 1 else "conclusions"
+        parts.append(f"the pooled {noun} on {join_words([name(r) for r in robust_pooled])} held in every fitted "
                      "sensitivity analysis (robust)")
+    if robust_model:
+        noun = "conclusion" if len(robust_model) == 1 else "conclusions"
+        parts.append(f"the model-based {noun} on {join_words([name(r) for r in robust_model])} (the fitted time "
+                     "course at a visit that fewer than two studies report) held in every fitted sensitivity "
+                     "analysis (robust)")
     for r in fragile:
         why = str(r["text"]).removeprefix(f"{sensitivity_mod.FRAGILE}: ")
-        parts.append(f"the conclusion on {name(r)} was fragile ({why})")
+        kind = "" if pooled(r) else "model-based "
+        parts.append(f"the {kind}conclusion on {name(r)} was fragile ({why})")
     if unassessed:
         parts.append(f"no variant could be compared for {join_words([name(r) for r in unassessed])}")
     return "; ".join(parts)
