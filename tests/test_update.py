@@ -236,3 +236,9 @@ def test_review_inclusion_not_applicable_is_shown_once():
         "not applicable"
     assert tables._review_cell({"review_inclusion": "candidate", "review_inclusion_confidence": "low"}, column,
                                vocabulary) == "candidate (low confidence)"
+
+
+def test_a_count_of_one_reads_in_the_singular():
+    from timecourse_meta.report.safety import count_text
+    assert count_text({"statistic": "count", "count": "1", "unit": "patients", "n": "40"}) == "1 patient of 40"
+    assert count_text({"statistic": "count", "count": "3", "unit": "events", "n": ""}) == "3 events"

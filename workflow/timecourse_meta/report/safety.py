@@ -48,6 +48,9 @@ def count_text(row: Mapping) -> str:
     if statistic == "count":
         n = to_float(row.get("n"))
         of = f" of {_whole(n)}" if np.isfinite(n) else ""
+        count = to_float(row.get("count"))
+        if count == 1 and unit in ("events", "patients", "cases"):  # the sheet's unit is a plural noun
+            unit = unit[:-1]
         return f"{_whole(row.get('count'))} {unit}{of}".strip()
     if statistic == "percent":
         head = f"{_whole(events)} " if np.isfinite(events) else ""
