@@ -439,3 +439,13 @@ def test_a_verdict_on_a_model_based_estimate_is_never_called_pooled():
     assert model_part.startswith("the model-based conclusion on score B") and "pooled" not in model_part
     assert S.evidence_words({"evidence": "interpolated"}) == "model-based interpolation"
     assert S.evidence_words({"evidence": "pooled"}) == ""
+
+
+def test_a_single_studys_own_estimate_gets_no_verdict():
+    frame = helpers.variants(helpers.main_summary(), [loo("deng2017", 0.97, -7.0, -12.0, -0.5)])
+    main = frame["variant"] == "main"
+    frame.loc[main, "evidence"] = "study_estimate"
+    results, v = judged(frame)
+    assert v.verdict == S.NO_VERDICT and v.text == "no verdict: a single study's own estimate, nothing pooled"
+    frame.loc[main, "evidence"] = "pooled"
+    assert judged(frame)[1].verdict == S.ROBUST  # the same numbers, pooled: judged

@@ -239,8 +239,12 @@ def judge(results: pd.DataFrame, spec, visit: float | None, p_threshold: float, 
         raise SensitivityError(f"outcome '{spec.name}': no variant 'main' in the sensitivity results")
     m = main.iloc[0]
     if m["status"] != "fitted" or not math.isfinite(to_float(m["estimate"])):
-        why = _reason(m) if m["status"] != "fitted" else f"no pooled estimate at {fmt_months(visit)} months"
+        at = f"at {fmt_months(visit)} months" if visit is not None else "at a key visit"
+        why = _reason(m) if m["status"] != "fitted" else f"no pooled estimate {at}"
         return Verdict(verdict=NO_VERDICT, text=f"no verdict: {why}", **base)
+    if str(m.get("evidence")) == "study_estimate":  # one study's own numbers: no pooled conclusion to test
+        return Verdict(verdict=NO_VERDICT, text="no verdict: a single study's own estimate, nothing pooled",
+                       main=m.to_dict(), conclusion=m["conclusion"], **base)
     others = results[results["variant"] != "main"]
     fitted = others[others["assessable"]]
     lost = others[(~others["assessable"]) & others["status"].isin(["fitted", "failed_gate"])]
