@@ -12,20 +12,6 @@ import pytest
 from timecourse_meta.data import dictionary
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _worker_compiledir() -> None:
-    """One PyTensor compile directory per pytest-xdist worker (inherited by the Snakemake runs it starts), so two
-    workers never wait on each other's compile lock."""
-    import os
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker and "compiledir" not in os.environ.get("PYTENSOR_FLAGS", ""):
-        flags = os.environ.get("PYTENSOR_FLAGS", "")
-        compiledir = Path.home() / ".pytensor" / f"pytest-{worker}"
-        os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"compiledir={compiledir}") if f)
-
-
-_worker_compiledir()
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE = Path(__file__).parent / "examples" / "second_review"
 
@@ -92,16 +78,3 @@ def second_review_run(tmp_path_factory):
                  if (project / log).is_file()]
         pytest.fail("the workflow failed on the second review:\n" + "\n".join(tails or [result.stderr[-6000:]]))
     return project
-
-
-# Tests of one file share module fixtures (and some run in order on one project), and the three files that read
-# the second review's one complete run share that session fixture: each such group runs on one xdist worker
-# (addopts `--dist loadgroup`); the groups are spread over the workers.
-SECOND_REVIEW_FILES = {"test_second_review.py", "test_report.py", "test_what_changed.py"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("second_review" if name in SECOND_REVIEW_FILES else name))
