@@ -47,7 +47,7 @@ def run(second_review_run, tmp_path_factory):
 def test_the_report_lists_every_marked_output_under_its_category(run):
     project, html = run
     categories = report_data(html, "categories")
-    assert set(categories) == {"Data", "Figures", "Tables", "Model checks", "Manuscript"}
+    assert set(categories) == {"Data", "Figures", "Tables", "Model checks", "Sensitivity", "Update", "Manuscript"}
     assert categories["Data"] == {"Validation": ["results/validated/report.md"]}
     assert {SET, "all_eligible", "appraisal"} <= set(categories["Figures"])
     figures = set(categories["Figures"][SET])
@@ -57,6 +57,9 @@ def test_the_report_lists_every_marked_output_under_its_category(run):
     assert {f"results/figures/{SET}/forest/{OUTCOME}.png", f"results/figures/{SET}/trajectories.png"} <= figures
     assert f"results/tables/{SET}/summary_of_findings.csv" in categories["Tables"][SET]
     assert f"results/figures/{SET}/model/{OUTCOME}_prior_posterior.png" in categories["Model checks"][SET]
+    assert f"results/tables/{SET}/sensitivity_verdicts.csv" in categories["Sensitivity"][SET]
+    assert {"results/update/what_changed.md", "results/update/what_changed.csv"} <= {
+        f for files in categories["Update"].values() for f in files}
     manuscript = {f for files in categories["Manuscript"].values() for f in files}
     assert {f"results/manuscript/index.{ext}" for ext in ("html", "docx", "pdf")} <= manuscript
     assert "A Bayesian time-course meta-analysis rebuilt from the raw extraction sheets" in html  # workflow.rst

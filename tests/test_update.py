@@ -159,7 +159,7 @@ def test_safety_events_table_lists_each_reported_event_as_reported():
     assert list(events["row_id"]) == ["a-001", "a-002", "b-001"]  # study order, then sheet order; c not in set
     a1, a2, b1 = events.to_dict("records")
     assert (a1["study"], a1["count"], a1["timing"], a1["relation"], a1["pooled"]) == \
-        ("A 2014", "1 patients of 40", "day 7", "not related", "no")
+        ("A 2014", "1 patient of 40", "day 7", "not related", "no")
     assert (a2["arm"], a2["count"], a2["timing"], a2["relation"]) == ("control arm", "2 cases", "not reported",
                                                                       "related")
     assert (b1["study"], b1["count"], b1["timing"], b1["pooled"]) == ("b", "1/12 (8%)", "by 6 months", "yes")
