@@ -79,12 +79,12 @@ def fixture_config():
 
 
 @pytest.fixture(scope="session")
-def second_review_run(tmp_path_factory, worker_id):
+def second_review_run(tmp_path_factory):
     """The second review (tests/examples/second_review) after a complete run of the workflow with the repository's
     Snakefile from its own folder. One run serves test_second_review, test_report and test_what_changed, whichever
-    pytest-xdist worker asks first: the others wait on a lock and read the same folder (the tests only read it)."""
+    pytest-xdist worker (if any) asks first: the others wait on a lock and read the same folder (the tests only read it)."""
     base = tmp_path_factory.getbasetemp()
-    shared = base.parent if worker_id != "master" else base
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     project, status = shared / "second_review" / "review", shared / "second_review" / "status.json"
     with FileLock(str(shared / "second_review.lock")):
         if not status.exists():
