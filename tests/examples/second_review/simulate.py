@@ -68,17 +68,15 @@ def _patients(rng: np.random.Generator, spec: dict, arm: str, n: int) -> np.ndar
     """n patients x 4 visits on the outcome's own scale (mL for effusion: log-normal)."""
     k = len(VISITS)
     cov = spec["sd"] ** 2 * (spec["r"] * np.ones((k, k)) + (1 - spec["r"]) * np.eye(k))
-    # draws by Cholesky factor: NumPy's default (SVD) of this matrix, with its repeated eigenvalues, has no unique
-    # basis, and the LAPACK build picks one per CPU, so the sheet differed between machines
     effect = rng.normal(0.0, spec["tau"])
     if spec["scale"] == "identity":
         level = rng.normal(spec["baseline_mean"], spec["baseline_between_sd"])
         mean = [level] + [level + spec["change"][arm][t] + effect for t in VISITS[1:]]
-        return rng.multivariate_normal(mean, cov, size=n, method="cholesky")
+        return rng.multivariate_normal(mean, cov, size=n)
     # log-normal: the arithmetic mean at a visit is exp(mu + sd^2 / 2), so the ratio of means is exp(shift)
     mu = math.log(spec["baseline_mean"]) - spec["sd"] ** 2 / 2 + rng.normal(0.0, spec["baseline_between_sd"])
     mean = [mu] + [mu + math.log(spec["change"][arm][t]) + effect for t in VISITS[1:]]
-    return np.exp(rng.multivariate_normal(mean, cov, size=n, method="cholesky"))
+    return np.exp(rng.multivariate_normal(mean, cov, size=n))
 
 
 def rows() -> list[dict]:
