@@ -1,7 +1,5 @@
 """Shared fixtures: a small valid set of extraction sheets and its outcome dictionary."""
 
-import json
-import os
 import re
 import shutil
 import sys
@@ -10,24 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from filelock import FileLock
 
 from timecourse_meta.data import dictionary
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _worker_compiledir() -> None:
-    """One PyTensor compile directory per pytest-xdist worker (inherited by the Snakemake runs it starts): PyTensor
-    locks its whole compile directory while it compiles, so two workers sharing one would wait on each other."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if worker and "compiledir" not in flags:
-        compiledir = Path.home() / ".pytensor" / f"pytest-{worker}"
-        os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"compiledir={compiledir}") if f)
-
-
-_worker_compiledir()
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE = Path(__file__).parent / "examples" / "second_review"
 
@@ -81,30 +65,16 @@ def fixture_config():
 @pytest.fixture(scope="session")
 def second_review_run(tmp_path_factory):
     """The second review (tests/examples/second_review) after a complete run of the workflow with the repository's
-    Snakefile from its own folder. One run serves test_second_review, test_report and test_what_changed, whichever
-    pytest-xdist worker (if any) asks first: the others wait on a lock and read the same folder (the tests only read it)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    project, status = shared / "second_review" / "review", shared / "second_review" / "status.json"
-    with FileLock(str(shared / "second_review.lock")):
-        if not status.exists():
-            status.write_text(json.dumps(_run_second_review(project)))
-    failure = json.loads(status.read_text())["failure"]
-    if failure:
-        pytest.fail(failure)
-    return project
-
-
-def _run_second_review(project: Path) -> dict:
+    Snakefile from its own folder; one run serves test_second_review and test_report."""
+    project = tmp_path_factory.mktemp("second") / "review"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("results", ".snakemake", "__pycache__"))
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(project),
          "--cores", "2"],
         cwd=project, capture_output=True, text=True, timeout=900)
-    if result.returncode == 0:
-        return {"failure": None}
-    # the failing steps' own logs say why; Snakemake's output only names them
-    logs = dict.fromkeys(re.findall(r"log: (\S+) \(check log file", result.stderr))
-    tails = [f"--- {log}:\n{(project / log).read_text(errors='replace')[-1500:]}" for log in logs
-             if (project / log).is_file()]
-    return {"failure": "the workflow failed on the second review:\n" + "\n".join(tails or [result.stderr[-6000:]])}
+    if result.returncode != 0:  # the failing steps' own logs say why; Snakemake's output only names them
+        logs = dict.fromkeys(re.findall(r"log: (\S+) \(check log file", result.stderr))
+        tails = [f"--- {log}:\n{(project / log).read_text(errors='replace')[-1500:]}" for log in logs
+                 if (project / log).is_file()]
+        pytest.fail("the workflow failed on the second review:\n" + "\n".join(tails or [result.stderr[-6000:]]))
+    return project
