@@ -126,9 +126,9 @@ def run_workflow(args, out: dict) -> None:
     out["cold_main_only"] = {"seconds": main, "jobs": len(jobs_main)}
     out["sensitivity_layer"] = {"seconds": layer, "jobs": len(jobs_layer), "share_of_main": layer / main,
                                 "jobs_run": sorted(jobs_layer)}
-    out["cold"] = {"seconds": cold, "jobs": len(jobs_main) + len(jobs_layer)}
+    out["cold"] = {"seconds": cold, "jobs": len(jobs_main) + len(jobs_layer)}  # jobs run in the two parts
     out["fit_shares"] = fit_shares(workdir)          # before the reruns rewrite some of the logs
-    progress(f"cold run: {cold:.1f} s, {len(jobs)} jobs; no-op rerun ...")
+    progress(f"sensitivity layer: {layer:.1f} s, {len(jobs_layer)} jobs; cold run {cold:.1f} s; no-op rerun ...")
     noop, jobs, _ = snakemake(project, workdir, args.cores)
     out["noop"] = {"seconds": noop, "jobs": len(jobs)}
     for name, change in (("one_cell", change_one_cell), ("one_prior", change_one_prior)):
