@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-SEED = 20240611
+SEED = 20240805
 VISITS = (0, 3, 6, 12)
 SOURCE_URL = "https://example.org/synthetic"
 LOCATOR = "simulated (tests/examples/second_review/README.md)"
@@ -64,19 +64,39 @@ COLUMNS = ["row_id", "study_id", "arm", "arm_label", "outcome", "outcome_reporte
            "usable", "not_usable_reason", "assumption", "source_url", "locator", "notes"]
 
 
-def _patients(rng: np.random.Generator, spec: dict, arm: str, n: int) -> np.ndarray:
-    """n patients x 4 visits on the outcome's own scale (mL for effusion: log-normal)."""
-    k = len(VISITS)
-    cov = spec["sd"] ** 2 * (spec["r"] * np.ones((k, k)) + (1 - spec["r"]) * np.eye(k))
-    effect = rng.normal(0.0, spec["tau"])
+def _study_effects(rng: np.random.Generator, spec: dict) -> tuple[float, float]:
+    """A study's baseline level (log level for effusion) and random effect on the change, shared by its arms:
+    randomised arms come from one population, so they differ only by what the programme does."""
     if spec["scale"] == "identity":
         level = rng.normal(spec["baseline_mean"], spec["baseline_between_sd"])
-        mean = [level] + [level + spec["change"][arm][t] + effect for t in VISITS[1:]]
-        return rng.multivariate_normal(mean, cov, size=n)
-    # log-normal: the arithmetic mean at a visit is exp(mu + sd^2 / 2), so the ratio of means is exp(shift)
-    mu = math.log(spec["baseline_mean"]) - spec["sd"] ** 2 / 2 + rng.normal(0.0, spec["baseline_between_sd"])
-    mean = [mu] + [mu + math.log(spec["change"][arm][t]) + effect for t in VISITS[1:]]
-    return np.exp(rng.multivariate_normal(mean, cov, size=n))
+    else:  # log-normal: the arithmetic mean at a visit is exp(mu + sd^2 / 2), so the ratio of means is exp(shift)
+        level = math.log(spec["baseline_mean"]) - spec["sd"] ** 2 / 2 + rng.normal(0.0, spec["baseline_between_sd"])
+    return level, rng.normal(0.0, spec["tau"])
+
+
+def _patients(rng: np.random.Generator, spec: dict, arm: str, n: int, level: float, effect: float) -> np.ndarray:
+    """n patients x 4 visits on the outcome's own scale (mL for effusion: log-normal).
+
+    Drawn through the Cholesky factor of the visits' covariance, written out by hand, so that the sheet is the same
+    on every machine (NumPy's default SVD basis of a matrix with repeated eigenvalues depends on the LAPACK build).
+    """
+    k = len(VISITS)
+    cov = spec["sd"] ** 2 * (spec["r"] * np.ones((k, k)) + (1 - spec["r"]) * np.eye(k))
+    shift = (lambda c: c) if spec["scale"] == "identity" else math.log
+    mean = np.array([level] + [level + shift(spec["change"][arm][t]) + effect for t in VISITS[1:]])
+    draws = mean + rng.standard_normal((n, k)) @ _cholesky(cov).T
+    return draws if spec["scale"] == "identity" else np.exp(draws)
+
+
+def _cholesky(cov: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor by the textbook recurrence (no LAPACK call, so no build-dependent rounding)."""
+    k = len(cov)
+    lower = np.zeros((k, k))
+    for i in range(k):
+        for j in range(i + 1):
+            rest = sum(lower[i, m] * lower[j, m] for m in range(j))
+            lower[i, j] = math.sqrt(cov[i, i] - rest) if i == j else (cov[i, j] - rest) / lower[j, j]
+    return lower
 
 
 def rows() -> list[dict]:
@@ -98,8 +118,9 @@ def rows() -> list[dict]:
         for outcome in ("womac_pain", "effusion_volume"):
             spec = TRUTH[outcome]
             reported, unit = REPORTED[outcome]
+            level, effect = _study_effects(rng, spec)
             for arm, ns in design["arms"].items():
-                values = _patients(rng, spec, arm, ns[0])
+                values = _patients(rng, spec, arm, ns[0], level, effect)
                 for visit in design[outcome]:
                     i = VISITS.index(visit)
                     seen = values[: ns[i]]  # the first ns[i] patients are those still seen: missing at random
