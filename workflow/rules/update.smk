@@ -46,7 +46,8 @@ rule what_changed:
         previous=[COMPARE_WITH] if COMPARE_WITH else [],
         code=code("what_changed.py"),
     params:
-        compare_with=COMPARE_WITH or "",  # "" = no recorded snapshot: the report says so
+        # the recorded snapshot's path, read from the input (no input: "", the report says so)
+        compare_with=lambda wildcards, input: input.previous[0] if input.previous else "",
     output:
         md=report("results/update/what_changed.md", caption="../report/what_changed.rst", category="Update"),
         csv=report("results/update/what_changed.csv", caption="../report/what_changed_table.rst",
