@@ -136,3 +136,44 @@ def test_step_rates_the_fixture_rows_from_the_appraisal_sheet(tmp_path):
     md = (tmp_path / "sof.md").read_text(encoding="utf-8").splitlines()
     assert "d. Publication bias not assessable: fewer than 10 studies; not downgraded." in md
     assert md[-1].startswith("f. Downgraded twice for imprecision")  # 24-h urine protein: crosses the 50% fall
+
+
+def test_safety_rows_count_the_reported_events_and_take_each_pooled_outcome_where_most_studies_are():
+    """Known input: five reported numbers of three studies (judgements 2 related/possibly, 1 not, 2 none) and a
+    pooled death incidence at two follow-ups; the rows are not rated for certainty."""
+    from timecourse_meta.report import safety
+
+    events = pd.DataFrame([
+        {"study_id": "a", "study": "A 2010", "arm": "cell arm", "event": "fever", "outcome": "Adverse event",
+         "count": "2", "timing": "day 1", "relation": "related", "pooled": "no", "row_id": "a-1"},
+        {"study_id": "a", "study": "A 2010", "arm": "cell arm", "event": "dizziness", "outcome": "Adverse event",
+         "count": "1", "timing": "day 1", "relation": "possibly related", "pooled": "no", "row_id": "a-2"},
+        {"study_id": "b", "study": "B 2012", "arm": "cell arm", "event": "death", "outcome": "Death",
+         "count": "1/20 (5.0%)", "timing": "by 12 months", "relation": "not related", "pooled": "yes",
+         "row_id": "b-1"},
+        {"study_id": "c", "study": "C 2014", "arm": "cell arm", "event": "death", "outcome": "Death",
+         "count": "0/15 (0.0%)", "timing": "by 12 months", "relation": "not stated", "pooled": "yes",
+         "row_id": "c-1"},
+        {"study_id": "c", "study": "C 2014", "arm": "cell arm", "event": "infection", "outcome": "Adverse event",
+         "count": "3", "timing": "not reported", "relation": "not stated", "pooled": "no", "row_id": "c-2"},
+    ], columns=safety.EVENT_COLUMNS)
+    pooled = pd.DataFrame([
+        {"outcome": "Death", "follow_up_months": "6", "estimate": "2.0 (95% CI 0.1 to 9.0) %",
+         "what_it_is": "study's own estimate", "n_studies": "1", "n_patients": "20"},
+        {"outcome": "Death", "follow_up_months": "12", "estimate": "3.1 (95% CrI 0.4 to 12.2) %",
+         "what_it_is": "pooled from 2 studies", "n_studies": "2", "n_patients": "35"},
+    ], columns=safety.POOLED_COLUMNS)
+    rows = sof.safety_rows(events, pooled, arms=ARMS)
+    assert [r["Outcome"] for r in rows] == ["Adverse events (as reported)", "Death (% of patients)"]
+    reported, death = rows
+    assert reported["Studies (patients)"] == "3" and reported["Estimate (95% interval)"] == "\u2014"
+    assert reported["What the estimate is"].startswith("5 reported numbers, not pooled")
+    assert reported["In words"] == ("the authors judged 2 of 5 related or possibly related to MSCT, 1 not related "
+                                    "and gave no judgement for 2")
+    assert death["Visit (months)"] == "12" and death["Studies (patients)"] == "2 (35)"
+    assert death["Estimate (95% interval)"] == "3.1 (95% CrI 0.4 to 12.2) %"
+    assert death["What the estimate is"] == "pooled from 2 studies"
+    frame = sof.summary_of_findings([], [], rows)
+    rated, notes = sof.with_certainty(frame, [None, None])
+    assert list(rated[sof.CERTAINTY]) == ["\u2014", "\u2014"] and notes == []
+    assert sof.safety_rows(events.iloc[0:0], pooled.iloc[0:0], arms=ARMS) == []

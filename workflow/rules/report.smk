@@ -141,6 +141,8 @@ rule summary_of_findings:
         gates=lambda w: per_outcome("results/models/{study_set}/{outcome}/diagnostics.csv", w.study_set, OUTCOMES),
         key_visits=lambda w: per_outcome("results/tables/{study_set}/key_visits/{outcome}.csv", w.study_set),
         dictionary=DICTIONARY,
+        safety="results/tables/{study_set}/safety.csv",  # the safety rows
+        safety_pooled="results/tables/{study_set}/safety_pooled.csv",
         code=code("summary_of_findings.py"),
     params:
         review=CONFIG["review"],  # arm and study-set names in the words

@@ -177,9 +177,44 @@ def between_arm_row(rec: Mapping, spec, study_label: str, n_intervention, n_comp
     }
 
 
-def summary_of_findings(change_rows: Iterable[dict], between_rows: Iterable[dict] = ()) -> pd.DataFrame:
-    """The table: randomised differences first, then the changes after the intervention."""
-    rows = list(between_rows) + list(change_rows)
+def safety_rows(events: pd.DataFrame, pooled: pd.DataFrame, *, arms: Arms) -> list[dict]:
+    """The safety rows (not rated for certainty): every reported adverse-event number of the set's studies in
+    one row (the safety table's counts), then each pooled safety outcome at the follow-up with most studies
+    (the safety table's pooled incidence, labelled as the model labels it). `events`, `pooled`: the safety
+    rule's tables (`safety.events_table`, `safety.pooled_table`)."""
+    from timecourse_meta.report import safety
+
+    if events.empty:
+        return []
+    c = safety.counts(events)
+    judged = (f"the authors judged {fmt_count(c['n_related'])} of {fmt_count(c['n_rows'])} related or possibly "
+              f"related to {arms.intervention.short}, {fmt_count(c['n_not_related'])} not related and gave no "
+              f"judgement for {fmt_count(c['n_not_stated'])}")
+    rows = [{"Outcome": "Adverse events (as reported)", "Visit (months)": "during follow-up",
+             "Studies (patients)": fmt_count(c["n_studies"]), "Estimate (95% interval)": DASH,
+             "What the estimate is": f"{fmt_count(c['n_rows'])} reported numbers, not pooled (most have no "
+                                     "denominator)",
+             "95% prediction interval": DASH, "P(improvement)": DASH, "In words": judged}]
+    if pooled.empty:
+        return rows
+    frame = pooled.assign(_k=pooled["n_studies"].map(_num), _t=pooled["follow_up_months"].map(_num))
+    for outcome, part in frame.groupby("outcome", sort=False):
+        best = part.sort_values(["_k", "_t"], ascending=[False, False], kind="stable").iloc[0]
+        k, n = best["_k"], _num(best["n_patients"])
+        rows.append({"Outcome": f"{outcome} (% of patients)", "Visit (months)": str(best["follow_up_months"]),
+                     "Studies (patients)": (f"{fmt_count(int(k))} ({fmt_count(int(n))})" if _finite(k, n) else
+                                            (fmt_count(int(k)) if _finite(k) else "0")),
+                     "Estimate (95% interval)": str(best["estimate"]),
+                     "What the estimate is": str(best["what_it_is"]) or DASH, "95% prediction interval": DASH,
+                     "P(improvement)": DASH,
+                     "In words": f"share of patients with the event by the follow-up shown ({outcome.lower()})"})
+    return rows
+
+
+def summary_of_findings(change_rows: Iterable[dict], between_rows: Iterable[dict] = (),
+                        safety: Iterable[dict] = ()) -> pd.DataFrame:
+    """The table: randomised differences first, then the changes after the intervention, then safety."""
+    rows = list(between_rows) + list(change_rows) + list(safety)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

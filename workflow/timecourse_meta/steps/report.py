@@ -246,9 +246,11 @@ def run_appraisal(*, appraisal: str, studies: str, traffic: str, summary: str, c
 
 def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcomes: list, key_visits: list,
                             continuous: list, dictionary: str, study_set: str, csv: str, review: Mapping,
-                            appraisal: str, vocabulary: str, certainty: Mapping) -> None:
+                            appraisal: str, vocabulary: str, certainty: Mapping, safety: str = "",
+                            safety_pooled: str = "") -> None:
     """Summary of findings: the randomised differences of the set's controlled study (every outcome), then each
-    continuous outcome at its key visit, each with its GRADE certainty (config `certainty`) and footnotes."""
+    continuous outcome at its key visit, each with its GRADE certainty (config `certainty`) and footnotes, then
+    the safety rows (`safety`, `safety_pooled`: the safety rule's tables; not rated)."""
     table_csv, studies_csv, out_csv = table, studies, csv
     summary_csvs, key_visit_csvs = dict(zip(outcomes, summaries)), dict(zip(continuous, key_visits))
     outcomes = dictionary_mod.load(dictionary)
@@ -298,12 +300,18 @@ def run_summary_of_findings(*, table: str, studies: str, summaries: list, outcom
                      for _, r in here.iterrows()],
             pi_lower=_float(row.get("pi_lower")), pi_upper=_float(row.get("pi_upper")), tau=_float(row.get("tau")),
             percent=spec.analysis_scale == "log"))
-    frame = summary_of_findings.summary_of_findings(change_rows, between_rows)
+    safety_rows = []
+    if safety:
+        safety_rows = summary_of_findings.safety_rows(
+            pd.read_csv(safety, dtype=str, keep_default_na=False),
+            pd.read_csv(safety_pooled, dtype=str, keep_default_na=False), arms=arms)
+    frame = summary_of_findings.summary_of_findings(change_rows, between_rows, safety_rows)
     if frame.empty:
         frame = pd.DataFrame({"Outcome": [], "In words": ["No outcome has change data in this study set"]})
         tables.write_table(frame, _stem(out_csv))
         return
-    frame, notes = summary_of_findings.with_certainty(frame, between_ratings + change_ratings)
+    frame, notes = summary_of_findings.with_certainty(
+        frame, between_ratings + change_ratings + [None] * len(safety_rows))
     summary_of_findings.write(frame, notes, str(_stem(out_csv)))
 
 
