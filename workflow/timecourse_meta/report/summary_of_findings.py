@@ -29,6 +29,7 @@ from timecourse_meta.core import atomic
 from timecourse_meta.core.review import Arms
 from timecourse_meta.core.values import to_float
 from timecourse_meta.report import certainty as certainty_mod
+from timecourse_meta.report import safety
 from timecourse_meta.report import tables
 from timecourse_meta.report.figure_data import DISPLAY_UNITS
 from timecourse_meta.report.format import (DASH, fmt_count, fmt_estimate, fmt_interval, fmt_months, fmt_number,
@@ -182,8 +183,6 @@ def safety_rows(events: pd.DataFrame, pooled: pd.DataFrame, *, arms: Arms) -> li
     one row (the safety table's counts), then each pooled safety outcome at the follow-up with most studies
     (the safety table's pooled incidence, labelled as the model labels it). `events`, `pooled`: the safety
     rule's tables (`safety.events_table`, `safety.pooled_table`)."""
-    from timecourse_meta.report import safety
-
     if events.empty:
         return []
     c = safety.counts(events)
