@@ -57,6 +57,13 @@ def _unit(spec) -> str:
     return DISPLAY_UNITS.get(spec.canonical_unit, spec.canonical_unit)
 
 
+def _studies_patients(k, n) -> str:
+    """'k (n)', or 'k' without a patient count, or '0'."""
+    if _finite(k, n):
+        return f"{fmt_count(int(k))} ({fmt_count(int(n))})"
+    return fmt_count(int(k)) if _finite(k) else "0"
+
+
 def _digits(spec) -> int:
     return sig_digits("%") if spec.analysis_scale in ("log", "logit") else outcome_digits(spec)
 
@@ -148,8 +155,7 @@ def change_row(finding: Mapping, spec, study_label: str = "", *, arms: Arms) -> 
     return {
         "Outcome": f"{spec.label} ({'% change' if unit == '%' else unit})",
         "Visit (months)": fmt_months(finding["time_months"]),
-        "Studies (patients)": (f"{fmt_count(int(k))} ({fmt_count(int(n))})" if _finite(k, n) else
-                               (fmt_count(int(k)) if _finite(k) else "0")),
+        "Studies (patients)": _studies_patients(k, n),
         "Estimate (95% interval)": est,
         "What the estimate is": basis_text(finding, study_label),
         "95% prediction interval": pi,
@@ -201,8 +207,7 @@ def safety_rows(events: pd.DataFrame, pooled: pd.DataFrame, *, arms: Arms) -> li
         best = part.sort_values(["_k", "_t"], ascending=[False, False], kind="stable").iloc[0]
         k, n = best["_k"], _num(best["n_patients"])
         rows.append({"Outcome": f"{outcome} (% of patients)", "Visit (months)": str(best["follow_up_months"]),
-                     "Studies (patients)": (f"{fmt_count(int(k))} ({fmt_count(int(n))})" if _finite(k, n) else
-                                            (fmt_count(int(k)) if _finite(k) else "0")),
+                     "Studies (patients)": _studies_patients(k, n),
                      "Estimate (95% interval)": str(best["estimate"]),
                      "What the estimate is": str(best["what_it_is"]) or DASH, "95% prediction interval": DASH,
                      "P(improvement)": DASH,
@@ -211,9 +216,9 @@ def safety_rows(events: pd.DataFrame, pooled: pd.DataFrame, *, arms: Arms) -> li
 
 
 def summary_of_findings(change_rows: Iterable[dict], between_rows: Iterable[dict] = (),
-                        safety: Iterable[dict] = ()) -> pd.DataFrame:
+                        safety_findings: Iterable[dict] = ()) -> pd.DataFrame:
     """The table: randomised differences first, then the changes after the intervention, then safety."""
-    rows = list(between_rows) + list(change_rows) + list(safety)
+    rows = list(between_rows) + list(change_rows) + list(safety_findings)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
