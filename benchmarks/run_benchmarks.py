@@ -202,7 +202,6 @@ def run_samplers(args, out: dict) -> None:
     import warnings
 
     import arviz as az
-    import nutpie
     import numpy as np
     import pymc as pm
 
@@ -222,13 +221,16 @@ def run_samplers(args, out: dict) -> None:
 
     rows = []
     with sample.limited_blas_threads():
-        progress("samplers: nutpie ...")
-        t0 = time.perf_counter()
-        compiled = nutpie.compile_pymc_model(model)
-        t1 = time.perf_counter()
-        idata = sample.sample_compiled(compiled, settings, seed=1)
-        t2 = time.perf_counter()
-        rows.append({"sampler": "nutpie", "compile_s": t1 - t0, "sample_s": t2 - t1, "min_ess_bulk": min_ess(idata)})
+        for backend in sample.BACKENDS:
+            progress(f"samplers: nutpie ({backend}) ...")
+            backend_settings = {**settings, "sampling": {**settings["sampling"], "backend": backend}}
+            t0 = time.perf_counter()
+            compiled = sample.compile_model(model, backend_settings)
+            t1 = time.perf_counter()
+            idata = sample.sample_compiled(compiled, backend_settings, seed=1)
+            t2 = time.perf_counter()
+            rows.append({"sampler": f"nutpie ({backend})", "compile_s": t1 - t0, "sample_s": t2 - t1,
+                         "min_ess_bulk": min_ess(idata)})
         progress("samplers: PyMC's NUTS (nuts_sampler='pymc') ...")
         t3 = time.perf_counter()
         with model:

@@ -104,7 +104,7 @@ def small_model():
                 "sampling": {"progress_bar": False}}
     md = MD.build_model_data(tab, "sledai", ["s0", "s1", "s2", "s3"], SPEC, settings)
     model = build.build_model(md, settings)
-    return md, settings, model, sample.compile_model(model)
+    return md, settings, model, sample.compile_model(model, settings)
 
 
 def test_gate_fails_on_a_deliberately_unconverged_fit(small_model):

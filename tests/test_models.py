@@ -291,7 +291,7 @@ def test_parameter_recovery_over_repeated_simulations():
                               ["s1", "s2", "s3", "s4"], {**SPEC_ID}, settings)
     pri = priors.resolve_priors(md0, settings)
     model = build.build_model(md0, settings)
-    compiled = sample.compile_model(model)                      # one compilation, reused for every data set
+    compiled = sample.compile_model(model, settings)            # one compilation, reused for every data set
     hits, total = 0, 0
     per_param = {}
     for k in range(n_sims):

@@ -173,22 +173,28 @@ def test_latent_draws_follow_the_exact_conditional():
 EXPECTED_SUMMARY = json.loads((Path(__file__).parent / "fixtures" / "scale_expected_summary.json").read_text())
 
 
-def test_summary_of_a_small_review_is_unchanged():
-    """The hyperparameters' NUTS draws are the same up to rounding (the log density is the same), so tau and
-    rho agree closely; the exactly drawn latent quantities use other random numbers, so Delta agrees within
-    Monte Carlo error (a tenth of its interval width)."""
+def test_summary_of_a_small_review_is_unchanged_and_the_backends_agree():
+    """With the numba backend the fixture was made with, the hyperparameters' NUTS draws are the same up to
+    rounding (the log density is the same), so tau and rho agree closely; the exactly drawn latent quantities
+    use other random numbers, so Delta agrees within Monte Carlo error (a tenth of its interval width). The JAX
+    backend (the default) computes the same log density with other rounding, so its chains part from numba's
+    after a few hundred steps: every quantity agrees within Monte Carlo error (a fifth of the interval width
+    for 600 draws), not draw for draw."""
     from timecourse_meta.model import fit, summary
     tab, dic = testing.example_analysis_table(), testing.example_outcome_dictionary()
-    settings = {"arms": testing.ARMS, "compare_time_courses": False,
-                "sampling": {"chains": 2, "draws": 300, "tune": 300, "progress_bar": False}}
-    md = MD.build_model_data(tab, "symptom_score", ["rct_a", "sa_b", "sa_c", "sa_d"], dic["symptom_score"], settings)
-    s = summary.summarise(fit.fit_outcome(md, settings, seed=11), md, settings)
-    for quantity, visit, median, lower, upper in EXPECTED_SUMMARY:
-        sel = s[s["quantity"] == quantity]
-        row = sel.iloc[0] if visit is None else sel[np.isclose(sel["visit_months"], visit)].iloc[0]
-        tol = 1e-4 * (upper - lower) if quantity in ("tau", "rho_between", "rho_within") else 0.1 * (upper - lower)
-        assert abs(row["median"] - median) <= tol, (quantity, visit, row["median"], median)
-        assert abs(row["upper"] - upper) <= max(tol, 0.15 * (upper - lower)), (quantity, visit)
+    for backend in ("numba", "jax"):
+        settings = {"arms": testing.ARMS, "compare_time_courses": False,
+                    "sampling": {"backend": backend, "chains": 2, "draws": 300, "tune": 300, "progress_bar": False}}
+        md = MD.build_model_data(tab, "symptom_score", ["rct_a", "sa_b", "sa_c", "sa_d"], dic["symptom_score"],
+                                 settings)
+        s = summary.summarise(fit.fit_outcome(md, settings, seed=11), md, settings)
+        for quantity, visit, median, lower, upper in EXPECTED_SUMMARY:
+            sel = s[s["quantity"] == quantity]
+            row = sel.iloc[0] if visit is None else sel[np.isclose(sel["visit_months"], visit)].iloc[0]
+            exact = backend == "numba" and quantity in ("tau", "rho_between", "rho_within")
+            tol = (1e-4 if exact else 0.1 if backend == "numba" else 0.2) * (upper - lower)
+            assert abs(row["median"] - median) <= tol, (backend, quantity, visit, row["median"], median)
+            assert abs(row["upper"] - upper) <= max(tol, 0.15 * (upper - lower)), (backend, quantity, visit)
 
 
 def largest_intermediate(model) -> int:

@@ -82,7 +82,7 @@ def outlier_run():
     calls = []
     real = sample.compile_model
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sample, "compile_model", lambda model: calls.append(1) or real(model))
+        mp.setattr(sample, "compile_model", lambda model, settings=None: calls.append(1) or real(model, settings))
         table = simulated([-1.0, -2.0], outlier="s5", shift=-12.0)
         main, idata, summary = main_fit(table)
         variants = sens.expand_variants([{"kind": "leave_one_study_out"},

@@ -74,7 +74,7 @@ def main(argv=None) -> pd.DataFrame:
     visits = [float(v) for v in md0.post_visits]
     pri = priors.resolve_priors(md0, settings)
     model = build.build_model(md0, settings)
-    compiled = sample.compile_model(model)
+    compiled = sample.compile_model(model, settings)
     t_compile = time.perf_counter() - t_start
     print(f"design: {len(STUDIES)} studies, {md0.n_obs} rows, visits {visits}; compile {t_compile:.1f} s",
           flush=True)

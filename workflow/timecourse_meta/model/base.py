@@ -38,7 +38,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
                                  "fixed": None},
     "between_visit_correlation": {"structure": "ar1", "prior": {"alpha": 2.0, "beta": 2.0}, "lag_months": 3.0},
     "heterogeneity_prior": {"family": "half_normal"},
-    "sampling": {"chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9, "progress_bar": True},
+    "sampling": {"backend": "jax", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9, "progress_bar": True},
     "diagnostics": {"max_rhat": 1.01, "min_ess_bulk": 400, "min_ess_tail": 400, "max_divergences": 0,
                     "min_bfmi": 0.3},
     "priors": {"default": {"delta_sd": None, "tau_scale": None, "step_sd": None, "baseline_sd": None}},

@@ -43,7 +43,7 @@ class CompiledModels:
         key = structure_key(md, settings, tc)
         if key not in self._cache:
             t0 = time.perf_counter()
-            self._cache[key] = sample.compile_model(build_model(md, settings, tc))
+            self._cache[key] = sample.compile_model(build_model(md, settings, tc), settings)
             self.compiled_keys.append(key)
             LOG.info("compiled model structure %s in %.1f s", key, time.perf_counter() - t0)
         return self._cache[key]
